@@ -1,0 +1,1 @@
+"""Runnable examples and the demo for asgi_sse_adapter."""
