@@ -1,0 +1,166 @@
+"""What a canonical stream has said so far, accumulated incrementally.
+
+Each format renders its non-streamed response object from a ``Content`` (formats.md §11), so the
+final response is built without keeping any event. Segments keep the order in which text,
+reasoning and tool calls appeared, which Anthropic's ``content`` list and Responses' ``output``
+list need; OpenAI Chat concatenates them per kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .parts import (
+    Extension,
+    Finish,
+    FinishReason,
+    MessageStart,
+    Part,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RefusalDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+
+__all__ = ["ChoiceContent", "Content", "Segment"]
+
+SegmentKind = Literal[
+    "text", "reasoning", "redacted_reasoning", "refusal", "tool_call", "extension"
+]
+
+
+@dataclass(slots=True)
+class Segment:
+    """One run of same-kind output: a text run, a reasoning block, one tool call…"""
+
+    kind: SegmentKind
+    fragments: list[str] = field(default_factory=list)
+    signature: str | None = None
+    tool_index: int = -1
+    tool_id: str | None = None
+    tool_name: str = ""
+    closed: bool = False
+    data: Any = None
+
+    @property
+    def text(self) -> str:
+        """The segment's text (or tool arguments) so far."""
+        if len(self.fragments) > 1:
+            self.fragments[:] = ["".join(self.fragments)]
+        return self.fragments[0] if self.fragments else ""
+
+
+@dataclass(slots=True)
+class ChoiceContent:
+    """Everything one choice produced."""
+
+    index: int
+    segments: list[Segment] = field(default_factory=list)
+    tools: dict[int, Segment] = field(default_factory=dict)
+    finish_reason: FinishReason | None = None
+    stop_sequence: str | None = None
+
+    def _last(self, kind: SegmentKind) -> Segment:
+        segs = self.segments
+        if segs and segs[-1].kind == kind and not segs[-1].closed:
+            return segs[-1]
+        seg = Segment(kind)
+        segs.append(seg)
+        return seg
+
+    def text_of(self, kind: SegmentKind) -> str | None:
+        """All text of one kind concatenated, ``None`` if there was none."""
+        parts = [s.text for s in self.segments if s.kind == kind]
+        return "".join(parts) if parts else None
+
+    @property
+    def tool_calls(self) -> list[Segment]:
+        """Tool-call segments in index order."""
+        return [self.tools[i] for i in sorted(self.tools)]
+
+
+@dataclass(slots=True)
+class Content:
+    """The accumulated stream: identity, usage, per-choice output, and how it ended."""
+
+    id: str | None = None
+    model: str | None = None
+    created: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    usage_reported: bool = False
+    choices: dict[int, ChoiceContent] = field(default_factory=dict)
+    error: StreamError | None = None
+    done: bool = False
+
+    def choice(self, index: int) -> ChoiceContent:
+        """The choice with this index, created on first use."""
+        c = self.choices.get(index)
+        if c is None:
+            c = self.choices[index] = ChoiceContent(index)
+        return c
+
+    @property
+    def finished(self) -> bool:
+        """Whether every choice seen so far has a finish reason (and at least one exists)."""
+        return bool(self.choices) and all(c.finish_reason for c in self.choices.values())
+
+    def add(self, part: Part) -> None:
+        """Fold one part in."""
+        if isinstance(part, TextDelta):
+            self.choice(part.choice)._last("text").fragments.append(part.text)
+        elif isinstance(part, ReasoningDelta):
+            c = self.choice(part.choice)
+            seg = c._last("reasoning")
+            if seg.signature is not None:
+                seg.closed = True
+                seg = c._last("reasoning")
+            seg.fragments.append(part.text)
+        elif isinstance(part, ToolCallDelta):
+            call = self.choice(part.choice).tools.get(part.index)
+            if call is not None:
+                call.fragments.append(part.arguments)
+        elif isinstance(part, ToolCallStart):
+            c = self.choice(part.choice)
+            seg = Segment("tool_call", tool_index=part.index, tool_id=part.id, tool_name=part.name)
+            c.segments.append(seg)
+            c.tools[part.index] = seg
+        elif isinstance(part, ToolCallEnd):
+            call = self.choice(part.choice).tools.get(part.index)
+            if call is not None:
+                call.closed = True
+        elif isinstance(part, ReasoningSignature):
+            self.choice(part.choice)._last("reasoning").signature = part.signature
+        elif isinstance(part, RedactedReasoning):
+            self.choice(part.choice).segments.append(
+                Segment("redacted_reasoning", data=part.data, closed=True)
+            )
+        elif isinstance(part, RefusalDelta):
+            self.choice(part.choice)._last("refusal").fragments.append(part.text)
+        elif isinstance(part, UsageUpdate):
+            self.usage = self.usage.updated(part.usage)
+            self.usage_reported = True
+        elif isinstance(part, Finish):
+            c = self.choice(part.choice)
+            c.finish_reason = part.reason
+            c.stop_sequence = part.stop_sequence
+        elif isinstance(part, MessageStart):
+            self.id = part.id if part.id is not None else self.id
+            self.model = part.model if part.model is not None else self.model
+            self.created = part.created if part.created is not None else self.created
+            if part.usage is not None:
+                self.usage = self.usage.updated(part.usage)
+                self.usage_reported = True
+        elif isinstance(part, StreamError):
+            self.error = part
+        elif isinstance(part, Extension):
+            self.choice(part.choice).segments.append(
+                Segment("extension", data=(part.name, part.data), closed=True)
+            )

@@ -1,0 +1,146 @@
+"""What the Anthropic formats (Messages, legacy Text Completions) share: usage, stop reasons and
+the error envelope (formats.md §2.4, §5, §6, §9)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..parts import FinishReason, StreamError, Usage
+from .base import ERROR_STATUS, as_dict, as_int, as_str, frame
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+STOP_IN: dict[str, FinishReason] = {
+    "end_turn": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "max_tokens": "max_tokens",
+    "tool_use": "tool_use",
+    "pause_turn": "pause_turn",
+    "refusal": "refusal",
+    "model_context_window_exceeded": "context_window_exceeded",
+}
+
+STOP_OUT: dict[FinishReason, str] = {
+    "end_turn": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "max_tokens": "max_tokens",
+    "context_window_exceeded": "model_context_window_exceeded",
+    "tool_use": "tool_use",
+    "refusal": "refusal",
+    "content_filter": "refusal",
+    "pause_turn": "pause_turn",
+}
+
+
+def stop_in(value: str) -> FinishReason:
+    """An Anthropic ``stop_reason`` as a canonical reason (unknown: ``end_turn``, logged)."""
+    reason = STOP_IN.get(value)
+    if reason is None:
+        logger.info("unknown stop_reason %r treated as end_turn", value[:40])
+        return "end_turn"
+    return reason
+
+
+class UsageState:
+    """Anthropic usage as reported so far: values are cumulative, later non-null values win."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "output", "thinking")
+
+    def __init__(self) -> None:
+        self.input: int | None = None
+        self.output: int | None = None
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
+        self.thinking: int | None = None
+
+    def update(self, obj: dict[str, Any]) -> Usage:
+        """Merge one usage object; return the canonical usage (input includes the cache)."""
+        for attr, key in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_read", "cache_read_input_tokens"),
+            ("cache_write", "cache_creation_input_tokens"),
+        ):
+            value = as_int(obj.get(key))
+            if value is not None:
+                setattr(self, attr, value)
+        thinking = as_int(as_dict(obj.get("output_tokens_details")).get("thinking_tokens"))
+        if thinking is not None:
+            self.thinking = thinking
+        total_input = None
+        if self.input is not None or self.cache_read is not None or self.cache_write is not None:
+            total_input = (self.input or 0) + (self.cache_read or 0) + (self.cache_write or 0)
+        return Usage(total_input, self.output, self.cache_read, self.cache_write, self.thinking)
+
+
+def usage_out(usage: Usage) -> dict[str, Any]:
+    """A canonical usage as an Anthropic usage object (input excludes cache reads and writes)."""
+    read = usage.cache_read_tokens or 0
+    write = usage.cache_write_tokens or 0
+    out: dict[str, Any] = {
+        "input_tokens": max(0, (usage.input_tokens or 0) - read - write),
+        "output_tokens": usage.output_tokens or 0,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+    }
+    if usage.reasoning_tokens is not None:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return out
+
+
+def error_type(error: StreamError) -> str:
+    """An Anthropic error type for ``error`` (OpenAI types are mapped through the status)."""
+    if error.type in ERROR_STATUS:
+        return error.type
+    if error.status is not None:
+        for type_, (anthropic_status, openai_status, _) in ERROR_STATUS.items():
+            if error.status in (anthropic_status, openai_status):
+                return type_
+    if error.type in ("rate_limit_exceeded", "insufficient_quota"):
+        return "rate_limit_error"
+    return "api_error"
+
+
+def error_object(error: StreamError) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}}``."""
+    return {"type": "error", "error": {"type": error_type(error), "message": error.message}}
+
+
+def error_event(error: StreamError) -> bytes:
+    """The in-band ``event: error`` both Anthropic SDKs raise on."""
+    return frame(error_object(error), "error")
+
+
+def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of an Anthropic API error for ``error``."""
+    type_ = error_type(error)
+    return ERROR_STATUS[type_][0], error_object(error)
+
+
+def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
+    """Read ``{"type": "error", "error": {...}}`` (or a bare ``{"error": {...}}``)."""
+    inner = as_dict(obj.get("error"))
+    return StreamError(
+        type=as_str(inner.get("type")) or "api_error",
+        message=as_str(inner.get("message")) or "upstream error",
+        status=status,
+    )
+
+
+def parse_error_body(status: int, body: Any) -> StreamError:
+    """An Anthropic-format non-2xx body (decoded JSON, or text) as an error."""
+    if isinstance(body, dict):
+        err = error_from(body, status)
+        if not isinstance(body.get("error"), dict):
+            err = StreamError(_type_for(status), err.message, None, status)
+        return err
+    text = body if isinstance(body, str) else ""
+    return StreamError(_type_for(status), text[:500] or f"upstream HTTP {status}", None, status)
+
+
+def _type_for(status: int) -> str:
+    for type_, (anthropic_status, _, _) in ERROR_STATUS.items():
+        if status == anthropic_status:
+            return type_
+    return "api_error"

@@ -1,0 +1,134 @@
+"""What the OpenAI-family formats (Chat, Completions, Responses) share: usage objects, finish
+reasons, and the error envelope (formats.md §2.1, §5, §6, §9)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..parts import FinishReason, StreamError, Usage
+from .base import ERROR_STATUS, as_dict, as_int, as_str
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+FINISH_IN: dict[str, FinishReason] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filter",
+}
+
+FINISH_OUT: dict[FinishReason, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "content_filter": "content_filter",
+}
+
+
+def finish_in(value: str) -> FinishReason:
+    """An OpenAI ``finish_reason`` as a canonical reason (unknown values: ``end_turn``, logged)."""
+    reason = FINISH_IN.get(value)
+    if reason is None:
+        logger.info("unknown finish_reason %r treated as a normal stop", value[:40])
+        return "end_turn"
+    return reason
+
+
+def finish_out(reason: FinishReason, had_tool_calls: bool, *, tools: bool = True) -> str:
+    """A canonical reason as an OpenAI ``finish_reason``.
+
+    A plain stop after tool calls becomes ``tool_calls`` (some providers say ``stop``; clients
+    only run tools on ``tool_calls``). Without tool support (Completions) ``tool_use`` is ``stop``.
+    """
+    if had_tool_calls and reason in ("end_turn", "stop_sequence") and tools:
+        return "tool_calls"
+    out = FINISH_OUT[reason]
+    if out == "tool_calls" and not tools:
+        return "stop"
+    return out
+
+
+def usage_in(obj: dict[str, Any]) -> Usage:
+    """An OpenAI Chat/Completions usage object (also litellm's cache extension fields)."""
+    prompt = as_dict(obj.get("prompt_tokens_details"))
+    completion = as_dict(obj.get("completion_tokens_details"))
+    cache_write = as_int(prompt.get("cache_write_tokens"))
+    if cache_write is None:
+        cache_write = as_int(obj.get("cache_creation_input_tokens"))
+    return Usage(
+        input_tokens=as_int(obj.get("prompt_tokens")),
+        output_tokens=as_int(obj.get("completion_tokens")),
+        cache_read_tokens=as_int(prompt.get("cached_tokens")),
+        cache_write_tokens=cache_write,
+        reasoning_tokens=as_int(completion.get("reasoning_tokens")),
+    )
+
+
+def usage_out(usage: Usage) -> dict[str, Any]:
+    """A canonical usage as an OpenAI Chat/Completions usage object."""
+    prompt = usage.input_tokens or 0
+    completion = usage.output_tokens or 0
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if usage.cache_read_tokens is not None or usage.cache_write_tokens:
+        details: dict[str, Any] = {"cached_tokens": usage.cache_read_tokens or 0}
+        if usage.cache_write_tokens:
+            details["cache_write_tokens"] = usage.cache_write_tokens
+        out["prompt_tokens_details"] = details
+    if usage.reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
+
+
+def error_object(error: StreamError) -> dict[str, Any]:
+    """The ``{"message", "type", "param", "code"}`` object OpenAI puts under ``error``."""
+    code = error.code
+    if code is None and error.type in ERROR_STATUS:
+        code = ERROR_STATUS[error.type][2]
+    return {"message": error.message, "type": error.type, "param": None, "code": code}
+
+
+def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of an OpenAI API error for ``error``."""
+    known = ERROR_STATUS.get(error.type)
+    status = known[1] if known is not None else (error.status or 500)
+    return status, {"error": error_object(error)}
+
+
+def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
+    """Read an OpenAI-style error object (``{"error": {...}}`` or vLLM's flat form)."""
+    inner = obj.get("error")
+    err = inner if isinstance(inner, dict) else obj
+    message = as_str(err.get("message")) or (inner if isinstance(inner, str) else None)
+    return StreamError(
+        type=as_str(err.get("type")) or _type_for_status(status),
+        message=message or "upstream error",
+        code=as_str(err.get("code")),
+        status=status,
+    )
+
+
+def parse_error_body(status: int, body: Any) -> StreamError:
+    """An OpenAI-format non-2xx body (decoded JSON, or text) as an error."""
+    if isinstance(body, dict):
+        return error_from(body, status)
+    text = body if isinstance(body, str) else ""
+    return StreamError(
+        _type_for_status(status), text[:500] or f"upstream HTTP {status}", None, status
+    )
+
+
+def _type_for_status(status: int | None) -> str:
+    for type_, (anthropic_status, openai_status, _) in ERROR_STATUS.items():
+        if status in (anthropic_status, openai_status) and type_ not in ("billing_error",):
+            return type_
+    return "api_error"

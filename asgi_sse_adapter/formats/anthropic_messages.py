@@ -1,0 +1,403 @@
+"""``anthropic-messages``: Anthropic Messages streams, formats.md §2.4.
+
+Writer contract (§13 "Messages"): an ``event:`` line equal to the JSON ``type`` on every event;
+exactly one ``message_start`` first, with ``content: []`` and full ``usage``; blocks strictly
+start → deltas → stop with indexes 0, 1, 2… and never more than one open; tool blocks start with
+``input: {}`` and carry arguments only as ``input_json_delta``; one ``message_delta`` with the
+stop reason and cumulative usage after the last stop; ``message_stop``; no ``[DONE]``.
+
+Parallel tool calls from a source that interleaves them (Chat) are queued: a call that starts
+while another call's block is open waits until that block stops, so the client never sees two
+open blocks (farion1231/cc-switch#2303) and never loses an argument fragment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .._json import dumps, loads
+from ..content import Content, Segment
+from ..parts import (
+    Done,
+    Extension,
+    Finish,
+    MessageStart,
+    Part,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RefusalDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageUpdate,
+)
+from ..sse import ServerSentEvent
+from . import _anthropic
+from .base import (
+    Format,
+    MalformedEvent,
+    Reader,
+    Writer,
+    as_dict,
+    as_int,
+    as_str,
+    frame,
+    strip_prefix,
+)
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+PREFIX = "msg_"
+_PING = frame({"type": "ping"}, "ping")
+
+
+class MessagesReader(Reader):
+    """Messages events → parts. The JSON ``type`` decides (the event name is a fallback);
+    ``ping`` is consumed; server-executed tool blocks become extensions, never tool calls."""
+
+    def __init__(self) -> None:
+        # block index → ("text" | "thinking" | "tool" | "other", tool index, args seen, input)
+        self._blocks: dict[int, list[Any]] = {}
+        self._tools = 0
+        self._usage = _anthropic.UsageState()
+
+    def read(self, event: ServerSentEvent) -> list[Part]:
+        data = event.data
+        if not data.strip() or data.startswith("[DONE]"):
+            return []
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            raise MalformedEvent("messages event is not a JSON object")
+        kind = as_str(obj.get("type")) or event.event
+        if kind == "content_block_delta":
+            return self._delta(obj)
+        if kind == "content_block_start":
+            return self._block_start(obj)
+        if kind == "content_block_stop":
+            return self._block_stop(obj)
+        if kind == "message_delta":
+            parts: list[Part] = []
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                parts.append(UsageUpdate(self._usage.update(usage)))
+            delta = as_dict(obj.get("delta"))
+            stop = as_str(delta.get("stop_reason"))
+            if stop:
+                parts.append(Finish(_anthropic.stop_in(stop), as_str(delta.get("stop_sequence"))))
+            return parts
+        if kind == "message_start":
+            message = as_dict(obj.get("message"))
+            usage = message.get("usage")
+            return [
+                MessageStart(
+                    id=strip_prefix(as_str(message.get("id")), PREFIX),
+                    model=as_str(message.get("model")),
+                    usage=self._usage.update(usage) if isinstance(usage, dict) else None,
+                )
+            ]
+        if kind == "message_stop":
+            return [Done()]
+        if kind == "error" or event.event == "error":
+            return [_anthropic.error_from(obj)]
+        if kind != "ping":
+            logger.debug("anthropic-messages reader skips event %r", (kind or "")[:60])
+        return []
+
+    def _block_start(self, obj: dict[str, Any]) -> list[Part]:
+        index = as_int(obj.get("index"))
+        block = as_dict(obj.get("content_block"))
+        btype = as_str(block.get("type"))
+        key = len(self._blocks) if index is None else index
+        if btype == "text":
+            self._blocks[key] = ["text"]
+            text = as_str(block.get("text"))
+            return [TextDelta(text)] if text else []
+        if btype == "thinking":
+            self._blocks[key] = ["thinking"]
+            parts: list[Part] = []
+            thinking = as_str(block.get("thinking"))
+            if thinking:
+                parts.append(ReasoningDelta(thinking))
+            signature = as_str(block.get("signature"))
+            if signature:
+                parts.append(ReasoningSignature(signature))
+            return parts
+        if btype == "redacted_thinking":
+            self._blocks[key] = ["other"]
+            return [RedactedReasoning(as_str(block.get("data")) or "")]
+        if btype == "tool_use":
+            tool = self._tools
+            self._tools += 1
+            self._blocks[key] = ["tool", tool, False, block.get("input")]
+            return [ToolCallStart(tool, as_str(block.get("id")), as_str(block.get("name")) or "")]
+        # server_tool_use, *_tool_result, container_upload…: executed by Anthropic, so an
+        # OpenAI client must never see them as calls to run.
+        self._blocks[key] = ["other"]
+        return [Extension("anthropic.block", block)]
+
+    def _delta(self, obj: dict[str, Any]) -> list[Part]:
+        block = self._blocks.get(as_int(obj.get("index")) or 0)
+        delta = as_dict(obj.get("delta"))
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            text = as_str(delta.get("text"))
+            return [TextDelta(text)] if text else []
+        if dtype == "input_json_delta":
+            partial = as_str(delta.get("partial_json"))
+            if block is None or block[0] != "tool" or not partial:
+                return []  # tool-result blocks carry it too (BerriAI/litellm#17254)
+            block[2] = True
+            return [ToolCallDelta(block[1], partial)]
+        if dtype == "thinking_delta":
+            thinking = as_str(delta.get("thinking"))
+            return [ReasoningDelta(thinking)] if thinking else []
+        if dtype == "signature_delta":
+            signature = as_str(delta.get("signature"))
+            return [ReasoningSignature(signature)] if signature else []
+        if dtype == "citations_delta":
+            return [Extension("anthropic.citation", delta.get("citation"))]
+        logger.debug("anthropic-messages reader skips delta %r", str(dtype)[:60])
+        return []
+
+    def _block_stop(self, obj: dict[str, Any]) -> list[Part]:
+        block = self._blocks.get(as_int(obj.get("index")) or 0)
+        if block is None or block[0] != "tool":
+            return []
+        parts: list[Part] = []
+        start_input = block[3]
+        if not block[2] and isinstance(start_input, dict) and start_input:
+            # Arguments that came whole in the start block (formats.md §4.1).
+            parts.append(ToolCallDelta(block[1], dumps(start_input).decode()))
+        parts.append(ToolCallEnd(block[1]))
+        block[0] = "done"
+        return parts
+
+
+class MessagesWriter(Writer):
+    """Parts → Messages events (module docstring: the contract)."""
+
+    def __init__(self, options: Any, content: Content) -> None:
+        super().__init__(options, content)
+        self._started = False
+        self._next = 0
+        # The open block: its kind ("text", "thinking", "tool") and, for tools, the call index.
+        self._open: tuple[str, int] | None = None
+        self._signed = False
+        self._queued: dict[int, list[ToolCallStart | ToolCallDelta | ToolCallEnd]] = {}
+        self._closed_tools: set[int] = set()
+        self._tool_ids: dict[int, str] = {}
+        self._id = ""
+        self._model = ""
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _identity(self) -> None:
+        if not self._id:
+            c = self.content
+            self._id = PREFIX + (c.id if c.id is not None else self.options.new_id())
+            self._model = c.model if c.model is not None else "unknown"
+
+    def _start(self, out: list[bytes]) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._identity()
+        message: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": self._model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": _anthropic.usage_out(self.content.usage),
+        }
+        out.append(frame({"type": "message_start", "message": message}, "message_start"))
+
+    def _block(self, kind: str, block: dict[str, Any], out: list[bytes], tool: int = -1) -> None:
+        self._close_all(out)
+        self._start(out)
+        self._open = (kind, tool)
+        self._signed = False
+        event = {"type": "content_block_start", "index": self._next, "content_block": block}
+        out.append(frame(event, "content_block_start"))
+
+    def _emit_delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
+        event = {"type": "content_block_delta", "index": self._next, "delta": delta}
+        out.append(frame(event, "content_block_delta"))
+
+    def _close(self, out: list[bytes]) -> None:
+        """Stop the open block, if any."""
+        if self._open is None:
+            return
+        kind, tool = self._open
+        self._open = None
+        out.append(frame({"type": "content_block_stop", "index": self._next}, "content_block_stop"))
+        self._next += 1
+        if kind == "tool":
+            self._closed_tools.add(tool)
+
+    def _close_all(self, out: list[bytes]) -> None:
+        """Stop the open block and play every queued call through to its stop."""
+        self._close(out)
+        while self._queued:
+            for part in self._queued.pop(min(self._queued)):
+                self._write_tool(part, out)
+            self._close(out)
+
+    def _advance_queue(self, out: list[bytes]) -> None:
+        """After a call's block stopped, start the earliest queued call (it streams live on)."""
+        if self._queued and self._open is None:
+            for part in self._queued.pop(min(self._queued)):
+                self._write_tool(part, out)
+
+    def _text(self, text: str, out: list[bytes]) -> None:
+        if self._open is None or self._open[0] != "text":
+            self._block("text", {"type": "text", "text": ""}, out)
+        self._emit_delta({"type": "text_delta", "text": text}, out)
+
+    def _thinking(self, out: list[bytes]) -> None:
+        if self._open is None or self._open[0] != "thinking" or self._signed:
+            self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
+
+    # -- Writer -----------------------------------------------------------------------------
+
+    def write(self, part: Part, out: list[bytes]) -> None:
+        if getattr(part, "choice", 0) != 0:
+            logger.debug("anthropic-messages has no choices: choice %s dropped", part.choice)  # type: ignore[union-attr]
+            return
+        if isinstance(part, TextDelta | RefusalDelta):
+            self._text(part.text, out)
+        elif isinstance(part, ToolCallStart | ToolCallDelta | ToolCallEnd):
+            self._write_tool(part, out)
+        elif isinstance(part, ReasoningDelta):
+            self._thinking(out)
+            self._emit_delta({"type": "thinking_delta", "thinking": part.text}, out)
+        elif isinstance(part, ReasoningSignature):
+            if self._open is None or self._open[0] != "thinking" or self._signed:
+                self._thinking(out)
+            self._emit_delta({"type": "signature_delta", "signature": part.signature}, out)
+            self._signed = True
+        elif isinstance(part, RedactedReasoning):
+            self._block("redacted", {"type": "redacted_thinking", "data": part.data}, out)
+            self._close(out)
+        elif isinstance(part, MessageStart):
+            self._start(out)
+        elif isinstance(part, Finish):
+            self._close_all(out)
+        elif isinstance(part, Extension | UsageUpdate):
+            logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
+
+    def _write_tool(
+        self, part: ToolCallStart | ToolCallDelta | ToolCallEnd, out: list[bytes]
+    ) -> None:
+        tool = part.index
+        open_tool = self._open[1] if self._open is not None and self._open[0] == "tool" else None
+        if tool in self._queued or (isinstance(part, ToolCallStart) and open_tool is not None):
+            self._queued.setdefault(tool, []).append(part)
+            return
+        if isinstance(part, ToolCallStart):
+            tool_id = part.id or "toolu_" + self.options.new_id()
+            self._tool_ids[tool] = tool_id
+            block = {"type": "tool_use", "id": tool_id, "name": part.name, "input": {}}
+            self._block("tool", block, out, tool)
+        elif tool != open_tool:
+            if tool in self._closed_tools and isinstance(part, ToolCallDelta):
+                logger.warning("arguments for an already closed tool call dropped")
+        elif isinstance(part, ToolCallDelta):
+            if part.arguments:
+                self._emit_delta({"type": "input_json_delta", "partial_json": part.arguments}, out)
+        else:
+            self._close(out)
+            self._advance_queue(out)
+
+    def end(self, out: list[bytes]) -> None:
+        self._start(out)
+        self._close_all(out)
+        choice = self.content.choices.get(0)
+        stop_reason = "end_turn"
+        stop_sequence = None
+        if choice is not None and choice.finish_reason is not None:
+            stop_reason = self._stop_reason(choice.finish_reason, bool(choice.tools))
+            stop_sequence = choice.stop_sequence
+        delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+        usage = _anthropic.usage_out(self.content.usage)
+        out.append(
+            frame({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
+        )
+        out.append(frame({"type": "message_stop"}, "message_stop"))
+
+    @staticmethod
+    def _stop_reason(reason: Any, had_tools: bool) -> str:
+        # A tool call ending in a plain stop would not be run by Claude Code
+        # (anthropics/claude-code#16785): it is a tool_use turn.
+        if had_tools and reason in ("end_turn", "stop_sequence"):
+            return "tool_use"
+        return _anthropic.STOP_OUT[reason]
+
+    def error(self, error: StreamError, out: list[bytes]) -> None:
+        out.append(_anthropic.error_event(error))
+        if self.options.done_after_error:
+            out.append(b"data: [DONE]\n\n")
+
+    def keepalive(self) -> bytes | None:
+        return _PING if self._started else None
+
+    def response(self) -> dict[str, Any]:
+        self._identity()
+        choice = self.content.choices.get(0)
+        blocks: list[dict[str, Any]] = []
+        stop_reason = None
+        stop_sequence = None
+        if choice is not None:
+            blocks = [b for b in (self._block_json(s) for s in choice.segments) if b is not None]
+            if choice.finish_reason is not None:
+                stop_reason = self._stop_reason(choice.finish_reason, bool(choice.tools))
+                stop_sequence = choice.stop_sequence
+        return {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": _anthropic.usage_out(self.content.usage),
+        }
+
+    def _block_json(self, seg: Segment) -> dict[str, Any] | None:
+        if seg.kind in ("text", "refusal"):
+            return {"type": "text", "text": seg.text}
+        if seg.kind == "reasoning":
+            return {"type": "thinking", "thinking": seg.text, "signature": seg.signature or ""}
+        if seg.kind == "redacted_reasoning":
+            return {"type": "redacted_thinking", "data": seg.data}
+        if seg.kind == "tool_call":
+            try:
+                arguments = loads(seg.text) if seg.text else {}
+            except ValueError:
+                arguments = {}
+            return {
+                "type": "tool_use",
+                "id": self._tool_ids.get(seg.tool_index) or seg.tool_id or "",
+                "name": seg.tool_name,
+                "input": arguments if isinstance(arguments, dict) else {},
+            }
+        return None
+
+
+FORMAT = Format(
+    name="anthropic-messages",
+    family="anthropic",
+    reader=MessagesReader,
+    writer=MessagesWriter,
+    error_body=_anthropic.error_body,
+    parse_error_body=_anthropic.parse_error_body,
+    endpoint="/v1/messages",
+    complete_markers=(b"event: message_stop", b'"type":"message_stop"', b'"type": "message_stop"'),
+    error_markers=(b"event: error",),
+)

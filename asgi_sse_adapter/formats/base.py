@@ -1,0 +1,176 @@
+"""What a format module provides, and the helpers every format shares.
+
+A format is one module that knows everything about its wire shape: a ``Reader`` (upstream events
+→ canonical parts), a ``Writer`` (parts → client events, strict), the final-response renderer,
+and the error envelopes (in-band and before the stream). It registers a ``Format`` in
+``formats/__init__.py``; nothing else needs to change to add one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._json import dumps
+from ..content import Content
+from ..parts import Part, StreamError
+from ..sse import ServerSentEvent
+
+__all__ = [
+    "ERROR_STATUS",
+    "Format",
+    "MalformedEvent",
+    "Reader",
+    "Writer",
+    "WriterOptions",
+    "as_dict",
+    "as_int",
+    "as_str",
+    "frame",
+    "strip_prefix",
+]
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+
+class MalformedEvent(ValueError):
+    """An upstream event that cannot be read (bad JSON, a payload of the wrong shape)."""
+
+
+@dataclass(slots=True)
+class WriterOptions:
+    """Per-stream settings a writer needs. Built by ``StreamAdapter`` from its options."""
+
+    include_usage: bool = False
+    reasoning_field: str = "reasoning_content"
+    done_after_error: bool = True
+    native_keepalive: bool = False
+    clock: Callable[[], float] = field(default=time.time)
+    id_factory: Callable[[], str] | None = None
+
+    def new_id(self) -> str:
+        """A fresh unique token (without prefix) from ``id_factory``, or a random one."""
+        if self.id_factory is not None:
+            return self.id_factory()
+        import uuid
+
+        return uuid.uuid4().hex[:24]
+
+    def now(self) -> int:
+        """Seconds since the epoch, from ``clock``, as an integer."""
+        return int(self.clock())
+
+
+class Reader(ABC):
+    """Turns one format's upstream events into canonical parts. Lenient: skips what it does not
+    know (logging at debug), turns in-band errors into ``StreamError``, never a normal stop."""
+
+    @abstractmethod
+    def read(self, event: ServerSentEvent) -> list[Part]:
+        """Parts for one upstream event; raise ``MalformedEvent`` for unreadable input."""
+
+    def end(self) -> list[Part]:
+        """Parts owed at upstream end of stream (most formats owe none)."""
+        return []
+
+
+class Writer(ABC):
+    """Turns canonical parts into one format's client events, under its valid-stream contract.
+
+    Every method appends encoded events to ``out``. The adapter guarantees the order: any number
+    of ``write`` calls, then exactly one of ``end`` (normal end) or ``error`` (the error tail).
+    ``content`` is the stream's accumulated content, already updated with the part being written.
+    """
+
+    def __init__(self, options: WriterOptions, content: Content) -> None:
+        self.options = options
+        self.content = content
+
+    @abstractmethod
+    def write(self, part: Part, out: list[bytes]) -> None:
+        """Emit whatever ``part`` calls for now (possibly nothing: writers may hold events)."""
+
+    @abstractmethod
+    def end(self, out: list[bytes]) -> None:
+        """Normal end: flush held events and the format's terminal events."""
+
+    @abstractmethod
+    def error(self, error: StreamError, out: list[bytes]) -> None:
+        """The error tail: how a mid-stream failure looks to this client."""
+
+    def keepalive(self) -> bytes | None:
+        """A native keep-alive event valid at this point, or ``None`` to use a comment."""
+        return None
+
+    @abstractmethod
+    def response(self) -> dict[str, Any]:
+        """The non-streamed response object this format's API would have returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """A registered wire format."""
+
+    name: str
+    family: Literal["openai", "anthropic"]
+    reader: Callable[[], Reader]
+    writer: Callable[[WriterOptions, Content], Writer]
+    error_body: Callable[[StreamError], tuple[int, dict[str, Any]]]
+    """Non-streaming error JSON and HTTP status for this client format."""
+    parse_error_body: Callable[[int, Any], StreamError]
+    """Read this format's non-2xx error body (already JSON-decoded, or raw text) as an error."""
+    endpoint: str
+    """The API path this format is served on (``/v1/chat/completions``…)."""
+    complete_markers: tuple[bytes, ...] = ()
+    """Byte strings whose presence in an event means the stream ended normally (identity mode)."""
+    error_markers: tuple[bytes, ...] = ()
+    """Byte strings whose presence in an event means the upstream reported an error."""
+
+
+# Anthropic error type → (status to Anthropic clients, status to OpenAI clients, OpenAI code)
+# (formats.md §9.4).
+ERROR_STATUS: Mapping[str, tuple[int, int, str | None]] = {
+    "invalid_request_error": (400, 400, None),
+    "authentication_error": (401, 401, "invalid_api_key"),
+    "permission_error": (403, 403, None),
+    "not_found_error": (404, 404, "model_not_found"),
+    "request_too_large": (413, 413, None),
+    "rate_limit_error": (429, 429, "rate_limit_exceeded"),
+    "api_error": (500, 500, "server_error"),
+    "overloaded_error": (529, 503, "overloaded"),
+    "billing_error": (402, 402, None),
+    "conflict_error": (409, 409, None),
+}
+
+
+def frame(payload: Any, event: str | None = None) -> bytes:
+    """One SSE event holding ``payload`` as compact one-line JSON (``event:`` line if named)."""
+    if event is None:
+        return b"data: " + dumps(payload) + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}`` (readers are lenient about shapes)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_str(value: Any) -> str | None:
+    """``value`` if it is a string, else ``None``."""
+    return value if isinstance(value, str) else None
+
+
+def as_int(value: Any) -> int | None:
+    """``value`` if it is an integer (not a bool), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def strip_prefix(value: str | None, prefix: str) -> str | None:
+    """``value`` without ``prefix`` (ids are stored prefix-free in the canonical model)."""
+    if value is not None and value.startswith(prefix) and len(value) > len(prefix):
+        return value[len(prefix) :]
+    return value

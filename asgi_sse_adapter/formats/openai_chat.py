@@ -1,0 +1,349 @@
+"""``openai-chat``: OpenAI Chat Completions streams (``chat.completion.chunk``), formats.md §2.1.
+
+Writer contract (§13 "Chat"): data-only events; the same ``id``/``created``/``model`` and
+``object`` on every chunk; ``role`` once per choice in its first chunk, choices first appearing in
+ascending order; tool-call ``index`` dense from 0, ``id``/``type``/``name`` only in a call's first
+delta, a ``function`` object in every tool delta, arguments that concatenate to JSON (``"{}"``
+if none); one finish chunk per choice; the usage chunk (``choices: []``) last and only when
+asked for; then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._json import dumps, loads
+from ..content import ChoiceContent, Content
+from ..parts import (
+    Done,
+    Finish,
+    MessageStart,
+    Part,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageUpdate,
+)
+from ..sse import ServerSentEvent
+from . import _openai
+from .base import (
+    Format,
+    MalformedEvent,
+    Reader,
+    Writer,
+    as_dict,
+    as_int,
+    as_str,
+    frame,
+    strip_prefix,
+)
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+PREFIX = "chatcmpl-"
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str | None
+    name: str | None
+    index: int = -1
+    pending: list[str] = field(default_factory=list)
+
+
+class ChatReader(Reader):
+    """Chat chunks → parts. Accepts missing ``index``, resent ``id``/``name``, content and finish
+    in one chunk, ``choices: null``, usage on any chunk, and no ``[DONE]`` (formats.md §4.2)."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._calls: dict[tuple[int, int], _Call] = {}
+        self._next_call: dict[int, int] = {}
+        self._finished: set[int] = set()
+
+    def read(self, event: ServerSentEvent) -> list[Part]:
+        data = event.data
+        if data.startswith("[DONE]"):
+            return [Done()]
+        if not data.strip():
+            return []
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            raise MalformedEvent("chat chunk is not a JSON object")
+        parts: list[Part] = []
+        if obj.get("error") or obj.get("object") == "error" or event.event == "error":
+            parts.append(_openai.error_from(obj))
+            return parts
+        if not self._started:
+            self._started = True
+            created = obj.get("created")
+            parts.append(
+                MessageStart(
+                    id=strip_prefix(as_str(obj.get("id")), PREFIX),
+                    model=as_str(obj.get("model")),
+                    created=int(created) if isinstance(created, int | float) else None,
+                )
+            )
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for position, choice in enumerate(choices):
+                self._choice(as_dict(choice), position, parts)
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            parts.append(UsageUpdate(_openai.usage_in(usage)))
+        return parts
+
+    def _choice(self, choice: dict[str, Any], position: int, parts: list[Part]) -> None:
+        index = as_int(choice.get("index"))
+        c = position if index is None else index
+        if c < 0 or c in self._finished:
+            return
+        delta = as_dict(choice.get("delta"))
+        reasoning = as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning"))
+        if reasoning:
+            parts.append(ReasoningDelta(reasoning, c))
+        text = as_str(delta.get("content"))
+        if text:
+            parts.append(TextDelta(text, c))
+        refusal = as_str(delta.get("refusal"))
+        if refusal:
+            parts.append(RefusalDelta(refusal, c))
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            for pos, call in enumerate(tool_calls):
+                call = as_dict(call)
+                up = as_int(call.get("index"))
+                self._call(c, pos if up is None else up, call, parts)
+        function_call = delta.get("function_call")
+        if isinstance(function_call, dict):  # legacy single-call form
+            self._call(c, -1, {"function": function_call}, parts)
+        finish = as_str(choice.get("finish_reason"))
+        if finish:
+            if finish == "error":
+                parts.append(StreamError("api_error", "upstream finished the choice with an error"))
+                return
+            self._end_calls(c, parts)
+            self._finished.add(c)
+            parts.append(Finish(_openai.finish_in(finish), choice=c))
+
+    def _call(self, c: int, up: int, call: dict[str, Any], parts: list[Part]) -> None:
+        fn = as_dict(call.get("function"))
+        name = as_str(fn.get("name"))
+        args = as_str(fn.get("arguments"))
+        state = self._calls.get((c, up))
+        if state is None:
+            state = self._calls[(c, up)] = _Call(as_str(call.get("id")), name or None)
+        elif state.index < 0:
+            # Before the call could start, a later delta may bring the id or name it lacked.
+            state.id = state.id or as_str(call.get("id"))
+            state.name = state.name or name or None
+        if state.index < 0 and state.name:
+            self._start(c, state, parts)
+        if args:
+            if state.index >= 0:
+                parts.append(ToolCallDelta(state.index, args, c))
+            else:
+                state.pending.append(args)
+
+    def _start(self, c: int, state: _Call, parts: list[Part]) -> None:
+        state.index = self._next_call.get(c, 0)
+        self._next_call[c] = state.index + 1
+        parts.append(ToolCallStart(state.index, state.id, state.name or "", c))
+        if state.pending:
+            parts.append(ToolCallDelta(state.index, "".join(state.pending), c))
+            state.pending.clear()
+
+    def _end_calls(self, c: int, parts: list[Part]) -> None:
+        for (choice, _), state in self._calls.items():
+            if choice != c:
+                continue
+            if state.index < 0:
+                logger.info("tool call without a name in the upstream stream; name left empty")
+                self._start(c, state, parts)
+            parts.append(ToolCallEnd(state.index, c))
+
+
+class ChatWriter(Writer):
+    """Parts → Chat chunks (module docstring: the contract)."""
+
+    def __init__(self, options: Any, content: Content) -> None:
+        super().__init__(options, content)
+        self._prefix = b""
+        self._choices: set[int] = set()
+        self._finished: set[int] = set()
+        self._call_ids: dict[tuple[int, int], str] = {}
+        self._args: set[tuple[int, int]] = set()
+        self._id = ""
+        self._created = 0
+        self._model = ""
+
+    def _identity(self) -> None:
+        if self._prefix:
+            return
+        c = self.content
+        self._id = PREFIX + (c.id if c.id is not None else self.options.new_id())
+        self._created = c.created if c.created is not None else self.options.now()
+        self._model = c.model if c.model is not None else "unknown"
+        self._prefix = (
+            b'data: {"id":'
+            + dumps(self._id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(self._created).encode()
+            + b',"model":'
+            + dumps(self._model)
+            + b',"choices":['
+        )
+
+    def _open(self, c: int, out: list[bytes]) -> None:
+        """Choices first appear in ascending order, each with its one role chunk."""
+        if c not in self._choices:
+            for k in range(c + 1):
+                if k not in self._choices:
+                    self._choices.add(k)
+                    self._emit(k, {"role": "assistant", "content": ""}, None, out)
+
+    def _chunk(self, c: int, delta: dict[str, Any], finish: str | None, out: list[bytes]) -> None:
+        self._open(c, out)
+        self._emit(c, delta, finish, out)
+
+    def _emit(self, c: int, delta: dict[str, Any], finish: str | None, out: list[bytes]) -> None:
+        self._identity()
+        choice = {"index": c, "delta": delta, "logprobs": None, "finish_reason": finish}
+        out.append(self._prefix + dumps(choice) + b"]}\n\n")
+
+    def write(self, part: Part, out: list[bytes]) -> None:
+        if isinstance(part, TextDelta):
+            if part.choice not in self._finished:
+                self._chunk(part.choice, {"content": part.text}, None, out)
+        elif isinstance(part, ToolCallDelta):
+            key = (part.choice, part.index)
+            if part.arguments and key in self._call_ids and part.choice not in self._finished:
+                self._args.add(key)
+                call = {"index": part.index, "function": {"arguments": part.arguments}}
+                self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+        elif isinstance(part, ReasoningDelta):
+            if part.choice not in self._finished:
+                self._chunk(part.choice, {self.options.reasoning_field: part.text}, None, out)
+        elif isinstance(part, MessageStart):
+            self._open(0, out)
+        elif isinstance(part, ToolCallStart):
+            if part.choice in self._finished:
+                return
+            call_id = part.id or "call_" + self.options.new_id()
+            self._call_ids[(part.choice, part.index)] = call_id
+            call = {
+                "index": part.index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": part.name, "arguments": ""},
+            }
+            self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+        elif isinstance(part, ToolCallEnd):
+            key = (part.choice, part.index)
+            if (
+                key in self._call_ids
+                and key not in self._args
+                and part.choice not in self._finished
+            ):
+                self._args.add(key)
+                call = {"index": part.index, "function": {"arguments": "{}"}}
+                self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+        elif isinstance(part, RefusalDelta):
+            if part.choice not in self._finished:
+                self._chunk(part.choice, {"refusal": part.text}, None, out)
+        elif isinstance(part, Finish):
+            if part.choice in self._finished:
+                return
+            had_tools = any(c == part.choice for c, _ in self._call_ids)
+            reason = _openai.finish_out(part.reason, had_tools)
+            self._chunk(part.choice, {}, reason, out)
+            self._finished.add(part.choice)
+        else:
+            # UsageUpdate is held for the usage chunk; signatures, redacted reasoning and
+            # extensions have no Chat field.
+            if not isinstance(part, UsageUpdate):
+                logger.debug("openai-chat writer skips %s", type(part).__name__)
+
+    def end(self, out: list[bytes]) -> None:
+        if self.options.include_usage and self.content.usage_reported:
+            self._identity()
+            chunk = {
+                "id": self._id,
+                "object": "chat.completion.chunk",
+                "created": self._created,
+                "model": self._model,
+                "choices": [],
+                "usage": _openai.usage_out(self.content.usage),
+            }
+            out.append(frame(chunk))
+        out.append(b"data: [DONE]\n\n")
+
+    def error(self, error: StreamError, out: list[bytes]) -> None:
+        out.append(frame({"error": _openai.error_object(error)}))
+        if self.options.done_after_error:
+            out.append(b"data: [DONE]\n\n")
+
+    def response(self) -> dict[str, Any]:
+        self._identity()
+        choices = [self._choice_response(c) for _, c in sorted(self.content.choices.items())]
+        response: dict[str, Any] = {
+            "id": self._id,
+            "object": "chat.completion",
+            "created": self._created,
+            "model": self._model,
+            "choices": choices,
+        }
+        if self.content.usage_reported:
+            response["usage"] = _openai.usage_out(self.content.usage)
+        return response
+
+    def _choice_response(self, c: ChoiceContent) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": c.text_of("text"),
+            "refusal": c.text_of("refusal"),
+        }
+        reasoning = c.text_of("reasoning")
+        if reasoning is not None:
+            message[self.options.reasoning_field] = reasoning
+        calls = c.tool_calls
+        if calls:
+            message["tool_calls"] = [
+                {
+                    "id": self._call_ids.get((c.index, s.tool_index)) or s.tool_id or "",
+                    "type": "function",
+                    "function": {"name": s.tool_name, "arguments": s.text or "{}"},
+                }
+                for s in calls
+            ]
+        finish = None
+        if c.finish_reason is not None:
+            finish = _openai.finish_out(c.finish_reason, bool(calls))
+        return {"index": c.index, "message": message, "logprobs": None, "finish_reason": finish}
+
+
+FORMAT = Format(
+    name="openai-chat",
+    family="openai",
+    reader=ChatReader,
+    writer=ChatWriter,
+    error_body=_openai.error_body,
+    parse_error_body=_openai.parse_error_body,
+    endpoint="/v1/chat/completions",
+    complete_markers=(
+        b"data: [DONE]",
+        b"data:[DONE]",
+        *(
+            f'"finish_reason":{sep}"{reason}"'.encode()
+            for reason in ("stop", "length", "tool_calls", "content_filter", "function_call")
+            for sep in ("", " ")
+        ),
+    ),
+    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error"),
+)

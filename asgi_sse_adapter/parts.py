@@ -1,0 +1,225 @@
+"""The canonical stream model: the one internal language every format reads into and writes from.
+
+A format's reader turns upstream events into these parts; another format's writer turns them into
+client events. Two formats never meet except here (``shared/reference/formats.md`` §3).
+
+Conventions:
+- ``choice`` is the ``n > 1`` choice index (0 for formats that have no choices).
+- ``ToolCallStart.index`` is dense per choice: 0, 1, 2… in order of first appearance. Every started
+  call gets exactly one ``ToolCallEnd`` before its choice's ``Finish``.
+- Usage fields use OpenAI's totals: ``input_tokens`` includes cache reads and writes,
+  ``output_tokens`` includes reasoning. ``None`` means "not reported"; an update overwrites only
+  the fields it reports (Anthropic's cumulative ``message_delta`` semantics).
+- Ids are stored without their format's prefix where the reader knows it (``msg_``,
+  ``chatcmpl-``, ``resp_``…), so each writer can apply its own prefix rule; tool-call ids are kept
+  exactly as the upstream sent them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "FINISH_REASONS",
+    "Done",
+    "Extension",
+    "Finish",
+    "FinishReason",
+    "MessageStart",
+    "Part",
+    "ReasoningDelta",
+    "ReasoningSignature",
+    "RedactedReasoning",
+    "RefusalDelta",
+    "StreamError",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "Usage",
+    "UsageUpdate",
+]
+
+FinishReason: TypeAlias = Literal[
+    "end_turn",
+    "stop_sequence",
+    "max_tokens",
+    "context_window_exceeded",
+    "tool_use",
+    "refusal",
+    "content_filter",
+    "pause_turn",
+]
+"""Why a choice ended, in terms every format can map to its own (formats.md §5)."""
+
+FINISH_REASONS: frozenset[str] = frozenset(FinishReason.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts; ``None`` = not reported. Totals as OpenAI: cache and reasoning included."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def updated(self, newer: Usage) -> Usage:
+        """This usage with every field ``newer`` reports overwritten (last value wins)."""
+        return Usage(
+            *(
+                getattr(self, f.name) if getattr(newer, f.name) is None else getattr(newer, f.name)
+                for f in fields(Usage)
+            )
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output, counting what was not reported as 0."""
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStart:
+    """The upstream announced its response: identity and, maybe, input usage."""
+
+    id: str | None = None
+    model: str | None = None
+    created: int | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Assistant text."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Reasoning/thinking text. A delta after a ``ReasoningSignature`` starts a new segment."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningSignature:
+    """The provider's signature closing the current reasoning segment (opaque, assigned)."""
+
+    signature: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedReasoning:
+    """An encrypted reasoning segment (Anthropic ``redacted_thinking``), complete in one part."""
+
+    data: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """Refusal text (OpenAI ``refusal``)."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """A function/tool call begins. ``id`` is the upstream's call id, ``None`` if it had none."""
+
+    index: int
+    id: str | None
+    name: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a call's JSON arguments."""
+
+    index: int
+    arguments: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEnd:
+    """A call's arguments are complete."""
+
+    index: int
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageUpdate:
+    """Usage reported (fields not reported are ``None`` and leave earlier values alone)."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A choice ended normally, for ``reason``. ``stop_sequence`` is the matched string if known."""
+
+    reason: FinishReason
+    stop_sequence: str | None = None
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The upstream reported an error in-band (or the adapter detected one).
+
+    ``type`` uses Anthropic/OpenAI error-type strings (``api_error``, ``overloaded_error``…),
+    ``status`` the HTTP status the error would have had before the stream started.
+    """
+
+    type: str
+    message: str
+    code: str | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """What one format carries that the canonical model has no field for (kept, not lost).
+
+    ``name`` is namespaced by the format that produced it (``anthropic.citation``,
+    ``anthropic.server_tool_block``, ``openai.logprobs``…); a writer that can express it does,
+    the others skip it (logged at debug).
+    """
+
+    name: str
+    data: Any
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The upstream's explicit end of stream (``[DONE]``, ``message_stop``, a terminal event)."""
+
+
+Part: TypeAlias = (
+    MessageStart
+    | TextDelta
+    | ReasoningDelta
+    | ReasoningSignature
+    | RedactedReasoning
+    | RefusalDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | UsageUpdate
+    | Finish
+    | StreamError
+    | Extension
+    | Done
+)
