@@ -12,6 +12,7 @@ Identity (same format on both sides) decodes nothing: raw event blocks are re-fr
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -45,7 +46,15 @@ _PING = encode_comment("ping")
 _BARE_PING = encode_comment("ping", blank_line=False)
 # What reading an upstream event can raise because of the event's content, not our code:
 # shapes we did not expect, and json's RecursionError on absurdly deep nesting.
-_INPUT_ERRORS = (MalformedEvent, ValueError, TypeError, KeyError, IndexError, RecursionError)
+_INPUT_ERRORS = (
+    MalformedEvent,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +128,7 @@ class StreamAdapter:
         self._visible_errors = visible_errors
         self._max_event_size = max_event_size
         if done_after_error is None:
-            done_after_error = self.client_format.family == "openai"
+            done_after_error = self.client_format.done_after_error
         self._options = WriterOptions(
             include_usage=include_usage,
             reasoning_field=reasoning_field,
@@ -155,6 +164,7 @@ class StreamAdapter:
         self._seen_id = False
         self._identity_complete = False
         self._identity_failed = False
+        self._identity_saw_done = False
 
     # -- public API -------------------------------------------------------------------------
 
@@ -228,12 +238,14 @@ class StreamAdapter:
             )
         return b"".join(out)
 
-    def fail(self, reason: str) -> bytes:
-        """The upstream broke: return the error tail carrying ``reason``; then nothing more."""
+    def fail(self, reason: str | StreamError) -> bytes:
+        """The upstream broke: return the error tail carrying ``reason`` (a message, or a typed
+        error such as a translated upstream error body); then nothing more."""
         if self._outcome is not None:
             return b""
         out: list[bytes] = []
-        self._end_with_error(_error("upstream_error", reason), "failed", out)
+        error = reason if isinstance(reason, StreamError) else _error("upstream_error", reason)
+        self._end_with_error(error, "failed", out)
         return b"".join(out)
 
     def heartbeat(self) -> bytes:
@@ -349,11 +361,16 @@ class StreamAdapter:
         self._events += joined.count(b"data")
         if not self._seen_id and b"id:" in joined:
             self._seen_id = True
+        # The flags only ever turn on, so a search whose flag is already set is skipped.
         fmt = self.client_format
-        if any(m in joined for m in fmt.error_markers):
+        if not self._identity_failed and _contains_any(joined, _marker_groups(fmt.error_markers)):
             self._identity_failed = True
-        if any(m in joined for m in fmt.complete_markers):
+        if not self._identity_complete and _contains_any(
+            joined, _marker_groups(fmt.complete_markers)
+        ):
             self._identity_complete = True
+        if not self._identity_saw_done and b"[DONE]" in joined:
+            self._identity_saw_done = True
         if self._decoder is not None:
             # collect_response: decode only to build the final response.
             try:
@@ -394,7 +411,49 @@ class StreamAdapter:
         return b"".join(out)
 
     def _needs_done_after_error(self) -> bool:
-        return self._options.done_after_error and b"[DONE]" in self.client_format.complete_markers
+        return self._options.done_after_error and not self._identity_saw_done
+
+
+_ANCHOR_MIN = 12
+"""Shortest prefix worth sharing: shorter shared prefixes (``data:``) occur in every event."""
+
+_MarkerGroups = tuple[tuple[bytes, tuple[bytes, ...]], ...]
+
+
+@functools.cache
+def _marker_groups(markers: tuple[bytes, ...]) -> _MarkerGroups:
+    """``markers`` as (anchor, markers starting with it) pairs, for ``_contains_any``.
+
+    A marker's anchor is the longest prefix it shares with another marker when that is at least
+    ``_ANCHOR_MIN`` bytes long, else the marker itself. The ten ``"finish_reason":…`` markers of
+    Chat then cost two searches instead of ten; the answer is the same.
+    """
+    groups: dict[bytes, list[bytes]] = {}
+    for marker in markers:
+        shared = max((_common_prefix(marker, o) for o in markers if o != marker), default=0)
+        anchor = marker[:shared] if shared >= _ANCHOR_MIN else marker
+        groups.setdefault(anchor, []).append(marker)
+    return tuple((anchor, tuple(members)) for anchor, members in groups.items())
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _contains_any(hay: bytes, groups: _MarkerGroups) -> bool:
+    """``any(m in hay for m in markers)``: every occurrence of a marker starts with its anchor."""
+    for anchor, members in groups:
+        pos = hay.find(anchor)
+        while pos >= 0:
+            if hay.startswith(members, pos):
+                return True
+            pos = hay.find(anchor, pos + 1)
+    return False
 
 
 def _now() -> float:

@@ -32,9 +32,7 @@ from .parts import (
 
 __all__ = ["ChoiceContent", "Content", "Segment"]
 
-SegmentKind = Literal[
-    "text", "reasoning", "redacted_reasoning", "refusal", "tool_call", "extension"
-]
+SegmentKind = Literal["text", "reasoning", "redacted_reasoning", "refusal", "tool_call"]
 
 
 @dataclass(slots=True)
@@ -65,6 +63,7 @@ class ChoiceContent:
     index: int
     segments: list[Segment] = field(default_factory=list)
     tools: dict[int, Segment] = field(default_factory=dict)
+    extensions: list[tuple[str, Any]] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     stop_sequence: str | None = None
 
@@ -161,6 +160,5 @@ class Content:
         elif isinstance(part, StreamError):
             self.error = part
         elif isinstance(part, Extension):
-            self.choice(part.choice).segments.append(
-                Segment("extension", data=(part.name, part.data), closed=True)
-            )
+            # Kept beside the segments: an extension must not split a text run in two.
+            self.choice(part.choice).extensions.append((part.name, part.data))

@@ -120,10 +120,12 @@ def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
 
 def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
     """Read ``{"type": "error", "error": {...}}`` (or a bare ``{"error": {...}}``)."""
-    inner = as_dict(obj.get("error"))
+    raw = obj.get("error")
+    inner = as_dict(raw)
+    message = as_str(inner.get("message")) or as_str(raw)  # {"error": "Overloaded"} too
     return StreamError(
         type=as_str(inner.get("type")) or "api_error",
-        message=as_str(inner.get("message")) or "upstream error",
+        message=message or "upstream error",
         status=status,
     )
 

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from .._json import dumps, loads
-from ..content import Content, Segment
+from ..content import ChoiceContent, Content, Segment
 from ..parts import (
     Done,
     Extension,
@@ -52,7 +52,13 @@ from .base import (
 logger = logging.getLogger("asgi_sse_adapter")
 
 PREFIX = "msg_"
+_TEXT_KINDS = ("text", "refusal")
 _PING = frame({"type": "ping"}, "ping")
+# ``frame`` of a content_block_delta (at index %d) whose delta holds one string, up to that
+# string: ``_emit_string_delta`` then encodes only the string (the same bytes).
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":'
+_TEXT_DELTA = _DELTA_HEAD + b'{"type":"text_delta","text":'
+_JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
 
 
 class MessagesReader(Reader):
@@ -219,7 +225,12 @@ class MessagesWriter(Writer):
         out.append(frame({"type": "message_start", "message": message}, "message_start"))
 
     def _block(self, kind: str, block: dict[str, Any], out: list[bytes], tool: int = -1) -> None:
-        self._close_all(out)
+        if kind == "tool":
+            # A call starts only when no call is open; the calls queued behind it stay queued
+            # (draining them here would stream them ahead of this one, out of order).
+            self._close(out)
+        else:
+            self._close_all(out)
         self._start(out)
         self._open = (kind, tool)
         self._signed = False
@@ -229,6 +240,11 @@ class MessagesWriter(Writer):
     def _emit_delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
         event = {"type": "content_block_delta", "index": self._next, "delta": delta}
         out.append(frame(event, "content_block_delta"))
+
+    def _emit_string_delta(self, head: bytes, value: str, out: list[bytes]) -> None:
+        """``_emit_delta`` for the hottest deltas (text, tool arguments): the same bytes, but only
+        ``value`` goes through ``dumps`` (stdlib json is slow on whole dicts)."""
+        out.append(head % self._next + dumps(value) + b"}}\n\n")
 
     def _close(self, out: list[bytes]) -> None:
         """Stop the open block, if any."""
@@ -258,7 +274,7 @@ class MessagesWriter(Writer):
     def _text(self, text: str, out: list[bytes]) -> None:
         if self._open is None or self._open[0] != "text":
             self._block("text", {"type": "text", "text": ""}, out)
-        self._emit_delta({"type": "text_delta", "text": text}, out)
+        self._emit_string_delta(_TEXT_DELTA, text, out)
 
     def _thinking(self, out: list[bytes]) -> None:
         if self._open is None or self._open[0] != "thinking" or self._signed:
@@ -310,7 +326,7 @@ class MessagesWriter(Writer):
                 logger.warning("arguments for an already closed tool call dropped")
         elif isinstance(part, ToolCallDelta):
             if part.arguments:
-                self._emit_delta({"type": "input_json_delta", "partial_json": part.arguments}, out)
+                self._emit_string_delta(_JSON_DELTA, part.arguments, out)
         else:
             self._close(out)
             self._advance_queue(out)
@@ -322,7 +338,7 @@ class MessagesWriter(Writer):
         stop_reason = "end_turn"
         stop_sequence = None
         if choice is not None and choice.finish_reason is not None:
-            stop_reason = self._stop_reason(choice.finish_reason, bool(choice.tools))
+            stop_reason = self._stop_reason(choice.finish_reason, choice)
             stop_sequence = choice.stop_sequence
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         usage = _anthropic.usage_out(self.content.usage)
@@ -332,11 +348,15 @@ class MessagesWriter(Writer):
         out.append(frame({"type": "message_stop"}, "message_stop"))
 
     @staticmethod
-    def _stop_reason(reason: Any, had_tools: bool) -> str:
+    def _stop_reason(reason: Any, choice: ChoiceContent) -> str:
         # A tool call ending in a plain stop would not be run by Claude Code
         # (anthropics/claude-code#16785): it is a tool_use turn.
-        if had_tools and reason in ("end_turn", "stop_sequence"):
+        if choice.tools and reason in ("end_turn", "stop_sequence"):
             return "tool_use"
+        # OpenAI ends a refusal with a plain "stop": a refusal-only turn is a refusal (§4.2 row 8).
+        kinds = {s.kind for s in choice.segments} - {"extension"}
+        if reason == "end_turn" and kinds == {"refusal"}:
+            return "refusal"
         return _anthropic.STOP_OUT[reason]
 
     def error(self, error: StreamError, out: list[bytes]) -> None:
@@ -354,9 +374,23 @@ class MessagesWriter(Writer):
         stop_reason = None
         stop_sequence = None
         if choice is not None:
-            blocks = [b for b in (self._block_json(s) for s in choice.segments) if b is not None]
+            previous: Segment | None = None
+            for seg in choice.segments:
+                block = self._block_json(seg)
+                if block is None:
+                    pass
+                elif (
+                    previous is not None
+                    and previous.kind in _TEXT_KINDS
+                    and seg.kind in _TEXT_KINDS
+                ):
+                    # Text next to refusal text streams as one text block (``_text``).
+                    blocks[-1] = {"type": "text", "text": blocks[-1]["text"] + block["text"]}
+                else:
+                    blocks.append(block)
+                previous = seg
             if choice.finish_reason is not None:
-                stop_reason = self._stop_reason(choice.finish_reason, bool(choice.tools))
+                stop_reason = self._stop_reason(choice.finish_reason, choice)
                 stop_sequence = choice.stop_sequence
         return {
             "id": self._id,
@@ -398,6 +432,16 @@ FORMAT = Format(
     error_body=_anthropic.error_body,
     parse_error_body=_anthropic.parse_error_body,
     endpoint="/v1/messages",
-    complete_markers=(b"event: message_stop", b'"type":"message_stop"', b'"type": "message_stop"'),
-    error_markers=(b"event: error",),
+    # Non-JSON markers end with a raw line break, which a JSON string cannot contain: text that
+    # says "event: message_stop" is not the end of the stream. A non-null stop_reason (only in
+    # message_delta) also ends a turn: EOF after it is complete even without message_stop (§4.1).
+    complete_markers=(
+        b"event: message_stop\n",
+        b"event: message_stop\r",
+        b'"type":"message_stop"',
+        b'"type": "message_stop"',
+        b'"stop_reason":"',
+        b'"stop_reason": "',
+    ),
+    error_markers=(b"event: error\n", b"event: error\r"),
 )

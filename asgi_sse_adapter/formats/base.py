@@ -9,6 +9,7 @@ and the error envelopes (in-band and before the stream). It registers a ``Format
 from __future__ import annotations
 
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "as_dict",
     "as_int",
     "as_str",
+    "as_timestamp",
     "frame",
     "strip_prefix",
 ]
@@ -129,6 +131,12 @@ class Format:
     """Byte strings whose presence in an event means the stream ended normally (identity mode)."""
     error_markers: tuple[bytes, ...] = ()
     """Byte strings whose presence in an event means the upstream reported an error."""
+    done_after_error: bool = False
+    """Default for ``data: [DONE]`` after the error tail (on for Chat and Completions clients;
+    foreign to Messages and Responses streams, formats.md §9.3)."""
+    response_parts: Callable[[dict[str, Any]], list[Part]] | None = None
+    """A non-streamed response of this format as canonical parts (for translating JSON replies:
+    the client format's writer then renders them with ``response()``)."""
 
 
 # Anthropic error type → (status to Anthropic clients, status to OpenAI clients, OpenAI code)
@@ -167,6 +175,16 @@ def as_str(value: Any) -> str | None:
 def as_int(value: Any) -> int | None:
     """``value`` if it is an integer (not a bool), else ``None``."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_timestamp(value: Any) -> int | None:
+    """A Unix time in whole seconds from an int or finite float, else ``None`` (``1e999``,
+    ``NaN`` and booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
 
 
 def strip_prefix(value: str | None, prefix: str) -> str | None:

@@ -40,6 +40,7 @@ from .base import (
     as_dict,
     as_int,
     as_str,
+    as_timestamp,
     frame,
     strip_prefix,
 )
@@ -66,6 +67,7 @@ class ChatReader(Reader):
         self._calls: dict[tuple[int, int], _Call] = {}
         self._next_call: dict[int, int] = {}
         self._finished: set[int] = set()
+        self._implicit: dict[int, int] = {}  # choice → key of the last call without ``index``
 
     def read(self, event: ServerSentEvent) -> list[Part]:
         data = event.data
@@ -80,14 +82,15 @@ class ChatReader(Reader):
         if obj.get("error") or obj.get("object") == "error" or event.event == "error":
             parts.append(_openai.error_from(obj))
             return parts
-        if not self._started:
+        # Azure opens with a chunk that has neither id nor choices (``id: ""``, ``model: ""``,
+        # ``created: 0``, ``prompt_filter_results``): the stream starts with the next one.
+        if not self._started and (obj.get("id") or obj.get("choices")):
             self._started = True
-            created = obj.get("created")
             parts.append(
                 MessageStart(
-                    id=strip_prefix(as_str(obj.get("id")), PREFIX),
-                    model=as_str(obj.get("model")),
-                    created=int(created) if isinstance(created, int | float) else None,
+                    id=strip_prefix(as_str(obj.get("id")) or None, PREFIX),
+                    model=as_str(obj.get("model")) or None,
+                    created=as_timestamp(obj.get("created")),
                 )
             )
         choices = obj.get("choices")
@@ -119,7 +122,9 @@ class ChatReader(Reader):
             for pos, call in enumerate(tool_calls):
                 call = as_dict(call)
                 up = as_int(call.get("index"))
-                self._call(c, pos if up is None else up, call, parts)
+                if up is None:
+                    up = self._implicit_key(c, as_str(call.get("id")), pos)
+                self._call(c, up, call, parts)
         function_call = delta.get("function_call")
         if isinstance(function_call, dict):  # legacy single-call form
             self._call(c, -1, {"function": function_call}, parts)
@@ -131,6 +136,18 @@ class ChatReader(Reader):
             self._end_calls(c, parts)
             self._finished.add(c)
             parts.append(Finish(_openai.finish_in(finish), choice=c))
+
+    def _implicit_key(self, c: int, call_id: str | None, pos: int) -> int:
+        """The key of a tool delta without ``index`` (Ollama and others send whole calls that
+        way, one per chunk): a new id is a new call, a known id or no id continues a call."""
+        keys = [k for choice, k in self._calls if choice == c]
+        if call_id:
+            key = next((k for k in keys if self._calls[(c, k)].id == call_id), None)
+            if key is None:
+                key = max(keys, default=-1) + 1
+            self._implicit[c] = key
+            return key
+        return self._implicit.get(c, pos)
 
     def _call(self, c: int, up: int, call: dict[str, Any], parts: list[Part]) -> None:
         fn = as_dict(call.get("function"))
@@ -175,6 +192,7 @@ class ChatWriter(Writer):
     def __init__(self, options: Any, content: Content) -> None:
         super().__init__(options, content)
         self._prefix = b""
+        self._content_heads: dict[int, bytes] = {}
         self._choices: set[int] = set()
         self._finished: set[int] = set()
         self._call_ids: dict[tuple[int, int], str] = {}
@@ -217,10 +235,21 @@ class ChatWriter(Writer):
         choice = {"index": c, "delta": delta, "logprobs": None, "finish_reason": finish}
         out.append(self._prefix + dumps(choice) + b"]}\n\n")
 
+    def _emit_content(self, c: int, text: str, out: list[bytes]) -> None:
+        """``_emit(c, {"content": text}, None, out)``: the same bytes, but only ``text`` goes
+        through ``dumps`` (the hottest path of a stream; stdlib json is slow on whole dicts)."""
+        head = self._content_heads.get(c)
+        if head is None:
+            self._identity()
+            head = self._prefix + b'{"index":' + dumps(c) + b',"delta":{"content":'
+            self._content_heads[c] = head
+        out.append(head + dumps(text) + b'},"logprobs":null,"finish_reason":null}]}\n\n')
+
     def write(self, part: Part, out: list[bytes]) -> None:
         if isinstance(part, TextDelta):
             if part.choice not in self._finished:
-                self._chunk(part.choice, {"content": part.text}, None, out)
+                self._open(part.choice, out)
+                self._emit_content(part.choice, part.text, out)
         elif isinstance(part, ToolCallDelta):
             key = (part.choice, part.index)
             if part.arguments and key in self._call_ids and part.choice not in self._finished:
@@ -336,14 +365,16 @@ FORMAT = Format(
     error_body=_openai.error_body,
     parse_error_body=_openai.parse_error_body,
     endpoint="/v1/chat/completions",
+    # Markers that are not JSON must end with a raw line break: inside a JSON string a line
+    # break is escaped, so assistant text saying "data: [DONE]" or "event: error" never matches.
     complete_markers=(
-        b"data: [DONE]",
-        b"data:[DONE]",
+        *(done + end for done in (b"data: [DONE]", b"data:[DONE]") for end in (b"\n", b"\r")),
         *(
             f'"finish_reason":{sep}"{reason}"'.encode()
             for reason in ("stop", "length", "tool_calls", "content_filter", "function_call")
             for sep in ("", " ")
         ),
     ),
-    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error"),
+    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error\n", b"event: error\r"),
+    done_after_error=True,
 )

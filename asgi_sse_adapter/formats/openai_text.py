@@ -1,0 +1,277 @@
+"""``openai-text``: OpenAI legacy Completions streams (``text_completion``), formats.md §2.2.
+
+Writer contract (§13 "Completions"): data-only events; every chunk is
+``{"id": "cmpl-…", "object": "text_completion", "created", "model", "choices": [{"text", "index",
+"logprobs": null, "finish_reason"}]}`` with the same ``id``/``created``/``model``; choice indexes
+first appear in ascending order; ``finish_reason`` is null until one final chunk per choice
+(``text: ""`` and ``stop``, ``length`` or ``content_filter``); the usage chunk (``choices: []``)
+only when asked for and reported; then ``data: [DONE]``.
+
+What Completions cannot say (§4.3): refusal text is sent as ordinary ``text``; reasoning is
+dropped (logged at debug); tool calls are dropped with one warning per stream, and a
+``tool_use`` finish becomes ``stop``. Per-chunk ``logprobs`` are read but not carried (no other
+format's writer has a place for them; logged at debug), so every written chunk has
+``logprobs: null``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from .._json import dumps, loads
+from ..content import ChoiceContent, Content
+from ..parts import (
+    Done,
+    Finish,
+    MessageStart,
+    Part,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    RefusalDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageUpdate,
+)
+from ..sse import ServerSentEvent
+from . import _openai
+from .base import (
+    Format,
+    MalformedEvent,
+    Reader,
+    Writer,
+    as_dict,
+    as_int,
+    as_str,
+    frame,
+    strip_prefix,
+)
+
+__all__ = ["FORMAT", "PREFIX", "CompletionsReader", "CompletionsWriter", "response_parts"]
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+PREFIX = "cmpl-"
+_DONE = b"data: [DONE]\n\n"
+
+
+class CompletionsReader(Reader):
+    """Completions chunks → parts. Lenient like the Chat reader: missing ``index`` (the position
+    is used), ``choices: null``, usage on any chunk, text and finish in one chunk, a choice that
+    keeps talking after its finish (ignored), no ``[DONE]``.
+
+    A ``stop`` finish that names the matched string in vLLM's ``stop_reason`` extension becomes
+    a ``stop_sequence`` finish carrying it (formats.md §5), so Anthropic clients learn it.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self._finished: set[int] = set()
+
+    def read(self, event: ServerSentEvent) -> list[Part]:
+        data = event.data
+        if data.startswith("[DONE]"):
+            return [Done()]
+        if not data.strip():
+            return []
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            raise MalformedEvent("completions chunk is not a JSON object")
+        return self.read_object(obj, event.event)
+
+    def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
+        """Parts for one decoded chunk (or a whole non-streamed ``text_completion``)."""
+        if obj.get("error") or obj.get("object") == "error" or event == "error":
+            return [_openai.error_from(obj)]
+        parts: list[Part] = []
+        if not self._started:
+            self._started = True
+            parts.append(
+                MessageStart(
+                    id=strip_prefix(as_str(obj.get("id")), PREFIX),
+                    model=as_str(obj.get("model")),
+                    created=_seconds(obj.get("created")),
+                )
+            )
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for position, choice in enumerate(choices):
+                if self._choice(as_dict(choice), position, parts):
+                    return parts
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            parts.append(UsageUpdate(_openai.usage_in(usage)))
+        return parts
+
+    def _choice(self, choice: dict[str, Any], position: int, parts: list[Part]) -> bool:
+        """Read one choice into ``parts``; ``True`` if it reported an error (stop reading)."""
+        index = as_int(choice.get("index"))
+        c = position if index is None else index
+        if c < 0 or c in self._finished:
+            return False
+        text = as_str(choice.get("text"))
+        if text:
+            parts.append(TextDelta(text, c))
+        if choice.get("logprobs") is not None:
+            logger.debug("openai-text reader drops logprobs (no canonical field)")
+        finish = as_str(choice.get("finish_reason"))
+        if finish:
+            if finish == "error":
+                parts.append(StreamError("api_error", "upstream finished the choice with an error"))
+                return True
+            self._finished.add(c)
+            matched = as_str(choice.get("stop_reason"))
+            if finish == "stop" and matched:
+                parts.append(Finish("stop_sequence", matched, c))
+            else:
+                parts.append(Finish(_openai.finish_in(finish), choice=c))
+        return False
+
+
+def _seconds(value: Any) -> int | None:
+    """A ``created`` timestamp as integer seconds; ``None`` unless a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
+class CompletionsWriter(Writer):
+    """Parts → Completions chunks (module docstring: the contract)."""
+
+    def __init__(self, options: Any, content: Content) -> None:
+        super().__init__(options, content)
+        self._prefix = b""
+        self._choices: set[int] = set()
+        self._finished: set[int] = set()
+        self._warned_tools = False
+        self._id = ""
+        self._created = 0
+        self._model = ""
+
+    def _identity(self) -> None:
+        if self._prefix:
+            return
+        c = self.content
+        self._id = PREFIX + (c.id if c.id is not None else self.options.new_id())
+        self._created = c.created if c.created is not None else self.options.now()
+        self._model = c.model if c.model is not None else "unknown"
+        self._prefix = (
+            b'data: {"id":'
+            + dumps(self._id)
+            + b',"object":"text_completion","created":'
+            + str(self._created).encode()
+            + b',"model":'
+            + dumps(self._model)
+            + b',"choices":['
+        )
+
+    def _emit(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
+        self._identity()
+        choice = {"text": text, "index": c, "logprobs": None, "finish_reason": finish}
+        out.append(self._prefix + dumps(choice) + b"]}\n\n")
+
+    def _chunk(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
+        """One choice chunk; lower indexes not seen yet first appear with an empty text."""
+        if c not in self._choices:
+            for k in range(c):
+                if k not in self._choices:
+                    self._choices.add(k)
+                    self._emit(k, "", None, out)
+            self._choices.add(c)
+        self._emit(c, text, finish, out)
+
+    def write(self, part: Part, out: list[bytes]) -> None:
+        if isinstance(part, TextDelta | RefusalDelta):
+            if part.text and part.choice >= 0 and part.choice not in self._finished:
+                self._chunk(part.choice, part.text, None, out)
+        elif isinstance(part, Finish):
+            if part.choice < 0 or part.choice in self._finished:
+                return
+            self._finished.add(part.choice)
+            self._chunk(part.choice, "", _openai.finish_out(part.reason, False, tools=False), out)
+        elif isinstance(part, ToolCallStart | ToolCallDelta | ToolCallEnd):
+            if not self._warned_tools:
+                self._warned_tools = True
+                logger.warning("openai-text cannot carry tool calls: dropped from this stream")
+        elif isinstance(part, ReasoningDelta | ReasoningSignature | RedactedReasoning):
+            logger.debug("openai-text has no reasoning field: %s dropped", type(part).__name__)
+        elif not isinstance(part, UsageUpdate | MessageStart | Done):
+            # UsageUpdate is held for the usage chunk; MessageStart only fixes the identity.
+            logger.debug("openai-text writer skips %s", type(part).__name__)
+
+    def end(self, out: list[bytes]) -> None:
+        if self.options.include_usage and self.content.usage_reported:
+            self._identity()
+            chunk = {
+                "id": self._id,
+                "object": "text_completion",
+                "created": self._created,
+                "model": self._model,
+                "choices": [],
+                "usage": _openai.usage_out(self.content.usage),
+            }
+            out.append(frame(chunk))
+        out.append(_DONE)
+
+    def error(self, error: StreamError, out: list[bytes]) -> None:
+        out.append(frame({"error": _openai.error_object(error)}))
+        if self.options.done_after_error:
+            out.append(_DONE)
+
+    def response(self) -> dict[str, Any]:
+        self._identity()
+        response: dict[str, Any] = {
+            "id": self._id,
+            "object": "text_completion",
+            "created": self._created,
+            "model": self._model,
+            "choices": [self._choice_response(c) for _, c in sorted(self.content.choices.items())],
+        }
+        if self.content.usage_reported:
+            response["usage"] = _openai.usage_out(self.content.usage)
+        return response
+
+    @staticmethod
+    def _choice_response(c: ChoiceContent) -> dict[str, Any]:
+        # Refusal text was streamed as text, in order: the response says the same.
+        text = "".join(s.text for s in c.segments if s.kind in ("text", "refusal"))
+        finish = None
+        if c.finish_reason is not None:
+            finish = _openai.finish_out(c.finish_reason, False, tools=False)
+        return {"text": text, "index": c.index, "logprobs": None, "finish_reason": finish}
+
+
+def response_parts(response: dict[str, Any]) -> list[Part]:
+    """A non-streamed ``text_completion`` (or error body) as canonical parts: it has the shape
+    of one chunk carrying every choice's whole text, its finish reason and the usage."""
+    return CompletionsReader().read_object(response)
+
+
+FORMAT = Format(
+    name="openai-text",
+    family="openai",
+    reader=CompletionsReader,
+    writer=CompletionsWriter,
+    error_body=_openai.error_body,
+    parse_error_body=_openai.parse_error_body,
+    endpoint="/v1/completions",
+    complete_markers=(
+        b"data: [DONE]",
+        b"data:[DONE]",
+        *(
+            f'"finish_reason":{sep}"{reason}"'.encode()
+            for reason in ("stop", "length", "content_filter")
+            for sep in ("", " ")
+        ),
+    ),
+    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error"),
+    done_after_error=True,
+    response_parts=response_parts,
+)
