@@ -1,0 +1,1613 @@
+"""Request-body translation between the five wire formats, through one canonical request model.
+
+``translate_request(body, source, target)`` reads a client's request body in ``source`` format
+into a ``CanonicalRequest`` and renders it as a ``target`` body. Same format on both sides skips
+all of that: the body goes out as it came, only ``model`` mapped.
+
+What the canonical model carries: the system prompt, user/assistant messages made of parts
+(text; images by URL or base64 with a media type; assistant tool calls with id, name and the
+JSON arguments text; tool results with the call id, text/image content and ``is_error``;
+thinking/reasoning with its provider-specific signature or item), tools (name, description,
+JSON-schema parameters, strict), tool choice (auto / none / required / one function), parallel
+tool calls, max tokens, temperature, top_p, top_k, stop sequences, stream and include_usage,
+reasoning settings, the end-user id, the structured-output format, verbosity, and a few
+same-meaning OpenAI fields carried verbatim (``_SHARED``).
+
+Nothing is changed in meaning silently. A field (or a value, or a content part) the target cannot
+express is either dropped and named in ``TranslatedRequest.dropped`` (``on_unsupported="drop"``)
+or refused with ``RequestTranslationError("field X is not supported by <target>")``
+(``on_unsupported="error"``). Unknown top-level fields are treated the same way: never forwarded.
+Values equal to the API default (``n: 1``, ``echo: false``, ``presence_penalty: 0``,
+``store: false`` …) and ``null`` values carry no meaning and are dropped without a mention; so
+are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"``.
+
+Some requests cannot be translated at all, in either mode (a 400 for the client): a malformed
+body, tool-call ``arguments`` that are not a JSON object when the target needs the object
+(Anthropic ``tool_use.input``), a batch or token prompt in OpenAI Completions, a multi-turn
+conversation for OpenAI Completions.
+
+Mappings that are not one-to-one:
+
+- Reasoning effort ↔ Anthropic thinking budget (``EFFORT_BUDGETS``)::
+
+      effort      budget_tokens          budget_tokens      effort
+      minimal     1024                   < 2048             low
+      low         1024                   2048 … 8191        medium
+      medium      4096                   >= 8192            high
+      high        16384
+      xhigh       32768
+      max         32768
+      none        thinking {"type": "disabled"}
+
+  Anthropic needs ``budget_tokens < max_tokens``: when it is not, ``max_tokens`` becomes
+  ``budget_tokens + max_tokens`` (the thinking budget plus the answer allowance asked for).
+  Anthropic ``thinking: disabled`` / ``adaptive`` send no ``reasoning_effort`` to OpenAI (the
+  model's default applies). Responses ``reasoning.summary`` is satisfied by Anthropic's
+  summarised thinking.
+- Max tokens: Chat ``max_completion_tokens`` (preferred over ``max_tokens`` when both are
+  given; written as ``max_completion_tokens``), Completions ``max_tokens``, Responses
+  ``max_output_tokens``, Messages ``max_tokens`` and Text Completions ``max_tokens_to_sample``
+  (both required: ``default_max_tokens`` when the client gave none).
+- System: every Chat ``system``/``developer`` message, Responses ``instructions`` and
+  system/developer items, Messages ``system`` (string or text blocks) and the text before the
+  first ``Human:`` turn become one prompt, parts joined with a blank line.
+- Roles: Anthropic targets get consecutive same-role messages merged and tool results first in
+  their user message; Chat targets get one ``role: "tool"`` message per tool result.
+- Thinking history is provider-bound (formats.md §8): Anthropic signed thinking and redacted
+  thinking go only to Anthropic Messages, Responses reasoning items only to Responses; anything
+  else is dropped and named.
+- Sampling: Anthropic's temperature stops at 1 (a higher one is named, not clamped); with
+  thinking on (``enabled`` or ``adaptive``) Anthropic takes only temperature 1, top_p >= 0.95
+  and no top_k, so other values are named. ``top_k`` exists only at Anthropic. Stop sequences:
+  at most four for Chat/Completions, none at all in Responses. The Anthropic SDK dropped
+  temperature/top_p/top_k from its typed parameters in 1.0; the wire API still takes them on
+  models that sample (newer models answer a non-default value with a 400, passed to the client).
+- Tool-call ids sent to Anthropic are made to match ``^[a-zA-Z0-9_-]+$`` (other characters
+  become ``_``), the same way in ``tool_use`` and ``tool_result``.
+
+Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``top_k``,
+``stop``, ``reasoning_effort``, ``text.format`` …) or a content path: ``messages.image``,
+``messages.tool_calls``, ``messages.tool_results``, ``messages.thinking``, ``messages.name``,
+``messages.<part type>``, ``input.<item type>``, ``tool_result.is_error``,
+``tool_result.image``, ``image.detail``, ``tools.<tool type>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import _json
+from .errors import SSEAdapterError, UnknownFormat
+
+__all__ = [
+    "EFFORT_BUDGETS",
+    "CanonicalRequest",
+    "Image",
+    "Message",
+    "Reasoning",
+    "RequestTranslationError",
+    "ResponseFormat",
+    "Text",
+    "Thinking",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+    "ToolResult",
+    "TranslatedRequest",
+    "budget_to_effort",
+    "parse_request",
+    "render_request",
+    "translate_request",
+]
+
+CHAT = "openai-chat"
+TEXT = "openai-text"
+RESPONSES = "openai-responses"
+MESSAGES = "anthropic-messages"
+ATEXT = "anthropic-text"
+_FORMATS = (CHAT, TEXT, RESPONSES, MESSAGES, ATEXT)
+
+EFFORT_BUDGETS: Mapping[str, int] = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 4096,
+    "high": 16384,
+    "xhigh": 32768,
+    "max": 32768,
+}
+"""OpenAI reasoning effort → Anthropic ``thinking.budget_tokens`` (``none`` disables thinking)."""
+
+
+def budget_to_effort(budget: int) -> str:
+    """The OpenAI reasoning effort nearest (log scale) to an Anthropic thinking budget."""
+    if budget < 2048:
+        return "low"
+    if budget < 8192:
+        return "medium"
+    return "high"
+
+
+class RequestTranslationError(SSEAdapterError):
+    """A field the target cannot express, with on_unsupported="error"; message is client-safe.
+
+    Also raised, in either mode, for a body that cannot be translated at all (see the module
+    docstring). The proxy answers it with a 400.
+    """
+
+
+@dataclass(frozen=True)
+class TranslatedRequest:
+    """The outcome of ``translate_request``.
+
+    Fields:
+        body: the request body for the upstream format.
+        stream: whether the client asked to stream.
+        include_usage: whether the client (OpenAI family) asked for
+            ``stream_options.include_usage``.
+        model: the model the client asked for (before mapping).
+        dropped: fields dropped because the target cannot express them (for a warning header).
+    """
+
+    body: dict[str, Any]
+    stream: bool
+    include_usage: bool
+    model: str | None
+    dropped: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# The canonical request model
+
+
+@dataclass
+class Text:
+    """Plain text."""
+
+    text: str
+
+
+@dataclass
+class Image:
+    """An image by ``url``, or by base64 ``data`` with its ``media_type``; ``detail``: OpenAI's."""
+
+    url: str | None = None
+    media_type: str | None = None
+    data: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class ToolCall:
+    """A tool call made by the assistant; ``arguments`` is the JSON text (OpenAI's shape)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ToolResult:
+    """The result of the tool call ``tool_call_id``, sent back by the client."""
+
+    tool_call_id: str
+    content: list[Text | Image] = field(default_factory=list)
+    is_error: bool = False
+
+
+@dataclass
+class Thinking:
+    """Reasoning from an earlier assistant turn.
+
+    ``signature`` (Anthropic ``thinking``) and ``redacted`` (Anthropic ``redacted_thinking.data``)
+    are only valid for Anthropic; ``item`` is a Responses ``reasoning`` input item kept verbatim,
+    only valid for OpenAI Responses.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    item: dict[str, Any] | None = None
+
+
+Part = Text | Image | ToolCall | ToolResult | Thinking
+
+
+@dataclass
+class Message:
+    """One turn. Tool results are parts of ``user`` messages (Anthropic's shape)."""
+
+    role: Literal["user", "assistant"]
+    parts: list[Part] = field(default_factory=list)
+
+
+@dataclass
+class Tool:
+    """A function the model may call."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass
+class ToolChoice:
+    """``auto``, ``none``, ``required`` (Anthropic ``any``) or one ``function`` by ``name``."""
+
+    kind: Literal["auto", "none", "required", "function"]
+    name: str | None = None
+
+
+@dataclass
+class Reasoning:
+    """Reasoning: OpenAI ``effort``, Anthropic ``budget``/``mode``, Responses ``summary``."""
+
+    effort: str | None = None
+    budget: int | None = None
+    mode: Literal["enabled", "disabled", "adaptive"] | None = None
+    summary: str | None = None
+
+
+@dataclass
+class ResponseFormat:
+    """Structured output: ``type`` ``json_object``, or ``json_schema`` with the schema fields."""
+
+    type: str
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+@dataclass
+class CanonicalRequest:
+    """A request in no particular format. ``extras`` holds fields carried verbatim (``_SHARED``)."""
+
+    source: str
+    model: str | None = None
+    system: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    reasoning: Reasoning | None = None
+    user: str | None = None
+    response_format: ResponseFormat | None = None
+    verbosity: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# Fields carried verbatim: name → the formats in which it exists with the same name and meaning.
+_SHARED: dict[str, frozenset[str]] = {
+    "n": frozenset({CHAT, TEXT}),
+    "seed": frozenset({CHAT, TEXT}),
+    "presence_penalty": frozenset({CHAT, TEXT}),
+    "frequency_penalty": frozenset({CHAT, TEXT}),
+    "logit_bias": frozenset({CHAT, TEXT}),
+    "store": frozenset({CHAT, RESPONSES}),
+    "metadata": frozenset({CHAT, RESPONSES}),
+    "service_tier": frozenset({CHAT, RESPONSES}),
+    "prompt_cache_key": frozenset({CHAT, RESPONSES}),
+    "prompt_cache_retention": frozenset({CHAT, RESPONSES}),
+    "safety_identifier": frozenset({CHAT, RESPONSES}),
+}
+
+# Values equal to the API default: dropping them loses nothing.
+_NOOP: dict[str, Any] = {
+    "n": 1,
+    "best_of": 1,
+    "echo": False,
+    "logprobs": False,
+    "suffix": "",
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "store": False,
+    "background": False,
+    "truncation": "disabled",
+    "include": [],
+}
+
+# The client's name for a canonical field, per source format (default: the canonical name).
+_NAMES: dict[str, dict[str, str]] = {
+    CHAT: {"system": "messages.system", "reasoning": "reasoning_effort"},
+    TEXT: {},
+    RESPONSES: {
+        "system": "instructions",
+        "reasoning": "reasoning",
+        "response_format": "text.format",
+        "verbosity": "text.verbosity",
+    },
+    MESSAGES: {"stop": "stop_sequences", "reasoning": "thinking", "user": "metadata.user_id"},
+    ATEXT: {"stop": "stop_sequences", "user": "metadata.user_id"},
+}
+
+_DATA_URL = re.compile(r"data:([^;,]+);base64,(.*)", re.DOTALL)
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
+_BAD_TOOL_ID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+class _Losses:
+    """Collects what the target cannot express; raises at the first one in ``error`` mode."""
+
+    def __init__(self, target: str, on_unsupported: str) -> None:
+        self.target = target
+        self.error = on_unsupported == "error"
+        self.names: dict[str, None] = {}
+
+    def add(self, name: str) -> None:
+        if self.error:
+            raise RequestTranslationError(f"field {name} is not supported by {self.target}")
+        self.names.setdefault(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def translate_request(
+    body: dict[str, Any],
+    source: str,
+    target: str,
+    *,
+    model_map: Mapping[str, str] | None = None,
+    on_unsupported: Literal["drop", "error"] = "drop",
+    default_max_tokens: int = 4096,
+) -> TranslatedRequest:
+    """Translate a ``source``-format request body into a ``target``-format one.
+
+    Raises ``UnknownFormat`` for an unknown format name and ``RequestTranslationError`` (a
+    client error: its message can be shown) for a body that cannot be translated, or for any
+    unsupported field when ``on_unsupported="error"``.
+    """
+    for name in (source, target):
+        if name not in _FORMATS:
+            raise UnknownFormat(f"unknown format {name!r}; expected one of: {', '.join(_FORMATS)}")
+    if not isinstance(body, dict):
+        raise RequestTranslationError("the request body must be a JSON object")
+    model = body.get("model")
+    model = model if isinstance(model, str) else None
+    stream = body.get("stream") is True
+    include_usage = False
+    if source in (CHAT, TEXT):
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if source == target:
+        out = dict(body)
+        if model is not None and model_map and model in model_map:
+            out["model"] = model_map[model]
+        return TranslatedRequest(out, stream, include_usage, model, ())
+    losses = _Losses(target, on_unsupported)
+    canonical = _parse(body, source, losses)
+    if model is not None and model_map:
+        canonical.model = model_map.get(model, model)
+    out = _render(canonical, target, losses, default_max_tokens)
+    return TranslatedRequest(out, stream, include_usage, model, tuple(losses.names))
+
+
+def parse_request(body: dict[str, Any], source: str) -> tuple[CanonicalRequest, tuple[str, ...]]:
+    """Read a ``source`` body into the canonical model; also return what it could not carry."""
+    losses = _Losses("the canonical model", "drop")
+    return _parse(body, source, losses), tuple(losses.names)
+
+
+def render_request(
+    request: CanonicalRequest, target: str, *, default_max_tokens: int = 4096
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Render a canonical request as a ``target`` body; also return what was dropped."""
+    losses = _Losses(target, "drop")
+    return _render(request, target, losses, default_max_tokens), tuple(losses.names)
+
+
+def _parse(body: dict[str, Any], source: str, losses: _Losses) -> CanonicalRequest:
+    if source not in _FORMATS:
+        raise UnknownFormat(f"unknown format {source!r}")
+    rest = dict(body)
+    req = CanonicalRequest(source=source)
+    req.model = _opt_str(rest.pop("model", None), "model")
+    req.stream = rest.pop("stream", None) is True
+    {
+        CHAT: _parse_chat,
+        TEXT: _parse_openai_text,
+        RESPONSES: _parse_responses,
+        MESSAGES: _parse_messages,
+        ATEXT: _parse_anthropic_text,
+    }[source](rest, req, losses)
+    for key, value in rest.items():
+        if value is not None:
+            req.extras[key] = value
+    return req
+
+
+def _render(
+    req: CanonicalRequest, target: str, losses: _Losses, default_max_tokens: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if req.model is not None:
+        out["model"] = req.model
+    if target == CHAT:
+        _render_chat(req, out, losses)
+    elif target == TEXT:
+        _render_openai_text(req, out, losses)
+    elif target == RESPONSES:
+        _render_responses(req, out, losses)
+    elif target == MESSAGES:
+        _render_messages(req, out, losses, default_max_tokens)
+    elif target == ATEXT:
+        _render_anthropic_text(req, out, losses, default_max_tokens)
+    else:
+        raise UnknownFormat(f"unknown format {target!r}")
+    for key, value in req.extras.items():
+        formats = _SHARED.get(key, frozenset())
+        if req.source in formats and target in formats:
+            out[key] = value
+        elif not _is_noop(key, value):
+            losses.add(key)
+    return out
+
+
+def _is_noop(key: str, value: Any) -> bool:
+    if key not in _NOOP:
+        return False
+    default = _NOOP[key]
+    return bool(value == default and isinstance(value, bool) == isinstance(default, bool))
+
+
+def _name(req: CanonicalRequest, canonical: str) -> str:
+    return _NAMES.get(req.source, {}).get(canonical, canonical)
+
+
+# --------------------------------------------------------------------------------------------
+# Small readers of untrusted JSON
+
+
+def _bad(message: str) -> RequestTranslationError:
+    return RequestTranslationError(message)
+
+
+def _opt_str(value: Any, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _bad(f"{what} must be a string")
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _bad(f"{what} must be an integer")
+
+
+def _opt_num(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise _bad(f"{what} must be a number")
+
+
+def _opt_bool(value: Any, what: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise _bad(f"{what} must be a boolean")
+
+
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    raise _bad(f"{what} must be an object")
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise _bad(f"{what} must be an array")
+
+
+def _stop_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    items = _list(value, what)
+    if not all(isinstance(item, str) for item in items):
+        raise _bad(f"{what} must be a string or an array of strings")
+    return list(items)
+
+
+def _append(req: CanonicalRequest, role: Literal["user", "assistant"], parts: list[Part]) -> None:
+    """Add parts as a turn, merged into the previous turn when it has the same role."""
+    if req.messages and req.messages[-1].role == role:
+        req.messages[-1].parts.extend(parts)
+    else:
+        req.messages.append(Message(role, list(parts)))
+
+
+def _image_from_url(url: str, detail: str | None) -> Image:
+    match = _DATA_URL.fullmatch(url)
+    if match:
+        return Image(media_type=match.group(1), data=match.group(2), detail=detail)
+    return Image(url=url, detail=detail)
+
+
+def _image_url(image: Image) -> str:
+    if image.url is not None:
+        return image.url
+    return f"data:{image.media_type};base64,{image.data}"
+
+
+def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
+    """A string, or the text parts of a content list joined (other parts are losses)."""
+    if isinstance(value, str):
+        return value
+    texts: list[str] = []
+    for item in _list(value, what):
+        item = _obj(item, what)
+        if item.get("type") in ("text", "input_text", "output_text"):
+            texts.append(_opt_str(item.get("text"), f"{what} text") or "")
+        else:
+            losses.add(f"{loss_prefix}.{item.get('type')}")
+    return "\n\n".join(texts)
+
+
+def _dumps(value: Any) -> str:
+    return _json.dumps(value).decode()
+
+
+def _arguments_object(call: ToolCall) -> dict[str, Any]:
+    text = call.arguments.strip()
+    if not text:
+        return {}
+    try:
+        value = _json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise _bad(f"the arguments of tool call {call.id!r} are not a JSON object")
+    return value
+
+
+def _tool_choice_from_openai(value: Any, req: CanonicalRequest, losses: _Losses) -> None:
+    if value is None:
+        return
+    if value in ("auto", "none", "required"):
+        req.tool_choice = ToolChoice(value)
+        return
+    if isinstance(value, dict) and value.get("type") == "function":
+        function = value.get("function")
+        name = function.get("name") if isinstance(function, dict) else value.get("name")
+        if isinstance(name, str):
+            req.tool_choice = ToolChoice("function", name)
+            return
+    losses.add("tool_choice")
+
+
+def _response_format_from(value: dict[str, Any], flat: bool, what: str) -> ResponseFormat | None:
+    kind = value.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        spec = value if flat else _obj(value.get("json_schema"), f"{what}.json_schema")
+        schema = spec.get("schema")
+        return ResponseFormat(
+            "json_schema",
+            name=_opt_str(spec.get("name"), f"{what} name"),
+            schema=_obj(schema, f"{what} schema") if schema is not None else None,
+            description=_opt_str(spec.get("description"), f"{what} description"),
+            strict=_opt_bool(spec.get("strict"), f"{what} strict"),
+        )
+    raise _bad(f"{what} has an unknown type {kind!r}")
+
+
+def _openai_effort(value: Any, req: CanonicalRequest, what: str) -> None:
+    effort = _opt_str(value, what)
+    if effort is not None:
+        req.reasoning = req.reasoning or Reasoning()
+        req.reasoning.effort = effort
+
+
+# --------------------------------------------------------------------------------------------
+# Readers
+
+
+def _parse_chat(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    messages = rest.pop("messages", None)
+    if messages is None:
+        raise _bad("messages is required")
+    for message in _list(messages, "messages"):
+        _chat_message(_obj(message, "each message"), req, losses)
+    for tool in _list(rest.pop("tools", None) or [], "tools"):
+        tool = _obj(tool, "each tool")
+        if tool.get("type") != "function":
+            losses.add(f"tools.{tool.get('type')}")
+            continue
+        function = _obj(tool.get("function"), "tools[].function")
+        req.tools.append(_tool(function, "parameters"))
+    _tool_choice_from_openai(rest.pop("tool_choice", None), req, losses)
+    req.parallel_tool_calls = _opt_bool(
+        rest.pop("parallel_tool_calls", None), "parallel_tool_calls"
+    )
+    max_completion = _opt_int(rest.pop("max_completion_tokens", None), "max_completion_tokens")
+    max_tokens = _opt_int(rest.pop("max_tokens", None), "max_tokens")
+    req.max_tokens = max_completion if max_completion is not None else max_tokens
+    _openai_sampling(rest, req)
+    _openai_effort(rest.pop("reasoning_effort", None), req, "reasoning_effort")
+    response_format = rest.pop("response_format", None)
+    if response_format is not None:
+        req.response_format = _response_format_from(
+            _obj(response_format, "response_format"), False, "response_format"
+        )
+    req.verbosity = _opt_str(rest.pop("verbosity", None), "verbosity")
+
+
+def _openai_sampling(rest: dict[str, Any], req: CanonicalRequest) -> None:
+    """The fields Chat and Completions share: sampling, stop, user, stream_options."""
+    req.temperature = _opt_num(rest.pop("temperature", None), "temperature")
+    req.top_p = _opt_num(rest.pop("top_p", None), "top_p")
+    req.stop = _stop_list(rest.pop("stop", None), "stop")
+    req.user = _opt_str(rest.pop("user", None), "user")
+    options = rest.pop("stream_options", None)
+    if isinstance(options, dict):
+        req.include_usage = options.get("include_usage") is True
+
+
+def _tool(spec: dict[str, Any], schema_key: str) -> Tool:
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise _bad("every tool needs a name")
+    parameters = spec.get(schema_key)
+    return Tool(
+        name,
+        description=_opt_str(spec.get("description"), f"tool {name} description"),
+        parameters=_obj(parameters, f"tool {name} {schema_key}")
+        if parameters is not None
+        else None,
+        strict=_opt_bool(spec.get("strict"), f"tool {name} strict"),
+    )
+
+
+def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    role = message.get("role")
+    content = message.get("content")
+    if message.get("name") is not None:
+        losses.add("messages.name")
+    if role in ("system", "developer"):
+        req.system.append(_text_of(content, "system content", losses, "messages.system"))
+    elif role == "user":
+        _append(req, "user", _chat_user_parts(content, losses))
+    elif role == "assistant":
+        _append(req, "assistant", _chat_assistant_parts(message, losses))
+    elif role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise _bad("a tool message needs a tool_call_id")
+        text = _text_of(content if content is not None else "", "tool content", losses, "tool")
+        result = ToolResult(call_id, [Text(text)] if text else [])
+        _append(req, "user", [result])
+    elif role == "function":
+        losses.add("messages.function")
+    else:
+        raise _bad(f"unknown message role {role!r}")
+
+
+def _chat_user_parts(content: Any, losses: _Losses) -> list[Part]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [Text(content)]
+    parts: list[Part] = []
+    for item in _list(content, "user content"):
+        item = _obj(item, "user content part")
+        kind = item.get("type")
+        if kind == "text":
+            parts.append(Text(_opt_str(item.get("text"), "text") or ""))
+        elif kind == "image_url":
+            image = _obj(item.get("image_url"), "image_url")
+            url = image.get("url")
+            if not isinstance(url, str):
+                raise _bad("image_url.url must be a string")
+            parts.append(_image_from_url(url, _opt_str(image.get("detail"), "image_url.detail")))
+        else:
+            losses.add(f"messages.{kind}")
+    return parts
+
+
+def _chat_assistant_parts(message: dict[str, Any], losses: _Losses) -> list[Part]:
+    parts: list[Part] = []
+    for block in _list(message.get("thinking_blocks") or [], "thinking_blocks"):
+        parts.extend(_anthropic_thinking(_obj(block, "thinking block")))
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning and not parts:
+        parts.append(Thinking(reasoning))
+    content = message.get("content")
+    if isinstance(content, str):
+        if content:
+            parts.append(Text(content))
+    elif content is not None:
+        for item in _list(content, "assistant content"):
+            item = _obj(item, "assistant content part")
+            if item.get("type") == "text":
+                parts.append(Text(_opt_str(item.get("text"), "text") or ""))
+            elif item.get("type") == "refusal":
+                parts.append(Text(_opt_str(item.get("refusal"), "refusal") or ""))
+            else:
+                losses.add(f"messages.{item.get('type')}")
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append(Text(refusal))
+    for call in _list(message.get("tool_calls") or [], "tool_calls"):
+        call = _obj(call, "tool call")
+        if call.get("type", "function") != "function":
+            losses.add(f"messages.tool_calls.{call.get('type')}")
+            continue
+        function = _obj(call.get("function"), "tool_calls[].function")
+        call_id, name = call.get("id"), function.get("name")
+        arguments = function.get("arguments")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            raise _bad("every tool call needs an id and a function name")
+        parts.append(ToolCall(call_id, name, arguments if isinstance(arguments, str) else ""))
+    if message.get("function_call") is not None:
+        losses.add("messages.function_call")
+    if message.get("audio") is not None:
+        losses.add("messages.audio")
+    return parts
+
+
+def _parse_openai_text(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    prompt = rest.pop("prompt", None)
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise _bad("only a single string prompt can be translated (not a batch or tokens)")
+    req.messages.append(Message("user", [Text(prompt)]))
+    req.max_tokens = _opt_int(rest.pop("max_tokens", None), "max_tokens")
+    _openai_sampling(rest, req)
+
+
+def _parse_responses(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    instructions = _opt_str(rest.pop("instructions", None), "instructions")
+    if instructions:
+        req.system.append(instructions)
+    data = rest.pop("input", None)
+    if isinstance(data, str):
+        req.messages.append(Message("user", [Text(data)]))
+    elif data is not None:
+        for item in _list(data, "input"):
+            _responses_item(_obj(item, "input item"), req, losses)
+    for tool in _list(rest.pop("tools", None) or [], "tools"):
+        tool = _obj(tool, "each tool")
+        if tool.get("type") != "function":
+            losses.add(f"tools.{tool.get('type')}")
+            continue
+        req.tools.append(_tool(tool, "parameters"))
+    _tool_choice_from_openai(rest.pop("tool_choice", None), req, losses)
+    req.parallel_tool_calls = _opt_bool(
+        rest.pop("parallel_tool_calls", None), "parallel_tool_calls"
+    )
+    req.max_tokens = _opt_int(rest.pop("max_output_tokens", None), "max_output_tokens")
+    req.temperature = _opt_num(rest.pop("temperature", None), "temperature")
+    req.top_p = _opt_num(rest.pop("top_p", None), "top_p")
+    req.user = _opt_str(rest.pop("user", None), "user")
+    rest.pop("stream_options", None)
+    reasoning = rest.pop("reasoning", None)
+    if reasoning is not None:
+        reasoning = dict(_obj(reasoning, "reasoning"))
+        _openai_effort(reasoning.pop("effort", None), req, "reasoning.effort")
+        summary = reasoning.pop("summary", None)
+        legacy_summary = reasoning.pop("generate_summary", None)
+        summary = summary if summary is not None else legacy_summary
+        if summary is not None:
+            req.reasoning = req.reasoning or Reasoning()
+            req.reasoning.summary = _opt_str(summary, "reasoning.summary")
+        for key, value in reasoning.items():
+            if value is not None:
+                losses.add(f"reasoning.{key}")
+    text = rest.pop("text", None)
+    if text is not None:
+        text = dict(_obj(text, "text"))
+        fmt = text.pop("format", None)
+        if fmt is not None:
+            req.response_format = _response_format_from(
+                _obj(fmt, "text.format"), True, "text.format"
+            )
+        req.verbosity = _opt_str(text.pop("verbosity", None), "text.verbosity")
+        for key, value in text.items():
+            if value is not None:
+                losses.add(f"text.{key}")
+
+
+def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    kind = item.get("type", "message")
+    if kind == "message":
+        role = item.get("role")
+        content = item.get("content")
+        if role in ("system", "developer"):
+            req.system.append(_text_of(content, "system content", losses, "input.system"))
+        elif role == "user":
+            _append(req, "user", _responses_parts(content, losses))
+        elif role == "assistant":
+            _append(req, "assistant", _responses_parts(content, losses))
+        else:
+            raise _bad(f"unknown input message role {role!r}")
+    elif kind == "function_call":
+        call_id, name = item.get("call_id"), item.get("name")
+        arguments = item.get("arguments")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            raise _bad("every function_call item needs a call_id and a name")
+        call = ToolCall(call_id, name, arguments if isinstance(arguments, str) else "")
+        _append(req, "assistant", [call])
+    elif kind == "function_call_output":
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str):
+            raise _bad("every function_call_output item needs a call_id")
+        output = item.get("output")
+        parts = _responses_parts(output if output is not None else "", losses)
+        content = [part for part in parts if isinstance(part, (Text, Image))]
+        _append(req, "user", [ToolResult(call_id, content)])
+    elif kind == "reasoning":
+        summary = [
+            entry.get("text", "")
+            for entry in item.get("summary") or []
+            if isinstance(entry, dict) and isinstance(entry.get("text"), str)
+        ]
+        _append(req, "assistant", [Thinking("\n\n".join(summary), item=dict(item))])
+    else:
+        losses.add(f"input.{kind}")
+
+
+def _responses_parts(content: Any, losses: _Losses) -> list[Part]:
+    if isinstance(content, str):
+        return [Text(content)] if content else []
+    parts: list[Part] = []
+    for item in _list(content, "content"):
+        item = _obj(item, "content part")
+        kind = item.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append(Text(_opt_str(item.get("text"), "text") or ""))
+        elif kind == "refusal":
+            parts.append(Text(_opt_str(item.get("refusal"), "refusal") or ""))
+        elif kind == "input_image" and isinstance(item.get("image_url"), str):
+            detail = _opt_str(item.get("detail"), "detail")
+            parts.append(_image_from_url(item["image_url"], detail))
+        elif kind == "input_image":
+            losses.add("messages.image.file_id")
+        else:
+            losses.add(f"messages.{kind}")
+    return parts
+
+
+def _parse_messages(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    system = rest.pop("system", None)
+    if system is not None:
+        req.system.append(_text_of(system, "system", losses, "system"))
+    messages = rest.pop("messages", None)
+    if messages is None:
+        raise _bad("messages is required")
+    for message in _list(messages, "messages"):
+        message = _obj(message, "each message")
+        role = message.get("role")
+        content = message.get("content")
+        if role == "system":
+            req.system.append(_text_of(content, "system content", losses, "system"))
+        elif role in ("user", "assistant"):
+            _append(req, role, _anthropic_parts(content, losses))
+        else:
+            raise _bad(f"unknown message role {role!r}")
+    for tool in _list(rest.pop("tools", None) or [], "tools"):
+        tool = _obj(tool, "each tool")
+        if tool.get("type", "custom") not in ("custom", None):
+            losses.add(f"tools.{tool.get('type')}")
+            continue
+        for key in tool:
+            if key not in (
+                "type",
+                "name",
+                "description",
+                "input_schema",
+                "strict",
+                "cache_control",
+            ):
+                losses.add(f"tools.{key}")
+        req.tools.append(_tool(tool, "input_schema"))
+    choice = rest.pop("tool_choice", None)
+    if choice is not None:
+        choice = _obj(choice, "tool_choice")
+        kind = choice.get("type")
+        if kind in ("auto", "none"):
+            req.tool_choice = ToolChoice(kind)
+        elif kind == "any":
+            req.tool_choice = ToolChoice("required")
+        elif kind == "tool" and isinstance(choice.get("name"), str):
+            req.tool_choice = ToolChoice("function", choice["name"])
+        else:
+            raise _bad(f"tool_choice has an unknown type {kind!r}")
+        if choice.get("disable_parallel_tool_use") is True:
+            req.parallel_tool_calls = False
+    req.max_tokens = _opt_int(rest.pop("max_tokens", None), "max_tokens")
+    _anthropic_sampling(rest, req, losses)
+    thinking = rest.pop("thinking", None)
+    if thinking is not None:
+        thinking = _obj(thinking, "thinking")
+        kind = thinking.get("type")
+        if kind == "enabled":
+            budget = _opt_int(thinking.get("budget_tokens"), "thinking.budget_tokens")
+            req.reasoning = Reasoning(budget=budget, mode="enabled")
+        elif kind in ("disabled", "adaptive"):
+            req.reasoning = Reasoning(mode=kind)
+        else:
+            losses.add("thinking")
+        if thinking.get("display") is not None:
+            losses.add("thinking.display")
+
+
+def _anthropic_sampling(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    """The fields Messages and Text Completions share."""
+    req.temperature = _opt_num(rest.pop("temperature", None), "temperature")
+    req.top_p = _opt_num(rest.pop("top_p", None), "top_p")
+    req.top_k = _opt_int(rest.pop("top_k", None), "top_k")
+    req.stop = _stop_list(rest.pop("stop_sequences", None), "stop_sequences")
+    metadata = rest.pop("metadata", None)
+    if metadata is not None:
+        metadata = _obj(metadata, "metadata")
+        req.user = _opt_str(metadata.get("user_id"), "metadata.user_id")
+        for key, value in metadata.items():
+            if key != "user_id" and value is not None:
+                losses.add(f"metadata.{key}")
+    rest.pop("cache_control", None)  # a caching hint: nothing to say about the answer
+
+
+def _anthropic_thinking(block: dict[str, Any]) -> list[Part]:
+    if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+        return [Thinking(redacted=block["data"])]
+    text = block.get("thinking")
+    signature = block.get("signature")
+    return [
+        Thinking(
+            text if isinstance(text, str) else "",
+            signature=signature if isinstance(signature, str) and signature else None,
+        )
+    ]
+
+
+def _anthropic_parts(content: Any, losses: _Losses) -> list[Part]:
+    if isinstance(content, str):
+        return [Text(content)]
+    parts: list[Part] = []
+    for block in _list(content, "content"):
+        block = _obj(block, "content block")
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(Text(_opt_str(block.get("text"), "text") or ""))
+        elif kind == "image":
+            image = _anthropic_image(block, losses)
+            if image is not None:
+                parts.append(image)
+        elif kind == "tool_use":
+            call_id, name = block.get("id"), block.get("name")
+            if not isinstance(call_id, str) or not isinstance(name, str):
+                raise _bad("every tool_use block needs an id and a name")
+            parts.append(ToolCall(call_id, name, _dumps(block.get("input") or {})))
+        elif kind == "tool_result":
+            parts.append(_anthropic_tool_result(block, losses))
+        elif kind in ("thinking", "redacted_thinking"):
+            parts.extend(_anthropic_thinking(block))
+        else:
+            losses.add(f"messages.{kind}")
+    return parts
+
+
+def _anthropic_image(block: dict[str, Any], losses: _Losses) -> Image | None:
+    source = _obj(block.get("source"), "image source")
+    kind = source.get("type")
+    if kind == "url" and isinstance(source.get("url"), str):
+        return Image(url=source["url"])
+    if kind == "base64" and isinstance(source.get("data"), str):
+        return Image(
+            media_type=_opt_str(source.get("media_type"), "media_type"), data=source["data"]
+        )
+    losses.add(f"messages.image.{kind}")
+    return None
+
+
+def _anthropic_tool_result(block: dict[str, Any], losses: _Losses) -> ToolResult:
+    call_id = block.get("tool_use_id")
+    if not isinstance(call_id, str):
+        raise _bad("every tool_result block needs a tool_use_id")
+    content: list[Text | Image] = []
+    for part in _anthropic_parts(block.get("content") or [], losses):
+        if isinstance(part, (Text, Image)):
+            content.append(part)
+        else:
+            losses.add("tool_result.content")
+    return ToolResult(call_id, content, block.get("is_error") is True)
+
+
+def _parse_anthropic_text(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    prompt = rest.pop("prompt", None)
+    if not isinstance(prompt, str):
+        raise _bad("prompt must be a string")
+    req.max_tokens = _opt_int(rest.pop("max_tokens_to_sample", None), "max_tokens_to_sample")
+    _anthropic_sampling(rest, req, losses)
+    matches = list(_TURN.finditer(prompt))
+    if not matches:
+        req.messages.append(Message("user", [Text(prompt.strip())]))
+        return
+    head = prompt[: matches[0].start()].strip()
+    if head:
+        req.system.append(head)
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(prompt)
+        text = prompt[match.end() : end].strip()
+        role: Literal["user", "assistant"] = "user" if match.group(1) == "Human" else "assistant"
+        if role == "assistant" and i == len(matches) - 1 and not text:
+            break  # the final "Assistant:" asks for the completion
+        _append(req, role, [Text(text)])
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+
+
+def _chat_content(parts: list[Text | Image]) -> str | list[dict[str, Any]]:
+    if len(parts) == 1 and isinstance(parts[0], Text):
+        return parts[0].text
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, Text):
+            out.append({"type": "text", "text": part.text})
+        else:
+            image_url: dict[str, Any] = {"url": _image_url(part)}
+            if part.detail is not None:
+                image_url["detail"] = part.detail
+            out.append({"type": "image_url", "image_url": image_url})
+    return out
+
+
+def _render_chat(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    messages: list[dict[str, Any]] = []
+    if req.system:
+        messages.append({"role": "system", "content": "\n\n".join(req.system)})
+    for message in req.messages:
+        if message.role == "assistant":
+            messages.extend(_chat_assistant(message, losses))
+        else:
+            messages.extend(_chat_user(message, losses))
+    out["messages"] = messages
+    _openai_tools(req, out, losses, flat=False)
+    if req.max_tokens is not None:
+        out["max_completion_tokens"] = req.max_tokens
+    _openai_common(req, out, losses)
+    _openai_stop(req, out, losses)
+    if req.stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    effort = _effort_for_openai(req)
+    if effort is not None:
+        out["reasoning_effort"] = effort
+    if req.reasoning is not None and req.reasoning.summary is not None:
+        losses.add("reasoning.summary")
+    if req.response_format is not None:
+        out["response_format"] = _chat_response_format(req.response_format)
+    if req.verbosity is not None:
+        out["verbosity"] = req.verbosity
+
+
+def _chat_user(message: Message, losses: _Losses) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    pending: list[Text | Image] = []
+
+    def flush() -> None:
+        if pending:
+            out.append({"role": "user", "content": _chat_content(pending)})
+            pending.clear()
+
+    for part in message.parts:
+        if isinstance(part, ToolResult):
+            flush()
+            out.append(_chat_tool_message(part, losses))
+        elif isinstance(part, (Text, Image)):
+            pending.append(part)
+        else:
+            losses.add(_part_loss(part))
+    flush()
+    return out
+
+
+def _chat_tool_message(result: ToolResult, losses: _Losses) -> dict[str, Any]:
+    texts = [part.text for part in result.content if isinstance(part, Text)]
+    if len(texts) < len(result.content):
+        losses.add("tool_result.image")
+    if result.is_error:
+        losses.add("tool_result.is_error")
+    content: str | list[dict[str, Any]] = (
+        texts[0] if len(texts) == 1 else [{"type": "text", "text": text} for text in texts]
+    )
+    return {"role": "tool", "tool_call_id": result.tool_call_id, "content": content or ""}
+
+
+def _chat_assistant(message: Message, losses: _Losses) -> list[dict[str, Any]]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, Text):
+            texts.append(part.text)
+        elif isinstance(part, ToolCall):
+            calls.append(
+                {
+                    "id": part.id,
+                    "type": "function",
+                    "function": {"name": part.name, "arguments": part.arguments or "{}"},
+                }
+            )
+        else:
+            losses.add(_part_loss(part))
+    if not texts and not calls:
+        return []
+    out: dict[str, Any] = {"role": "assistant"}
+    if len(texts) == 1:
+        out["content"] = texts[0]
+    elif texts:
+        out["content"] = [{"type": "text", "text": text} for text in texts]
+    else:
+        out["content"] = None
+    if calls:
+        out["tool_calls"] = calls
+    return [out]
+
+
+def _part_loss(part: Part) -> str:
+    if isinstance(part, Image):
+        return "messages.image"
+    if isinstance(part, ToolCall):
+        return "messages.tool_calls"
+    if isinstance(part, ToolResult):
+        return "messages.tool_results"
+    if isinstance(part, Thinking):
+        return "input.reasoning" if part.item is not None else "messages.thinking"
+    return "messages.text"  # pragma: no cover - text is expressible everywhere
+
+
+def _openai_tools(req: CanonicalRequest, out: dict[str, Any], losses: _Losses, flat: bool) -> None:
+    if req.tools:
+        tools: list[dict[str, Any]] = []
+        for tool in req.tools:
+            spec: dict[str, Any] = {"name": tool.name}
+            if tool.description is not None:
+                spec["description"] = tool.description
+            if flat:
+                spec["parameters"] = tool.parameters
+                spec["strict"] = bool(tool.strict)  # Responses defaults to strict; Chat does not
+                tools.append({"type": "function", **spec})
+            else:
+                if tool.parameters is not None:
+                    spec["parameters"] = tool.parameters
+                if tool.strict is not None:
+                    spec["strict"] = tool.strict
+                tools.append({"type": "function", "function": spec})
+        out["tools"] = tools
+    choice = req.tool_choice
+    if choice is not None:
+        if choice.kind != "function":
+            out["tool_choice"] = choice.kind
+        elif flat:
+            out["tool_choice"] = {"type": "function", "name": choice.name}
+        else:
+            out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    if req.parallel_tool_calls is not None and req.tools:
+        out["parallel_tool_calls"] = req.parallel_tool_calls
+
+
+def _openai_common(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    if req.temperature is not None:
+        out["temperature"] = req.temperature
+    if req.top_p is not None:
+        out["top_p"] = req.top_p
+    if req.top_k is not None:
+        losses.add(_name(req, "top_k"))
+    if req.user is not None:
+        out["user"] = req.user
+
+
+def _openai_stop(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    if not req.stop:
+        return
+    if len(req.stop) > 4:  # OpenAI takes at most four
+        losses.add(_name(req, "stop"))
+    else:
+        out["stop"] = req.stop[0] if len(req.stop) == 1 else list(req.stop)
+
+
+def _effort_for_openai(req: CanonicalRequest) -> str | None:
+    reasoning = req.reasoning
+    if reasoning is None:
+        return None
+    if reasoning.effort is not None:
+        return reasoning.effort
+    if reasoning.mode == "enabled" and reasoning.budget is not None:
+        return budget_to_effort(reasoning.budget)
+    return None  # disabled / adaptive: the OpenAI model's default applies
+
+
+def _chat_response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    return {"type": "json_schema", "json_schema": _schema_fields(fmt)}
+
+
+def _schema_fields(fmt: ResponseFormat) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": fmt.name}
+    for key, value in (
+        ("description", fmt.description),
+        ("schema", fmt.schema),
+        ("strict", fmt.strict),
+    ):
+        if value is not None:
+            spec[key] = value
+    return spec
+
+
+def _render_openai_text(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    if len(req.messages) != 1 or req.messages[0].role != "user":
+        raise _bad("only a single user turn can be expressed as an openai-text prompt")
+    if req.system:
+        losses.add(_name(req, "system"))
+    texts: list[str] = []
+    for part in req.messages[0].parts:
+        if isinstance(part, Text):
+            texts.append(part.text)
+        else:
+            losses.add(_part_loss(part))
+    out["prompt"] = "\n\n".join(texts)
+    if req.max_tokens is not None:
+        out["max_tokens"] = req.max_tokens
+    _openai_common(req, out, losses)
+    _openai_stop(req, out, losses)
+    if req.stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    _no_tools_or_reasoning(req, losses)
+
+
+def _no_tools_or_reasoning(req: CanonicalRequest, losses: _Losses) -> None:
+    """Losses for a text-only target (Completions, Text Completions)."""
+    if req.tools:
+        losses.add("tools")
+    if req.tool_choice is not None and req.tool_choice.kind != "none":
+        losses.add("tool_choice")
+    if req.parallel_tool_calls is False and req.tools:
+        losses.add("parallel_tool_calls")
+    reasoning = req.reasoning
+    if reasoning is not None and (
+        reasoning.mode in ("enabled", "adaptive")
+        or reasoning.budget is not None
+        or (reasoning.effort not in (None, "none"))
+    ):
+        losses.add(_name(req, "reasoning"))
+    if req.response_format is not None:
+        losses.add(_name(req, "response_format"))
+    if req.verbosity is not None:
+        losses.add(_name(req, "verbosity"))
+
+
+def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    if req.system:
+        out["instructions"] = "\n\n".join(req.system)
+    items: list[dict[str, Any]] = []
+    for message in req.messages:
+        items.extend(_responses_items(message, losses))
+    out["input"] = items
+    _openai_tools(req, out, losses, flat=True)
+    if req.max_tokens is not None:
+        out["max_output_tokens"] = req.max_tokens
+    _openai_common(req, out, losses)
+    if req.stop:
+        losses.add(_name(req, "stop"))
+    if req.stream:
+        out["stream"] = True
+    reasoning: dict[str, Any] = {}
+    effort = _effort_for_openai(req)
+    if effort is not None:
+        reasoning["effort"] = effort
+    if req.reasoning is not None and req.reasoning.summary is not None:
+        reasoning["summary"] = req.reasoning.summary
+    if reasoning:
+        out["reasoning"] = reasoning
+    text: dict[str, Any] = {}
+    if req.response_format is not None:
+        fmt = req.response_format
+        text["format"] = (
+            {"type": "json_schema", **_schema_fields(fmt)}
+            if fmt.type == "json_schema"
+            else {"type": fmt.type}
+        )
+    if req.verbosity is not None:
+        text["verbosity"] = req.verbosity
+    if text:
+        out["text"] = text
+
+
+def _responses_content(parts: list[Text | Image], assistant: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, Text):
+            if assistant:
+                out.append({"type": "output_text", "text": part.text, "annotations": []})
+            else:
+                out.append({"type": "input_text", "text": part.text})
+        else:
+            out.append(
+                {
+                    "type": "input_image",
+                    "image_url": _image_url(part),
+                    "detail": part.detail or "auto",
+                }
+            )
+    return out
+
+
+def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    assistant = message.role == "assistant"
+    pending: list[Text | Image] = []
+
+    def flush() -> None:
+        if pending:
+            content: str | list[dict[str, Any]]
+            if assistant and len(pending) == 1 and isinstance(pending[0], Text):
+                content = pending[0].text  # EasyInputMessage: no output item id needed
+            else:
+                content = _responses_content(pending, assistant)
+            out.append({"type": "message", "role": message.role, "content": content})
+            pending.clear()
+
+    for part in message.parts:
+        if isinstance(part, Image) and assistant:
+            losses.add("messages.image")
+        elif isinstance(part, (Text, Image)):
+            pending.append(part)
+        elif isinstance(part, ToolCall):
+            flush()
+            out.append(
+                {
+                    "type": "function_call",
+                    "call_id": part.id,
+                    "name": part.name,
+                    "arguments": part.arguments or "{}",
+                }
+            )
+        elif isinstance(part, ToolResult):
+            flush()
+            if part.is_error:
+                losses.add("tool_result.is_error")
+            output: str | list[dict[str, Any]]
+            if all(isinstance(p, Text) for p in part.content):
+                output = "\n\n".join(p.text for p in part.content if isinstance(p, Text))
+            else:
+                output = _responses_content(part.content, False)
+            out.append(
+                {"type": "function_call_output", "call_id": part.tool_call_id, "output": output}
+            )
+        elif isinstance(part, Thinking) and part.item is not None:
+            flush()
+            out.append(part.item)
+        else:
+            losses.add(_part_loss(part))
+    flush()
+    return out
+
+
+def _render_messages(
+    req: CanonicalRequest, out: dict[str, Any], losses: _Losses, default_max_tokens: int
+) -> None:
+    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
+    thinking = _thinking_for_anthropic(req, losses)
+    if (
+        thinking is not None
+        and thinking["type"] == "enabled"
+        and thinking["budget_tokens"] >= max_tokens
+    ):
+        max_tokens += thinking["budget_tokens"]
+    out["max_tokens"] = max_tokens
+    if req.system:
+        out["system"] = "\n\n".join(req.system)
+    messages: list[dict[str, Any]] = []
+    for message in req.messages:
+        blocks = _anthropic_blocks(message, losses)
+        if not blocks:
+            continue
+        if messages and messages[-1]["role"] == message.role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": message.role, "content": blocks})
+    for turn in messages:
+        # Tool results must open their user message; a stable sort keeps the rest in order.
+        content = turn["content"]
+        content.sort(key=lambda block: block["type"] != "tool_result")
+        if len(content) == 1 and content[0]["type"] == "text":
+            turn["content"] = content[0]["text"]
+    out["messages"] = messages
+    if req.tools:
+        tools: list[dict[str, Any]] = []
+        for tool in req.tools:
+            spec: dict[str, Any] = {"name": tool.name}
+            if tool.description is not None:
+                spec["description"] = tool.description
+            spec["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
+            if tool.strict:
+                spec["strict"] = True
+            tools.append(spec)
+        out["tools"] = tools
+    choice = _anthropic_tool_choice(req)
+    if choice is not None:
+        out["tool_choice"] = choice
+    enabled = thinking is not None and thinking["type"] != "disabled"
+    _anthropic_sampling_out(req, out, losses, thinking=enabled)
+    if req.stream:
+        out["stream"] = True
+    if thinking is not None:
+        out["thinking"] = thinking
+    if req.response_format is not None:
+        losses.add(_name(req, "response_format"))
+    if req.verbosity is not None:
+        losses.add(_name(req, "verbosity"))
+
+
+def _anthropic_tool_choice(req: CanonicalRequest) -> dict[str, Any] | None:
+    choice = req.tool_choice
+    serial = req.parallel_tool_calls is False and bool(req.tools)
+    if choice is None and not serial:
+        return None
+    kind = choice.kind if choice is not None else "auto"
+    if kind == "none":
+        return {"type": "none"}  # no tool use at all: parallelism is moot
+    out: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "function": "tool"}[kind]}
+    if kind == "function" and choice is not None:
+        out["name"] = choice.name
+    if serial:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _anthropic_sampling_out(
+    req: CanonicalRequest, out: dict[str, Any], losses: _Losses, *, thinking: bool
+) -> None:
+    """Sampling fields; with thinking on, Anthropic takes only temperature 1 and top_p >= 0.95."""
+    if req.temperature is not None:
+        if req.temperature > 1 or (thinking and req.temperature != 1):  # Anthropic's range: 0…1
+            losses.add(_name(req, "temperature"))
+        else:
+            out["temperature"] = req.temperature
+    if req.top_p is not None:
+        if thinking and req.top_p < 0.95:
+            losses.add(_name(req, "top_p"))
+        else:
+            out["top_p"] = req.top_p
+    if req.top_k is not None:
+        if thinking:
+            losses.add(_name(req, "top_k"))
+        else:
+            out["top_k"] = req.top_k
+    if req.stop:
+        out["stop_sequences"] = list(req.stop)
+    if req.user is not None:
+        out["metadata"] = {"user_id": req.user}
+
+
+def _thinking_for_anthropic(req: CanonicalRequest, losses: _Losses) -> dict[str, Any] | None:
+    reasoning = req.reasoning
+    if reasoning is None:
+        return None
+    if reasoning.mode == "disabled" or reasoning.effort == "none":
+        return {"type": "disabled"}
+    if reasoning.mode == "adaptive":
+        return {"type": "adaptive"}
+    budget = reasoning.budget
+    if budget is None and reasoning.effort is not None:
+        budget = EFFORT_BUDGETS.get(reasoning.effort)
+        if budget is None:
+            losses.add(_name(req, "reasoning"))
+            return None
+    if budget is None:
+        return None  # a summary setting alone: Anthropic's thinking is summarised anyway
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def _tool_id(value: str) -> str:
+    return _BAD_TOOL_ID.sub("_", value)
+
+
+def _anthropic_content(parts: list[Text | Image]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, Text):
+            if part.text:
+                out.append({"type": "text", "text": part.text})
+        elif part.url is not None:
+            out.append({"type": "image", "source": {"type": "url", "url": part.url}})
+        else:
+            source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+            out.append({"type": "image", "source": source})
+    return out
+
+
+def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, (Text, Image)):
+            if isinstance(part, Image) and part.detail not in (None, "auto"):
+                losses.add("image.detail")
+            out.extend(_anthropic_content([part]))
+        elif isinstance(part, ToolCall):
+            out.append(
+                {
+                    "type": "tool_use",
+                    "id": _tool_id(part.id),
+                    "name": part.name,
+                    "input": _arguments_object(part),
+                }
+            )
+        elif isinstance(part, ToolResult):
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": _tool_id(part.tool_call_id),
+            }
+            content = _anthropic_content(part.content)
+            if len(content) == 1 and content[0]["type"] == "text":
+                block["content"] = content[0]["text"]
+            elif content:
+                block["content"] = content
+            if part.is_error:
+                block["is_error"] = True
+            out.append(block)
+        elif part.signature is not None:
+            out.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
+        elif part.redacted is not None:
+            out.append({"type": "redacted_thinking", "data": part.redacted})
+        else:
+            losses.add(_part_loss(part))
+    return out
+
+
+def _render_anthropic_text(
+    req: CanonicalRequest, out: dict[str, Any], losses: _Losses, default_max_tokens: int
+) -> None:
+    turns: list[tuple[str, list[str]]] = []
+    for message in req.messages:
+        texts: list[str] = []
+        for part in message.parts:
+            if isinstance(part, Text):
+                texts.append(part.text)
+            else:
+                losses.add(_part_loss(part))
+        if not texts:
+            continue
+        label = "Human" if message.role == "user" else "Assistant"
+        if turns and turns[-1][0] == label:
+            turns[-1][1].extend(texts)
+        else:
+            turns.append((label, texts))
+    prompt = "\n\n".join(req.system)
+    for label, texts in turns:
+        prompt += f"\n\n{label}: " + "\n\n".join(texts)
+    if not turns or turns[-1][0] != "Assistant":
+        prompt += "\n\nAssistant:"
+    out["prompt"] = prompt
+    out["max_tokens_to_sample"] = (
+        req.max_tokens if req.max_tokens is not None else default_max_tokens
+    )
+    _anthropic_sampling_out(req, out, losses, thinking=False)
+    if req.stream:
+        out["stream"] = True
+    _no_tools_or_reasoning(req, losses)

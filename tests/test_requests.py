@@ -1,0 +1,2217 @@
+"""Request-body translation (``asgi_sse_adapter.requests``).
+
+Concrete expected bodies for every direction, round trips compared on normalised canonical
+forms, unsupported fields in both modes, the effort ↔ budget table, and the produced bodies
+checked against the official SDKs' TypedDict request params.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from typing import Any
+
+import pytest
+from anthropic.types import (
+    Base64ImageSourceParam,
+    ImageBlockParam,
+    MessageCreateParams,
+    TextBlockParam,
+    ThinkingBlockParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+    URLImageSourceParam,
+)
+from anthropic.types.message_create_params import MessageCreateParamsBase
+from openai.types import completion_create_params
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartTextParam,
+    ChatCompletionDeveloperMessageParam,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionToolMessageParam,
+    ChatCompletionUserMessageParam,
+)
+from openai.types.chat import (
+    completion_create_params as chat_params,
+)
+from openai.types.responses import (
+    EasyInputMessageParam,
+    FunctionToolParam,
+    ResponseFunctionToolCallParam,
+    ResponseInputImageParam,
+    ResponseInputTextParam,
+    ResponseOutputTextParam,
+    response_create_params,
+)
+from openai.types.responses.response_input_param import FunctionCallOutput
+
+from asgi_sse_adapter.errors import SSEAdapterError, UnknownFormat
+from asgi_sse_adapter.requests import (
+    EFFORT_BUDGETS,
+    CanonicalRequest,
+    Message,
+    RequestTranslationError,
+    Text,
+    Thinking,
+    TranslatedRequest,
+    budget_to_effort,
+    parse_request,
+    render_request,
+    translate_request,
+)
+
+CHAT = "openai-chat"
+TEXT = "openai-text"
+RESPONSES = "openai-responses"
+MESSAGES = "anthropic-messages"
+ATEXT = "anthropic-text"
+ALL = (CHAT, TEXT, RESPONSES, MESSAGES, ATEXT)
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+}
+PNG = "iVBORw0KGgo="
+
+# ---------------------------------------------------------------------------------------------
+# Rich requests, one per format, all saying the same thing
+
+
+CHAT_RICH: dict[str, Any] = {
+    "model": "gpt-4.1",
+    "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "developer", "content": [{"type": "text", "text": "Answer in French."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me check the weather too.",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": "{}"},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
+        {"role": "user", "content": "Thanks!"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather by city",
+                "parameters": WEATHER_SCHEMA,
+            },
+        },
+        {"type": "function", "function": {"name": "get_time"}},
+    ],
+    "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "parallel_tool_calls": False,
+    "max_completion_tokens": 20000,
+    "temperature": 1,
+    "top_p": 0.95,
+    "stop": "END",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "reasoning_effort": "medium",
+    "user": "user-42",
+}
+
+MESSAGES_FROM_CHAT_RICH: dict[str, Any] = {
+    "model": "gpt-4.1",
+    "max_tokens": 20000,
+    "system": "You are terse.\n\nAnswer in French.",
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me check the weather too."},
+                {
+                    "type": "tool_use",
+                    "id": "call_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "18C, sunny"},
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "14:05"},
+                {"type": "text", "text": "Thanks!"},
+            ],
+        },
+    ],
+    "tools": [
+        {"name": "get_weather", "description": "Weather by city", "input_schema": WEATHER_SCHEMA},
+        {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
+    ],
+    "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+    "temperature": 1,
+    "top_p": 0.95,
+    "stop_sequences": ["END"],
+    "metadata": {"user_id": "user-42"},
+    "stream": True,
+    "thinking": {"type": "enabled", "budget_tokens": 4096},
+}
+
+MESSAGES_RICH: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 20000,
+    "system": [
+        {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Answer in French."},
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Weather needed.", "signature": "c2ln"},
+                {"type": "text", "text": "Let me check the weather too."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C, sunny"},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": [{"type": "text", "text": "14:05"}],
+                },
+                {"type": "text", "text": "Thanks!"},
+            ],
+        },
+    ],
+    "tools": [
+        {"name": "get_weather", "description": "Weather by city", "input_schema": WEATHER_SCHEMA},
+        {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
+    ],
+    "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    "temperature": 1,
+    "top_p": 0.95,
+    "stop_sequences": ["END", "STOP"],
+    "stream": True,
+    "thinking": {"type": "enabled", "budget_tokens": 16384},
+    "metadata": {"user_id": "user-42"},
+}
+
+CHAT_FROM_MESSAGES_RICH: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "messages": [
+        {"role": "system", "content": "You are terse.\n\nAnswer in French."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me check the weather too.",
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "toolu_2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": "{}"},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C, sunny"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "14:05"},
+        {"role": "user", "content": "Thanks!"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather by city",
+                "parameters": WEATHER_SCHEMA,
+            },
+        },
+        {
+            "type": "function",
+            "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+        },
+    ],
+    "tool_choice": "required",
+    "parallel_tool_calls": False,
+    "max_completion_tokens": 20000,
+    "temperature": 1,
+    "top_p": 0.95,
+    "user": "user-42",
+    "stop": ["END", "STOP"],
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "reasoning_effort": "high",
+}
+
+RESPONSES_RICH: dict[str, Any] = {
+    "model": "gpt-5",
+    "instructions": "You are terse.",
+    "input": [
+        {"role": "developer", "content": "Answer in French."},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is in these pictures?"},
+                {
+                    "type": "input_image",
+                    "image_url": "https://example.com/cat.png",
+                    "detail": "auto",
+                },
+                {
+                    "type": "input_image",
+                    "image_url": f"data:image/png;base64,{PNG}",
+                    "detail": "auto",
+                },
+            ],
+        },
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [
+                {"type": "output_text", "text": "Let me check the weather too.", "annotations": []}
+            ],
+        },
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris"}',
+        },
+        {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "18C, sunny"},
+        {
+            "type": "function_call_output",
+            "call_id": "call_2",
+            "output": [{"type": "input_text", "text": "14:05"}],
+        },
+        {"role": "user", "content": "Thanks!"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather by city",
+            "parameters": WEATHER_SCHEMA,
+            "strict": False,
+        },
+        {"type": "function", "name": "get_time", "parameters": None, "strict": False},
+    ],
+    "tool_choice": {"type": "function", "name": "get_weather"},
+    "parallel_tool_calls": False,
+    "max_output_tokens": 20000,
+    "temperature": 1,
+    "top_p": 0.95,
+    "stream": True,
+    "reasoning": {"effort": "low"},
+    "user": "user-42",
+}
+
+CHAT_FROM_RESPONSES_RICH: dict[str, Any] = {
+    "model": "gpt-5",
+    "messages": [
+        {"role": "system", "content": "You are terse.\n\nAnswer in French."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in these pictures?"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://example.com/cat.png", "detail": "auto"},
+                },
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "auto"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me check the weather too.",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": "{}"},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
+        {"role": "user", "content": "Thanks!"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather by city",
+                "parameters": WEATHER_SCHEMA,
+                "strict": False,
+            },
+        },
+        {"type": "function", "function": {"name": "get_time", "strict": False}},
+    ],
+    "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "parallel_tool_calls": False,
+    "max_completion_tokens": 20000,
+    "temperature": 1,
+    "top_p": 0.95,
+    "user": "user-42",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "reasoning_effort": "low",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def canonical(body: dict[str, Any], fmt: str, *, thinking: bool = True) -> dict[str, Any]:
+    """The canonical form of ``body``, normalised for comparison across formats.
+
+    Normalised: the system parts joined, tool arguments parsed, an image ``detail`` of
+    ``"auto"`` equal to none, tool ids as given, the reasoning reduced to what it asks for
+    (an effort level; thinking off equals no setting), parallel tool calls reduced to "one at a
+    time or not", ``include_usage`` and ``source`` left out (the upstream is always asked for
+    usage; the source is the format).
+    """
+    request, _ = parse_request(copy.deepcopy(body), fmt)
+    return normalise(request, thinking=thinking)
+
+
+def normalise(request: CanonicalRequest, *, thinking: bool = True) -> dict[str, Any]:
+    """See ``canonical``; ``thinking=False`` also leaves out thinking parts."""
+    messages = []
+    for message in request.messages:
+        parts = []
+        for part in message.parts:
+            if isinstance(part, Thinking) and not thinking:
+                continue
+            entry = {"kind": type(part).__name__, **dataclasses.asdict(part)}
+            if "arguments" in entry:
+                entry["arguments"] = json.loads(entry["arguments"] or "{}")
+            if entry.get("detail") == "auto":
+                entry["detail"] = None
+            for item in entry.get("content", []):
+                if item.get("detail") == "auto":
+                    item["detail"] = None
+            parts.append(entry)
+        messages.append({"role": message.role, "parts": parts})
+    reasoning = request.reasoning
+    effort: str | None = None
+    if reasoning is not None:
+        if reasoning.effort is not None:
+            effort = reasoning.effort
+        elif reasoning.budget is not None:
+            effort = budget_to_effort(reasoning.budget)
+        else:
+            effort = reasoning.mode
+    if effort in ("none", "disabled"):
+        effort = None  # thinking off is no setting at all once it crossed (a documented limit)
+    choice = request.tool_choice
+    # Parallel calls are the default, and moot when no tool may be called.
+    serial = request.parallel_tool_calls is False and not (choice and choice.kind == "none")
+    tools = []
+    for tool in request.tools:
+        spec = dataclasses.asdict(tool)
+        if spec["parameters"] in (None, {"type": "object", "properties": {}}):
+            spec["parameters"] = None
+        spec["strict"] = bool(spec["strict"])
+        tools.append(spec)
+    return {
+        "model": request.model,
+        "system": "\n\n".join(request.system),
+        "messages": messages,
+        "tools": tools,
+        "tool_choice": request.tool_choice,
+        "serial_tool_calls": serial,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "top_k": request.top_k,
+        "stop": request.stop,
+        "stream": request.stream,
+        "effort": effort,
+        "user": request.user,
+        "response_format": request.response_format,
+        "verbosity": request.verbosity,
+        "extras": request.extras,
+    }
+
+
+def via(body: dict[str, Any], *formats: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Translate ``body`` through each consecutive pair of ``formats``; all dropped names."""
+    dropped: list[str] = []
+    for source, target in itertools.pairwise(formats):
+        result = translate_request(copy.deepcopy(body), source, target)
+        body = result.body
+        dropped.extend(result.dropped)
+    return body, tuple(dropped)
+
+
+def typed_keys(typed: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """(required keys, all keys) of a TypedDict class."""
+    required = frozenset(typed.__required_keys__)
+    return required, required | frozenset(typed.__optional_keys__)
+
+
+def assert_typed(
+    obj: dict[str, Any], typed: Any, *, wire_only: frozenset[str] = frozenset()
+) -> None:
+    """``obj`` has every required key of ``typed`` and no key it does not declare."""
+    required, allowed = typed_keys(typed)
+    assert required <= obj.keys(), (typed.__name__, required - obj.keys())
+    assert obj.keys() <= allowed | wire_only, (typed.__name__, obj.keys() - allowed)
+
+
+# anthropic 1.0 took the sampling parameters out of the typed signature; the wire API still
+# takes them (models that reject them answer 400): formats.md, the SDK's MIGRATION.md.
+ANTHROPIC_WIRE_ONLY = frozenset({"temperature", "top_p", "top_k"})
+
+
+def assert_valid_messages_body(body: dict[str, Any]) -> None:
+    """Top level, messages and blocks of an Anthropic Messages body match the SDK params."""
+    assert_typed(body, MessageCreateParamsBase, wire_only=ANTHROPIC_WIRE_ONLY | {"stream"})
+    assert MessageCreateParams is not None
+    roles = [message["role"] for message in body["messages"]]
+    assert all(a != b for a, b in itertools.pairwise(roles)), "roles must alternate"
+    blocks = {
+        "text": TextBlockParam,
+        "image": ImageBlockParam,
+        "tool_use": ToolUseBlockParam,
+        "tool_result": ToolResultBlockParam,
+        "thinking": ThinkingBlockParam,
+    }
+    for message in body["messages"]:
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        seen_other = False
+        for block in content:
+            assert_typed(block, blocks[block["type"]])
+            if block["type"] == "image":
+                source = {"url": URLImageSourceParam, "base64": Base64ImageSourceParam}
+                assert_typed(block["source"], source[block["source"]["type"]])
+            if block["type"] == "tool_result":
+                assert not seen_other, "tool results must open the user message"
+            else:
+                seen_other = True
+            if block["type"] == "text":
+                assert block["text"], "Anthropic rejects empty text blocks"
+    for tool in body.get("tools", []):
+        assert_typed(tool, ToolParam)
+
+
+def assert_valid_chat_body(body: dict[str, Any]) -> None:
+    """Top level and messages of a Chat Completions body match the SDK params."""
+    assert_typed(body, chat_params.CompletionCreateParamsBase, wire_only=frozenset({"stream"}))
+    roles = {
+        "system": ChatCompletionSystemMessageParam,
+        "developer": ChatCompletionDeveloperMessageParam,
+        "user": ChatCompletionUserMessageParam,
+        "assistant": ChatCompletionAssistantMessageParam,
+        "tool": ChatCompletionToolMessageParam,
+    }
+    for message in body["messages"]:
+        assert_typed(message, roles[message["role"]])
+        if isinstance(message.get("content"), list):
+            for part in message["content"]:
+                kind = {
+                    "text": ChatCompletionContentPartTextParam,
+                    "image_url": ChatCompletionContentPartImageParam,
+                }
+                assert_typed(part, kind[part["type"]])
+    for tool in body.get("tools", []):
+        assert_typed(tool, ChatCompletionFunctionToolParam)
+
+
+def assert_valid_responses_body(body: dict[str, Any]) -> None:
+    """Top level and input items of a Responses body match the SDK params."""
+    assert_typed(
+        body, response_create_params.ResponseCreateParamsBase, wire_only=frozenset({"stream"})
+    )
+    for item in body["input"]:
+        kind = item.get("type", "message")
+        if kind == "message":
+            assert_typed(item, EasyInputMessageParam)
+            if isinstance(item["content"], list):
+                for part in item["content"]:
+                    parts = {
+                        "input_text": ResponseInputTextParam,
+                        "input_image": ResponseInputImageParam,
+                        # assistant history as sent by clients (Codex): accepted on the wire
+                        "output_text": ResponseOutputTextParam,
+                    }
+                    assert_typed(part, parts[part["type"]])
+        elif kind == "function_call":
+            assert_typed(item, ResponseFunctionToolCallParam)
+        else:
+            assert kind == "function_call_output"
+            assert_typed(item, FunctionCallOutput)
+    for tool in body.get("tools", []):
+        assert_typed(tool, FunctionToolParam)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity and model mapping
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body"),
+    [(CHAT, CHAT_RICH), (MESSAGES, MESSAGES_RICH), (RESPONSES, RESPONSES_RICH)],
+)
+def test_identity_returns_the_body_unchanged(fmt: str, body: dict[str, Any]) -> None:
+    """Same format both sides: the body goes out as it came, unknown fields and all."""
+    original = {**copy.deepcopy(body), "x_vendor_field": 1}
+    result = translate_request(copy.deepcopy(original), fmt, fmt)
+    assert result.body == original
+    assert result.stream is True
+    assert result.model == original["model"]
+    assert result.dropped == ()
+    assert result.include_usage is (fmt == CHAT)
+
+
+def test_identity_maps_the_model_only() -> None:
+    """Same format both sides with a model map: only ``model`` changes; the input is not mutated."""
+    body = {"model": "fast", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 5}
+    result = translate_request(body, ATEXT, ATEXT, model_map={"fast": "claude-2.1"})
+    assert result.body == {**body, "model": "claude-2.1"}
+    assert body["model"] == "fast"
+    assert result.model == "fast"
+    assert result.stream is False
+
+
+def test_model_map_applies_when_translating() -> None:
+    """The model maps through ``model_map``; ``TranslatedRequest.model`` is the client's name."""
+    result = translate_request(CHAT_RICH, CHAT, MESSAGES, model_map={"gpt-4.1": "claude-opus-4-1"})
+    assert result.body["model"] == "claude-opus-4-1"
+    assert result.model == "gpt-4.1"
+
+
+@pytest.mark.parametrize("model_map", [None, {}, {"other": "x"}])
+def test_model_passes_through_without_a_mapping(model_map: dict[str, str] | None) -> None:
+    """No map, or no entry for the model: the client's model name goes upstream unchanged."""
+    result = translate_request(CHAT_RICH, CHAT, RESPONSES, model_map=model_map)
+    assert result.body["model"] == "gpt-4.1"
+
+
+def test_unknown_format_is_rejected() -> None:
+    """A format name nobody registered raises ``UnknownFormat`` (a ``ValueError``)."""
+    with pytest.raises(UnknownFormat):
+        translate_request({}, CHAT, "gemini")
+    with pytest.raises(ValueError, match="unknown format"):
+        translate_request({}, "gemini", CHAT)
+
+
+def test_translated_request_is_frozen() -> None:
+    """``TranslatedRequest`` is an immutable value."""
+    result = translate_request(CHAT_RICH, CHAT, MESSAGES)
+    assert isinstance(result, TranslatedRequest)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.stream = False  # type: ignore[misc]
+
+
+def test_error_class_is_a_package_error() -> None:
+    """``RequestTranslationError`` derives from the package's base exception."""
+    assert issubclass(RequestTranslationError, SSEAdapterError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Concrete outputs for rich requests
+
+
+def test_chat_to_messages_rich() -> None:
+    """Chat → Messages: every field of a rich request lands where Anthropic expects it."""
+    result = translate_request(copy.deepcopy(CHAT_RICH), CHAT, MESSAGES)
+    assert result.body == MESSAGES_FROM_CHAT_RICH
+    assert result.dropped == ()
+    assert result.stream is True
+    assert result.include_usage is True
+    assert_valid_messages_body(result.body)
+
+
+def test_messages_to_chat_rich() -> None:
+    """Messages → Chat: the signed thinking block cannot travel and is named; the rest maps."""
+    result = translate_request(copy.deepcopy(MESSAGES_RICH), MESSAGES, CHAT)
+    assert result.body == CHAT_FROM_MESSAGES_RICH
+    assert result.dropped == ("messages.thinking",)
+    assert result.include_usage is False
+    assert_valid_chat_body(result.body)
+
+
+def test_responses_to_chat_rich() -> None:
+    """Responses → Chat: instructions and developer items join the system prompt; items map."""
+    result = translate_request(copy.deepcopy(RESPONSES_RICH), RESPONSES, CHAT)
+    assert result.body == CHAT_FROM_RESPONSES_RICH
+    assert result.dropped == ()
+    assert result.include_usage is False
+    assert_valid_chat_body(result.body)
+
+
+def test_chat_to_responses_rich() -> None:
+    """Chat → Responses: flat tools (strict false, Chat's default), items, ``max_output_tokens``."""
+    body = copy.deepcopy(CHAT_RICH)
+    del body["stop"]
+    result = translate_request(body, CHAT, RESPONSES)
+    assert result.dropped == ()
+    assert result.body == {
+        "model": "gpt-4.1",
+        "instructions": "You are terse.\n\nAnswer in French.",
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is in these pictures?"},
+                    {
+                        "type": "input_image",
+                        "image_url": "https://example.com/cat.png",
+                        "detail": "auto",
+                    },
+                    {
+                        "type": "input_image",
+                        "image_url": f"data:image/png;base64,{PNG}",
+                        "detail": "auto",
+                    },
+                ],
+            },
+            {"type": "message", "role": "assistant", "content": "Let me check the weather too."},
+            {
+                "type": "function_call",
+                "call_id": "call_1",
+                "name": "get_weather",
+                "arguments": '{"city": "Paris"}',
+            },
+            {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "18C, sunny"},
+            {"type": "function_call_output", "call_id": "call_2", "output": "14:05"},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Thanks!"}],
+            },
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "name": "get_weather",
+                "description": "Weather by city",
+                "parameters": WEATHER_SCHEMA,
+                "strict": False,
+            },
+            {"type": "function", "name": "get_time", "parameters": None, "strict": False},
+        ],
+        "tool_choice": {"type": "function", "name": "get_weather"},
+        "parallel_tool_calls": False,
+        "max_output_tokens": 20000,
+        "temperature": 1,
+        "top_p": 0.95,
+        "user": "user-42",
+        "stream": True,
+        "reasoning": {"effort": "medium"},
+    }
+    assert_valid_responses_body(result.body)
+
+
+def test_responses_to_messages_rich() -> None:
+    """Responses → Messages: call ids become tool_use ids; list outputs become text results."""
+    result = translate_request(copy.deepcopy(RESPONSES_RICH), RESPONSES, MESSAGES)
+    assert result.dropped == ()
+    expected = copy.deepcopy(MESSAGES_FROM_CHAT_RICH)
+    expected["model"] = "gpt-5"
+    expected["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    del expected["stop_sequences"]  # Responses has no stop sequences
+    assert result.body == expected
+    assert_valid_messages_body(result.body)
+
+
+def test_messages_to_responses_rich() -> None:
+    """Messages → Responses: stop sequences cannot travel; thinking history is Anthropic's own."""
+    result = translate_request(copy.deepcopy(MESSAGES_RICH), MESSAGES, RESPONSES)
+    assert result.dropped == ("messages.thinking", "stop_sequences")
+    body = result.body
+    assert body["instructions"] == "You are terse.\n\nAnswer in French."
+    assert body["input"][1:5] == [
+        {"type": "message", "role": "assistant", "content": "Let me check the weather too."},
+        {
+            "type": "function_call",
+            "call_id": "toolu_1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris"}',
+        },
+        {"type": "function_call", "call_id": "toolu_2", "name": "get_time", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "18C, sunny"},
+    ]
+    assert body["tool_choice"] == "required"
+    assert body["parallel_tool_calls"] is False
+    assert body["reasoning"] == {"effort": "high"}
+    assert body["max_output_tokens"] == 20000
+    assert body["user"] == "user-42"
+    assert "stop" not in body
+    assert "stop_sequences" not in body
+    assert_valid_responses_body(body)
+
+
+def test_openai_text_to_chat() -> None:
+    """Completions → Chat: the prompt becomes one user message; sampling and n/seed carry over."""
+    body = {
+        "model": "gpt-3.5-turbo-instruct",
+        "prompt": "Say hi",
+        "max_tokens": 7,
+        "temperature": 0.2,
+        "top_p": 0.5,
+        "stop": ["\n"],
+        "n": 2,
+        "seed": 9,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "logit_bias": {"50256": -100},
+        "user": "u",
+        "stream": True,
+    }
+    result = translate_request(body, TEXT, CHAT)
+    assert result.body == {
+        "model": "gpt-3.5-turbo-instruct",
+        "messages": [{"role": "user", "content": "Say hi"}],
+        "max_completion_tokens": 7,
+        "temperature": 0.2,
+        "top_p": 0.5,
+        "user": "u",
+        "stop": "\n",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "n": 2,
+        "seed": 9,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "logit_bias": {"50256": -100},
+    }
+    assert result.dropped == ()
+    assert result.include_usage is False
+    assert_valid_chat_body(result.body)
+
+
+def test_openai_text_to_messages() -> None:
+    """Completions → Messages: default max tokens; OpenAI-only knobs named as dropped."""
+    body = {
+        "model": "m",
+        "prompt": ["Say hi"],
+        "temperature": 0.2,
+        "stop": "END",
+        "seed": 1,
+        "n": 1,
+        "echo": False,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    result = translate_request(body, TEXT, MESSAGES, default_max_tokens=256)
+    assert result.body == {
+        "model": "m",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Say hi"}],
+        "temperature": 0.2,
+        "stop_sequences": ["END"],
+        "stream": True,
+    }
+    assert result.dropped == ("seed",)
+    assert result.include_usage is True
+    assert_valid_messages_body(result.body)
+
+
+def test_anthropic_text_to_messages() -> None:
+    """Text Completions → Messages: text before the first turn is the system prompt; turns parse."""
+    body = {
+        "model": "claude-2.1",
+        "prompt": (
+            "You are kind.\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How are you?\n\nAssistant:"
+        ),
+        "max_tokens_to_sample": 300,
+        "stop_sequences": ["\n\nHuman:"],
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 40,
+        "metadata": {"user_id": "u-1"},
+        "stream": True,
+    }
+    result = translate_request(body, ATEXT, MESSAGES)
+    assert result.body == {
+        "model": "claude-2.1",
+        "max_tokens": 300,
+        "system": "You are kind.",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "How are you?"},
+        ],
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 40,
+        "stop_sequences": ["\n\nHuman:"],
+        "metadata": {"user_id": "u-1"},
+        "stream": True,
+    }
+    assert result.dropped == ()
+    assert_valid_messages_body(result.body)
+
+
+def test_anthropic_text_to_chat() -> None:
+    """Text Completions → Chat: turns become messages; ``top_k`` has no OpenAI equivalent."""
+    body = {
+        "model": "claude-2.1",
+        "prompt": "\n\nHuman: Hi\n\nAssistant: Well,",
+        "max_tokens_to_sample": 50,
+        "top_k": 5,
+    }
+    result = translate_request(body, ATEXT, CHAT)
+    assert result.body == {
+        "model": "claude-2.1",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Well,"},
+        ],
+        "max_completion_tokens": 50,
+    }
+    assert result.dropped == ("top_k",)
+    assert result.stream is False
+    assert_valid_chat_body(result.body)
+
+
+def test_messages_to_anthropic_text() -> None:
+    """Messages → Text Completions: turns rendered; only text travels, the rest is named."""
+    body = copy.deepcopy(MESSAGES_RICH)
+    result = translate_request(body, MESSAGES, ATEXT)
+    assert result.body == {
+        "model": "claude-sonnet-4-5",
+        "prompt": (
+            "You are terse.\n\nAnswer in French.\n\nHuman: What is in these pictures?"
+            "\n\nAssistant: Let me check the weather too.\n\nHuman: Thanks!\n\nAssistant:"
+        ),
+        "max_tokens_to_sample": 20000,
+        "temperature": 1,
+        "top_p": 0.95,
+        "stop_sequences": ["END", "STOP"],
+        "metadata": {"user_id": "user-42"},
+        "stream": True,
+    }
+    assert result.dropped == (
+        "messages.image",
+        "messages.thinking",
+        "messages.tool_calls",
+        "messages.tool_results",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "thinking",
+    )
+
+
+def test_chat_to_anthropic_text_with_prefill() -> None:
+    """Chat → Text Completions: a final assistant message is a prefill (no trailing marker)."""
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+        ],
+        "max_tokens": 10,
+    }
+    result = translate_request(body, CHAT, ATEXT)
+    assert result.body == {
+        "model": "m",
+        "prompt": "Be kind.\n\nHuman: Hi\n\nAssistant: Hello",
+        "max_tokens_to_sample": 10,
+    }
+    assert result.dropped == ()
+
+
+def test_chat_to_openai_text_single_turn() -> None:
+    """Chat → Completions: a single user turn becomes the prompt."""
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "Complete: 1, 2, 3,"}],
+        "max_tokens": 5,
+        "stream": True,
+    }
+    result = translate_request(body, CHAT, TEXT)
+    assert result.body == {
+        "model": "m",
+        "prompt": "Complete: 1, 2, 3,",
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    assert_typed(
+        result.body,
+        completion_create_params.CompletionCreateParamsBase,
+        wire_only=frozenset({"stream"}),
+    )
+
+
+def test_multi_turn_to_openai_text_is_refused() -> None:
+    """A conversation cannot become a Completions prompt: refused even in ``drop`` mode."""
+    with pytest.raises(RequestTranslationError, match="single user turn"):
+        translate_request(CHAT_RICH, CHAT, TEXT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips: meaning survives
+
+
+ROUND_TRIP_CHAT_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"tool_choice": "auto"},
+    {"tool_choice": "none"},
+    {"tool_choice": "required"},
+    {"parallel_tool_calls": True},
+    {"reasoning_effort": "low"},
+    {"reasoning_effort": "high"},
+    {"reasoning_effort": "none"},
+    {"temperature": 0.3, "top_p": 0.8, "reasoning_effort": None},
+    {"stream": False, "stream_options": None},
+    {"stop": ["a", "b", "c", "d"]},
+    {"max_completion_tokens": None, "max_tokens": 20000},
+]
+
+
+def _variant(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+@pytest.mark.parametrize("changes", ROUND_TRIP_CHAT_VARIANTS)
+def test_round_trip_chat_messages_chat(changes: dict[str, Any]) -> None:
+    """Chat → Messages → Chat keeps the meaning of every field."""
+    body = _variant(CHAT_RICH, changes)
+    back, dropped = via(body, CHAT, MESSAGES, CHAT)
+    assert dropped == ()
+    assert canonical(back, CHAT) == canonical(body, CHAT)
+    assert_valid_chat_body(back)
+
+
+@pytest.mark.parametrize("changes", ROUND_TRIP_CHAT_VARIANTS)
+def test_round_trip_chat_responses_chat(changes: dict[str, Any]) -> None:
+    """Chat → Responses → Chat keeps the meaning of every field Responses can carry."""
+    body = _variant(CHAT_RICH, {"stop": None, **changes})
+    body.pop("stop", None)
+    back, dropped = via(body, CHAT, RESPONSES, CHAT)
+    assert dropped == ()
+    assert canonical(back, CHAT) == canonical(body, CHAT)
+
+
+ROUND_TRIP_MESSAGES_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"tool_choice": {"type": "auto"}},
+    {"tool_choice": {"type": "none"}},
+    {"tool_choice": {"type": "tool", "name": "get_time"}},
+    {"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
+    {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    {"thinking": {"type": "enabled", "budget_tokens": 4096}},
+    {"thinking": None, "temperature": 0.3, "top_p": 0.8},
+    {"thinking": None, "stream": None, "metadata": None, "stop_sequences": None},
+]
+
+
+@pytest.mark.parametrize("changes", ROUND_TRIP_MESSAGES_VARIANTS)
+def test_round_trip_messages_chat_messages(changes: dict[str, Any]) -> None:
+    """Messages → Chat → Messages keeps everything but the provider-bound thinking history."""
+    body = _variant(MESSAGES_RICH, changes)
+    back, dropped = via(body, MESSAGES, CHAT, MESSAGES)
+    assert dropped == ("messages.thinking",)
+    assert canonical(back, MESSAGES) == canonical(body, MESSAGES, thinking=False)
+    assert_valid_messages_body(back)
+
+
+@pytest.mark.parametrize("changes", ROUND_TRIP_MESSAGES_VARIANTS)
+def test_round_trip_messages_responses_messages(changes: dict[str, Any]) -> None:
+    """Messages → Responses → Messages keeps everything Responses can carry."""
+    body = _variant(MESSAGES_RICH, {"stop_sequences": None, **changes})
+    body.pop("stop_sequences", None)
+    back, dropped = via(body, MESSAGES, RESPONSES, MESSAGES)
+    assert dropped == ("messages.thinking",)
+    assert canonical(back, MESSAGES) == canonical(body, MESSAGES, thinking=False)
+
+
+def test_round_trip_responses_chat_responses() -> None:
+    """Responses → Chat → Responses keeps the meaning (the items' own ids are not needed)."""
+    back, dropped = via(RESPONSES_RICH, RESPONSES, CHAT, RESPONSES)
+    assert dropped == ()
+    assert canonical(back, RESPONSES) == canonical(RESPONSES_RICH, RESPONSES)
+    assert_valid_responses_body(back)
+
+
+def test_round_trip_responses_messages_responses() -> None:
+    """Responses → Messages → Responses keeps the meaning."""
+    back, dropped = via(RESPONSES_RICH, RESPONSES, MESSAGES, RESPONSES)
+    assert dropped == ()
+    assert canonical(back, RESPONSES) == canonical(RESPONSES_RICH, RESPONSES)
+
+
+def test_round_trip_anthropic_text_messages_anthropic_text() -> None:
+    """Text Completions → Messages → Text Completions reproduces the prompt."""
+    body = {
+        "model": "claude-2.1",
+        "prompt": "Sys.\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Bye\n\nAssistant:",
+        "max_tokens_to_sample": 300,
+        "stop_sequences": ["X"],
+        "temperature": 0.5,
+        "top_k": 3,
+        "metadata": {"user_id": "u"},
+        "stream": True,
+    }
+    back, dropped = via(body, ATEXT, MESSAGES, ATEXT)
+    assert dropped == ()
+    assert back == body
+    back_chat, dropped_chat = via(body, ATEXT, CHAT, ATEXT)
+    assert dropped_chat == ("top_k",)
+    assert canonical(back_chat, ATEXT) == {**canonical(body, ATEXT), "top_k": None}
+
+
+def test_round_trip_text_messages_through_anthropic_text() -> None:
+    """A text-only Messages request survives a trip through Text Completions."""
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "system": "Sys.",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "More"},
+        ],
+        "temperature": 0.1,
+        "stop_sequences": ["Z"],
+    }
+    back, dropped = via(body, MESSAGES, ATEXT, MESSAGES)
+    assert dropped == ()
+    assert back == body
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields one by one
+
+
+def test_max_tokens_default_for_anthropic_targets() -> None:
+    """Anthropic requires max tokens: ``default_max_tokens`` when the client gave none."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert translate_request(chat, CHAT, MESSAGES).body["max_tokens"] == 4096
+    assert translate_request(chat, CHAT, MESSAGES, default_max_tokens=99).body["max_tokens"] == 99
+    assert (
+        translate_request(chat, CHAT, ATEXT, default_max_tokens=7).body["max_tokens_to_sample"] == 7
+    )
+    assert "max_completion_tokens" not in translate_request(chat, CHAT, RESPONSES).body
+    assert "max_output_tokens" not in translate_request(chat, CHAT, RESPONSES).body
+
+
+def test_max_completion_tokens_wins_over_max_tokens() -> None:
+    """Chat with both limits: ``max_completion_tokens`` is the one that counts."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 10,
+        "max_completion_tokens": 20,
+    }
+    assert translate_request(chat, CHAT, MESSAGES).body["max_tokens"] == 20
+    assert translate_request(chat, CHAT, RESPONSES).body["max_output_tokens"] == 20
+
+
+@pytest.mark.parametrize("target", [CHAT, TEXT])
+def test_streaming_openai_targets_always_ask_for_usage(target: str) -> None:
+    """Streaming to Chat/Completions: ``include_usage: true`` upstream, whatever the client said."""
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    streaming = translate_request({**body, "stream": True}, MESSAGES, target)
+    assert streaming.body["stream_options"] == {"include_usage": True}
+    assert streaming.include_usage is False
+    quiet = translate_request(body, MESSAGES, target)
+    assert "stream_options" not in quiet.body
+    assert "stream" not in quiet.body
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (None, False),
+        ({}, False),
+        ({"include_usage": False}, False),
+        ({"include_usage": True}, True),
+    ],
+)
+def test_include_usage_reports_what_the_client_asked(
+    options: dict[str, Any] | None, expected: bool
+) -> None:
+    """``include_usage`` is the client's own ``stream_options.include_usage``."""
+    body: dict[str, Any] = {
+        "model": "m",
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    if options is not None:
+        body["stream_options"] = options
+    result = translate_request(body, CHAT, MESSAGES)
+    assert result.include_usage is expected
+    assert "stream_options" not in result.body
+
+
+def test_stop_string_and_list() -> None:
+    """``stop`` (string or list) ↔ ``stop_sequences`` (list); more than four cannot go to OpenAI."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "END"}
+    assert translate_request(chat, CHAT, MESSAGES).body["stop_sequences"] == ["END"]
+    messages = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    two = translate_request({**messages, "stop_sequences": ["a", "b"]}, MESSAGES, CHAT)
+    assert two.body["stop"] == ["a", "b"]
+    five = translate_request({**messages, "stop_sequences": list("abcde")}, MESSAGES, CHAT)
+    assert "stop" not in five.body
+    assert five.dropped == ("stop_sequences",)
+
+
+def test_user_and_metadata_user_id() -> None:
+    """OpenAI ``user`` ↔ Anthropic ``metadata.user_id``; other metadata keys are named."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": "abc"}
+    assert translate_request(chat, CHAT, MESSAGES).body["metadata"] == {"user_id": "abc"}
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "metadata": {"user_id": "abc", "team": "t"},
+    }
+    result = translate_request(messages, MESSAGES, RESPONSES)
+    assert result.body["user"] == "abc"
+    assert result.dropped == ("metadata.team",)
+
+
+def test_openai_metadata_is_not_anthropic_metadata() -> None:
+    """OpenAI's free-form ``metadata`` travels between OpenAI formats only."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "metadata": {"k": "v"},
+        "store": True,
+        "service_tier": "flex",
+    }
+    assert translate_request(chat, CHAT, RESPONSES).body["metadata"] == {"k": "v"}
+    assert translate_request(chat, CHAT, RESPONSES).body["service_tier"] == "flex"
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "metadata" not in result.body
+    assert "service_tier" not in result.body
+    assert result.dropped == ("metadata", "store", "service_tier")
+
+
+def test_several_system_messages_are_joined() -> None:
+    """System and developer messages anywhere in the list join, in order, into one prompt."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "A"},
+            {"role": "user", "content": "x"},
+            {"role": "developer", "content": "B"},
+        ],
+    }
+    assert translate_request(chat, CHAT, MESSAGES).body["system"] == "A\n\nB"
+    assert translate_request(chat, CHAT, RESPONSES).body["instructions"] == "A\n\nB"
+
+
+def test_consecutive_same_role_messages_merge_for_anthropic() -> None:
+    """Anthropic needs alternating roles: consecutive user (and assistant) turns merge."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": [{"type": "text", "text": "two"}]},
+            {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": "b"},
+        ],
+    }
+    body = translate_request(chat, CHAT, MESSAGES).body
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        },
+    ]
+    assert_valid_messages_body(body)
+
+
+def test_tool_results_open_the_user_message() -> None:
+    """A user turn holding tool results and text puts the tool results first (Anthropic rule)."""
+    responses = {
+        "model": "m",
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"role": "user", "content": "note"},
+            {"type": "function_call_output", "call_id": "c1", "output": "done"},
+        ],
+    }
+    body = translate_request(responses, RESPONSES, MESSAGES).body
+    assert body["messages"][1] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "c1", "content": "done"},
+            {"type": "text", "text": "note"},
+        ],
+    }
+    assert_valid_messages_body(body)
+
+
+def test_empty_assistant_text_is_not_sent_to_anthropic() -> None:
+    """An empty assistant content (tool calls only) gives no empty text block."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+                ],
+            },
+        ],
+    }
+    body = translate_request(chat, CHAT, MESSAGES).body
+    assert body["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "c", "name": "f", "input": {}}
+    ]
+
+
+def test_tool_ids_are_made_valid_for_anthropic() -> None:
+    """Tool ids with characters Anthropic rejects are rewritten the same way on both sides."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call.1:a",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call.1:a", "content": "ok"},
+        ],
+    }
+    body = translate_request(chat, CHAT, MESSAGES).body
+    assert body["messages"][1]["content"][0]["id"] == "call_1_a"
+    assert body["messages"][2]["content"][0]["tool_use_id"] == "call_1_a"
+
+
+def test_tool_results_with_error_and_images() -> None:
+    """Anthropic ``is_error`` and result images have no Chat equivalent: named, text kept."""
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "is_error": True,
+                        "content": [
+                            {"type": "text", "text": "boom"},
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": PNG,
+                                },
+                            },
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
+    chat = translate_request(messages, MESSAGES, CHAT)
+    assert chat.body["messages"][-1] == {"role": "tool", "tool_call_id": "t", "content": "boom"}
+    assert chat.dropped == ("tool_result.image", "tool_result.is_error")
+    responses = translate_request(messages, MESSAGES, RESPONSES)
+    assert responses.body["input"][-1] == {
+        "type": "function_call_output",
+        "call_id": "t",
+        "output": [
+            {"type": "input_text", "text": "boom"},
+            {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"},
+        ],
+    }
+    assert responses.dropped == ("tool_result.is_error",)
+
+
+def test_tool_results_keep_is_error_between_anthropic_formats() -> None:
+    """``is_error`` survives canonical form to Anthropic Messages."""
+    chat_like = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": True}],
+            }
+        ],
+    }
+    request, _ = parse_request(chat_like, MESSAGES)
+    body, dropped = render_request(request, MESSAGES)
+    assert body["messages"][0]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t", "is_error": True}
+    ]
+    assert dropped == ()
+
+
+def test_image_detail_is_named_when_it_matters() -> None:
+    """An image ``detail`` other than ``auto`` cannot go to Anthropic; ``auto`` is a no-op."""
+
+    def chat(detail: str) -> dict[str, Any]:
+        url = {"url": "https://x/y.png", "detail": detail}
+        return {
+            "model": "m",
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": url}]}],
+        }
+
+    assert translate_request(chat("auto"), CHAT, MESSAGES).dropped == ()
+    assert translate_request(chat("high"), CHAT, MESSAGES).dropped == ("image.detail",)
+    responses = translate_request(chat("high"), CHAT, RESPONSES)
+    assert responses.body["input"][0]["content"][0]["detail"] == "high"
+
+
+def test_invalid_tool_arguments_are_refused() -> None:
+    """Arguments that are not a JSON object cannot become ``tool_use.input``: a clear 400."""
+    for arguments in ("{not json", "[1, 2]"):
+        chat = {
+            "model": "m",
+            "messages": [
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c9",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": arguments},
+                        }
+                    ],
+                }
+            ],
+        }
+        with pytest.raises(RequestTranslationError, match="arguments of tool call 'c9'"):
+            translate_request(chat, CHAT, MESSAGES)
+        # Responses takes the JSON text as it is.
+        body = translate_request(chat, CHAT, RESPONSES).body
+        assert body["input"][0]["arguments"] == arguments
+
+
+def test_parallel_tool_calls_and_disable_parallel_tool_use() -> None:
+    """``parallel_tool_calls: false`` ↔ ``disable_parallel_tool_use: true``, only with tools."""
+    base = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "parallel_tool_calls": False,
+    }
+    without_tools = translate_request(base, CHAT, MESSAGES).body
+    assert "tool_choice" not in without_tools
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    with_tools = translate_request({**base, "tools": tools}, CHAT, MESSAGES).body
+    assert with_tools["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    none = translate_request({**base, "tools": tools, "tool_choice": "none"}, CHAT, MESSAGES).body
+    assert none["tool_choice"] == {"type": "none"}
+    back = translate_request(with_tools, MESSAGES, CHAT).body
+    assert back["parallel_tool_calls"] is False
+    assert back["tool_choice"] == "auto"
+    parallel = translate_request(
+        {**base, "parallel_tool_calls": True, "tools": tools}, CHAT, MESSAGES
+    )
+    assert "tool_choice" not in parallel.body
+
+
+@pytest.mark.parametrize(
+    ("chat_choice", "anthropic_choice", "responses_choice"),
+    [
+        ("auto", {"type": "auto"}, "auto"),
+        ("none", {"type": "none"}, "none"),
+        ("required", {"type": "any"}, "required"),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            {"type": "tool", "name": "f"},
+            {"type": "function", "name": "f"},
+        ),
+    ],
+)
+def test_tool_choice_each_kind(
+    chat_choice: Any, anthropic_choice: dict[str, Any], responses_choice: Any
+) -> None:
+    """Every tool choice kind maps Chat ↔ Messages ↔ Responses."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "tool_choice": chat_choice,
+    }
+    messages = translate_request(chat, CHAT, MESSAGES).body
+    assert messages["tool_choice"] == anthropic_choice
+    assert translate_request(chat, CHAT, RESPONSES).body["tool_choice"] == responses_choice
+    assert translate_request(messages, MESSAGES, CHAT).body["tool_choice"] == chat_choice
+
+
+def test_strict_tools() -> None:
+    """A strict Chat tool stays strict in Responses and Messages."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": WEATHER_SCHEMA, "strict": True},
+            }
+        ],
+    }
+    assert translate_request(chat, CHAT, RESPONSES).body["tools"][0]["strict"] is True
+    assert translate_request(chat, CHAT, MESSAGES).body["tools"][0]["strict"] is True
+
+
+def test_non_function_tools_are_named() -> None:
+    """Built-in/server tools exist only in their own API."""
+    responses = {
+        "model": "m",
+        "input": "x",
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "f", "parameters": {}}],
+        "tool_choice": {"type": "web_search"},
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES)
+    assert [tool["name"] for tool in result.body["tools"]] == ["f"]
+    assert result.dropped == ("tools.web_search", "tool_choice")
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    }
+    assert translate_request(messages, MESSAGES, CHAT).dropped == ("tools.web_search_20250305",)
+
+
+def test_temperature_above_anthropic_range_is_named() -> None:
+    """Anthropic's temperature stops at 1: a higher one is not clamped but named."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1.5}
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "temperature" not in result.body
+    assert result.dropped == ("temperature",)
+    with pytest.raises(RequestTranslationError, match="field temperature is not supported"):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+
+
+def test_sampling_limits_with_thinking() -> None:
+    """With thinking on, Anthropic takes temperature 1 only, top_p >= 0.95 and no top_k."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "temperature": 0.2,
+        "top_p": 0.5,
+        "reasoning_effort": "low",
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "temperature" not in result.body
+    assert "top_p" not in result.body
+    assert result.dropped == ("temperature", "top_p")
+    messages = {
+        "model": "m",
+        "max_tokens": 5000,
+        "messages": [{"role": "user", "content": "x"}],
+        "top_k": 5,
+        "thinking": {"type": "adaptive"},
+    }
+    request, _ = parse_request(messages, MESSAGES)
+    body, dropped = render_request(request, MESSAGES)
+    assert "top_k" not in body
+    assert dropped == ("top_k",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasoning ↔ thinking
+
+
+@pytest.mark.parametrize(("effort", "budget"), sorted(EFFORT_BUDGETS.items()))
+def test_effort_to_budget_table(effort: str, budget: int) -> None:
+    """Each OpenAI effort maps to its documented Anthropic budget (Chat and Responses alike)."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": effort,
+        "max_completion_tokens": 100000,
+    }
+    assert translate_request(chat, CHAT, MESSAGES).body["thinking"] == {
+        "type": "enabled",
+        "budget_tokens": budget,
+    }
+    responses = {
+        "model": "m",
+        "input": "x",
+        "reasoning": {"effort": effort},
+        "max_output_tokens": 100000,
+    }
+    assert (
+        translate_request(responses, RESPONSES, MESSAGES).body["thinking"]["budget_tokens"]
+        == budget
+    )
+
+
+def test_documented_budgets() -> None:
+    """The table is the documented one: low/medium/high ↔ 1024/4096/16384."""
+    assert EFFORT_BUDGETS["low"] == 1024
+    assert EFFORT_BUDGETS["medium"] == 4096
+    assert EFFORT_BUDGETS["high"] == 16384
+    assert min(EFFORT_BUDGETS.values()) >= 1024  # Anthropic's minimum budget
+
+
+@pytest.mark.parametrize(
+    ("budget", "effort"),
+    [
+        (1024, "low"),
+        (2047, "low"),
+        (2048, "medium"),
+        (4096, "medium"),
+        (8191, "medium"),
+        (8192, "high"),
+        (16384, "high"),
+        (64000, "high"),
+    ],
+)
+def test_budget_to_effort(budget: int, effort: str) -> None:
+    """An Anthropic budget maps to the nearest effort; table budgets map back to their effort."""
+    assert budget_to_effort(budget) == effort
+    messages = {
+        "model": "m",
+        "max_tokens": 100000,
+        "messages": [{"role": "user", "content": "x"}],
+        "thinking": {"type": "enabled", "budget_tokens": budget},
+    }
+    assert translate_request(messages, MESSAGES, CHAT).body["reasoning_effort"] == effort
+    assert translate_request(messages, MESSAGES, RESPONSES).body["reasoning"] == {"effort": effort}
+
+
+def test_table_budgets_round_trip() -> None:
+    """low, medium and high survive effort → budget → effort."""
+    for effort in ("low", "medium", "high"):
+        assert budget_to_effort(EFFORT_BUDGETS[effort]) == effort
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "expected"),
+    [(None, 4096 + 16384), (1000, 1000 + 16384), (16384, 32768), (16385, 16385)],
+)
+def test_max_tokens_raised_above_the_budget(max_tokens: int | None, expected: int) -> None:
+    """Anthropic needs budget < max_tokens: otherwise max_tokens = budget + the asked allowance."""
+    chat: dict[str, Any] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "high",
+    }
+    if max_tokens is not None:
+        chat["max_completion_tokens"] = max_tokens
+    body = translate_request(chat, CHAT, MESSAGES).body
+    assert body["max_tokens"] == expected
+    assert body["thinking"]["budget_tokens"] < body["max_tokens"]
+
+
+def test_effort_none_disables_thinking() -> None:
+    """``reasoning_effort: "none"`` is an explicit ``thinking: disabled``."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "none",
+    }
+    assert translate_request(chat, CHAT, MESSAGES).body["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.parametrize("kind", ["disabled", "adaptive"])
+def test_disabled_and_adaptive_thinking_send_no_effort(kind: str) -> None:
+    """Anthropic ``disabled``/``adaptive`` thinking: OpenAI gets no effort (its default applies)."""
+    messages = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "x"}],
+        "thinking": {"type": kind},
+    }
+    result = translate_request(messages, MESSAGES, CHAT)
+    assert "reasoning_effort" not in result.body
+    assert result.dropped == ()
+    assert translate_request(messages, MESSAGES, ATEXT).dropped == (
+        ("thinking",) if kind == "adaptive" else ()
+    )
+
+
+def test_unknown_effort_is_named_for_anthropic() -> None:
+    """An effort without a budget in the table cannot become a thinking budget."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "ultra",
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "thinking" not in result.body
+    assert result.dropped == ("reasoning_effort",)
+
+
+def test_reasoning_summary() -> None:
+    """Responses ``reasoning.summary``: kept for Responses, fine for Anthropic, named for Chat."""
+    responses = {"model": "m", "input": "x", "reasoning": {"effort": "high", "summary": "auto"}}
+    chat = translate_request(responses, RESPONSES, CHAT)
+    assert chat.body["reasoning_effort"] == "high"
+    assert chat.dropped == ("reasoning.summary",)
+    assert translate_request(responses, RESPONSES, MESSAGES).dropped == ()
+    request, _ = parse_request(responses, RESPONSES)
+    body, _ = render_request(request, RESPONSES)
+    assert body["reasoning"] == {"effort": "high", "summary": "auto"}
+
+
+def test_thinking_history_is_provider_bound() -> None:
+    """Signed thinking goes only to Anthropic; Responses reasoning items only to Responses."""
+    chat: dict[str, Any] = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": "answer",
+                "thinking_blocks": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                    {"type": "redacted_thinking", "data": "opaque"},
+                ],
+            },
+        ],
+    }
+    body = translate_request(chat, CHAT, MESSAGES).body
+    assert body["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "text", "text": "answer"},
+    ]
+    unsigned = copy.deepcopy(chat)
+    del unsigned["messages"][1]["thinking_blocks"]
+    unsigned["messages"][1]["reasoning_content"] = "hmm"
+    result = translate_request(unsigned, CHAT, MESSAGES)
+    assert result.body["messages"][1]["content"] == "answer"
+    assert result.dropped == ("messages.thinking",)
+
+    item = {
+        "type": "reasoning",
+        "id": "rs_1",
+        "summary": [{"type": "summary_text", "text": "thought"}],
+        "encrypted_content": "gAAA",
+    }
+    responses = {"model": "m", "input": [{"role": "user", "content": "x"}, item]}
+    request, _ = parse_request(responses, RESPONSES)
+    assert request.messages[1] == Message("assistant", [Thinking("thought", item=item)])
+    back, dropped = render_request(request, RESPONSES)
+    assert back["input"][1] == item
+    assert dropped == ()
+    to_messages = translate_request(responses, RESPONSES, MESSAGES)
+    assert to_messages.dropped == ("input.reasoning",)
+    assert len(to_messages.body["messages"]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses specifics
+
+
+def test_responses_string_input_and_instructions() -> None:
+    """A string ``input`` is one user message; ``instructions`` is the system prompt."""
+    responses = {
+        "model": "m",
+        "input": "hello",
+        "instructions": "be brief",
+        "max_output_tokens": 64,
+    }
+    assert translate_request(responses, RESPONSES, MESSAGES).body == {
+        "model": "m",
+        "max_tokens": 64,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+
+
+@pytest.mark.parametrize("target", [CHAT, MESSAGES])
+def test_responses_state_fields_cannot_be_honoured(target: str) -> None:
+    """``previous_response_id``, ``background``, ``store: true``, ``include`` need Responses."""
+    responses = {
+        "model": "m",
+        "input": "x",
+        "previous_response_id": "resp_1",
+        "background": True,
+        "include": ["reasoning.encrypted_content"],
+        "truncation": "auto",
+    }
+    result = translate_request(responses, RESPONSES, target)
+    for key in ("previous_response_id", "background", "include", "truncation"):
+        assert key not in result.body
+    assert result.dropped == ("previous_response_id", "background", "include", "truncation")
+    with pytest.raises(
+        RequestTranslationError, match="field previous_response_id is not supported"
+    ):
+        translate_request(responses, RESPONSES, target, on_unsupported="error")
+
+
+def test_responses_defaults_are_not_losses() -> None:
+    """Default values carry no meaning: ``store: false``, ``background: false``, null ids."""
+    responses = {
+        "model": "m",
+        "input": "x",
+        "store": False,
+        "background": False,
+        "previous_response_id": None,
+        "truncation": "disabled",
+        "include": [],
+        "stream_options": {"include_obfuscation": False},
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES, on_unsupported="error")
+    assert result.dropped == ()
+    assert translate_request(responses, RESPONSES, CHAT).body["store"] is False
+
+
+def test_response_format_between_chat_and_responses() -> None:
+    """Chat ``response_format`` ↔ Responses ``text.format``; Anthropic cannot take it."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "out", "schema": schema, "strict": True},
+        },
+        "verbosity": "low",
+    }
+    responses = translate_request(chat, CHAT, RESPONSES).body
+    assert responses["text"] == {
+        "format": {"type": "json_schema", "name": "out", "schema": schema, "strict": True},
+        "verbosity": "low",
+    }
+    back = translate_request(responses, RESPONSES, CHAT).body
+    assert back["response_format"] == chat["response_format"]
+    assert back["verbosity"] == "low"
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "response_format" not in result.body
+    assert result.dropped == ("response_format", "verbosity")
+    json_mode = {**chat, "response_format": {"type": "json_object"}}
+    assert translate_request(json_mode, CHAT, RESPONSES).body["text"]["format"] == {
+        "type": "json_object"
+    }
+    text_mode = {**chat, "response_format": {"type": "text"}, "verbosity": None}
+    assert translate_request(text_mode, CHAT, MESSAGES).dropped == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Unsupported fields, both modes
+
+
+UNSUPPORTED_FOR_ANTHROPIC: list[tuple[str, Any]] = [
+    ("n", 3),
+    ("response_format", {"type": "json_object"}),
+    ("logprobs", True),
+    ("top_logprobs", 3),
+    ("seed", 7),
+    ("presence_penalty", 0.5),
+    ("frequency_penalty", 0.5),
+    ("logit_bias", {"1": 2}),
+    ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]),
+    ("prediction", {"type": "content", "content": "x"}),
+    ("x_unknown_field", 1),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), UNSUPPORTED_FOR_ANTHROPIC)
+def test_unsupported_field_dropped_and_named(field: str, value: Any) -> None:
+    """``drop`` mode: a field Anthropic cannot express is removed and named in ``dropped``."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert field not in result.body
+    assert result.dropped == (field,)
+
+
+@pytest.mark.parametrize(("field", "value"), UNSUPPORTED_FOR_ANTHROPIC)
+def test_unsupported_field_refused_in_error_mode(field: str, value: Any) -> None:
+    """``error`` mode: the same field raises with a client-safe message naming it and the target."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
+    with pytest.raises(RequestTranslationError) as info:
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    assert str(info.value) == f"field {field} is not supported by anthropic-messages"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", 1),
+        ("logprobs", False),
+        ("presence_penalty", 0),
+        ("frequency_penalty", 0.0),
+        ("seed", None),
+    ],
+)
+def test_default_values_are_not_losses(field: str, value: Any) -> None:
+    """A field at its API default (or null) says nothing: dropped silently, even in error mode."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
+    result = translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    assert field not in result.body
+    assert result.dropped == ()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("suffix", "tail"), ("echo", True), ("best_of", 3), ("logprobs", 2)]
+)
+def test_openai_text_only_fields(field: str, value: Any) -> None:
+    """Completions' ``suffix``/``echo``/``best_of``/``logprobs`` exist nowhere else."""
+    body = {"model": "m", "prompt": "x", field: value}
+    for target in (CHAT, MESSAGES):
+        result = translate_request(body, TEXT, target)
+        assert field not in result.body
+        assert result.dropped == (field,)
+        with pytest.raises(
+            RequestTranslationError, match=f"field {field} is not supported by {target}"
+        ):
+            translate_request(body, TEXT, target, on_unsupported="error")
+
+
+def test_n_above_one_to_anthropic_is_never_silently_one() -> None:
+    """``n: 3`` cannot be honoured by Anthropic: named, never quietly turned into one answer."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 3}
+    assert translate_request(chat, CHAT, MESSAGES).dropped == ("n",)
+    assert translate_request(chat, CHAT, ATEXT).dropped == ("n",)
+    assert translate_request(chat, CHAT, RESPONSES).dropped == ("n",)
+
+
+def test_top_k_to_openai_is_named() -> None:
+    """``top_k`` has no OpenAI equivalent."""
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "top_k": 4,
+    }
+    for target in (CHAT, RESPONSES):
+        result = translate_request(messages, MESSAGES, target)
+        assert "top_k" not in result.body
+        assert result.dropped == ("top_k",)
+
+
+def test_anthropic_only_fields_are_named() -> None:
+    """Anthropic's own top-level fields do not go to OpenAI; ``cache_control`` is only a hint."""
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
+            }
+        ],
+        "cache_control": {"type": "ephemeral"},
+        "service_tier": "auto",
+        "container": "c",
+        "output_config": {"effort": "low"},
+    }
+    result = translate_request(messages, MESSAGES, CHAT)
+    assert result.dropped == ("service_tier", "container", "output_config")
+    assert result.body["messages"] == [{"role": "user", "content": "x"}]
+
+
+def test_unsupported_content_parts_are_named() -> None:
+    """Audio, files and documents cannot be carried: named by their part type."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "name": "bob",
+                "content": [
+                    {"type": "text", "text": "x"},
+                    {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}},
+                    {"type": "file", "file": {"file_id": "f"}},
+                ],
+            }
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.body["messages"] == [{"role": "user", "content": "x"}]
+    assert result.dropped == ("messages.name", "messages.input_audio", "messages.file")
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "data": "d", "media_type": "text/plain"},
+                    },
+                    {"type": "image", "source": {"type": "file", "file_id": "f"}},
+                    {"type": "text", "text": "x"},
+                ],
+            }
+        ],
+    }
+    assert translate_request(messages, MESSAGES, CHAT).dropped == (
+        "messages.document",
+        "messages.image.file",
+    )
+
+
+def test_error_mode_raises_at_the_first_loss_only_if_there_is_one() -> None:
+    """``error`` mode translates a fully expressible request exactly like ``drop`` mode."""
+    strict = translate_request(copy.deepcopy(CHAT_RICH), CHAT, MESSAGES, on_unsupported="error")
+    assert strict.body == MESSAGES_FROM_CHAT_RICH
+    with pytest.raises(RequestTranslationError, match=r"messages\.thinking"):
+        translate_request(copy.deepcopy(MESSAGES_RICH), MESSAGES, CHAT, on_unsupported="error")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies that cannot be translated
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "message"),
+    [
+        (CHAT, {"model": "m"}, "messages is required"),
+        (CHAT, {"model": "m", "messages": "hi"}, "messages must be an array"),
+        (
+            CHAT,
+            {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
+            "unknown message role",
+        ),
+        (CHAT, {"model": 5, "messages": []}, "model must be a string"),
+        (
+            CHAT,
+            {"model": "m", "messages": [], "temperature": "hot"},
+            "temperature must be a number",
+        ),
+        (CHAT, {"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
+        (TEXT, {"model": "m", "prompt": ["a", "b"]}, "single string prompt"),
+        (TEXT, {"model": "m", "prompt": [1, 2, 3]}, "single string prompt"),
+        (MESSAGES, {"model": "m", "max_tokens": 1}, "messages is required"),
+        (MESSAGES, {"model": "m", "messages": [], "tool_choice": {"type": "maybe"}}, "tool_choice"),
+        (ATEXT, {"model": "m"}, "prompt must be a string"),
+        (RESPONSES, {"model": "m", "input": [{"type": "function_call", "name": "f"}]}, "call_id"),
+    ],
+)
+def test_malformed_bodies_are_refused(source: str, body: dict[str, Any], message: str) -> None:
+    """A malformed body raises ``RequestTranslationError`` (a 400), never a crash."""
+    target = MESSAGES if source != MESSAGES else CHAT
+    with pytest.raises(RequestTranslationError, match=message):
+        translate_request(body, source, target)
+
+
+def test_body_must_be_an_object() -> None:
+    """A JSON array or string is not a request."""
+    with pytest.raises(RequestTranslationError, match="JSON object"):
+        translate_request([], CHAT, MESSAGES)  # type: ignore[arg-type]
+
+
+def test_input_is_not_mutated() -> None:
+    """Translation never modifies the caller's body."""
+    for source, body in ((CHAT, CHAT_RICH), (MESSAGES, MESSAGES_RICH), (RESPONSES, RESPONSES_RICH)):
+        before = copy.deepcopy(body)
+        for target in ALL:
+            if target in (TEXT,):
+                continue
+            translate_request(body, source, target)
+        assert body == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Anthropic Text Completions prompt parsing
+
+
+@pytest.mark.parametrize(
+    ("prompt", "system", "turns"),
+    [
+        ("\n\nHuman: Hi\n\nAssistant:", [], [("user", "Hi")]),
+        ("Human: Hi\n\nAssistant:", [], [("user", "Hi")]),
+        ("Rules.\n\nHuman: Hi\n\nAssistant:", ["Rules."], [("user", "Hi")]),
+        ("\n\nHuman: a\nb\n\nc\n\nAssistant:", [], [("user", "a\nb\n\nc")]),
+        ("\n\nHuman: Hi\n\nAssistant: Sure", [], [("user", "Hi"), ("assistant", "Sure")]),
+        ("just text", [], [("user", "just text")]),
+        ("\n\nHuman: Hi", [], [("user", "Hi")]),
+    ],
+)
+def test_anthropic_text_prompt_parsing(
+    prompt: str, system: list[str], turns: list[tuple[str, str]]
+) -> None:
+    """Human/Assistant turns are parsed; a final empty ``Assistant:`` asks for the completion."""
+    request, dropped = parse_request(
+        {"model": "m", "prompt": prompt, "max_tokens_to_sample": 1}, ATEXT
+    )
+    assert request.system == system
+    assert [(m.role, m.parts) for m in request.messages] == [
+        (role, [Text(text)]) for role, text in turns
+    ]
+    assert dropped == ()
+
+
+def test_anthropic_text_target_merges_turns_left_by_dropped_parts() -> None:
+    """Dropping tool turns never leaves two ``Human:`` turns in a row."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "a"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c", "content": "r"},
+            {"role": "user", "content": "b"},
+        ],
+    }
+    result = translate_request(chat, CHAT, ATEXT)
+    assert result.body["prompt"] == "\n\nHuman: a\n\nb\n\nAssistant:"
+    assert result.dropped == ("messages.tool_calls", "messages.tool_results")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every direction
+
+
+TEXT_RICH: dict[str, Any] = {
+    "model": "gpt-3.5-turbo-instruct",
+    "prompt": "Say hi",
+    "max_tokens": 7,
+    "temperature": 0.2,
+    "stop": ["\n"],
+    "user": "u",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}
+ATEXT_RICH: dict[str, Any] = {
+    "model": "claude-2.1",
+    "prompt": "Sys.\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Bye\n\nAssistant:",
+    "max_tokens_to_sample": 300,
+    "stop_sequences": ["X"],
+    "temperature": 0.5,
+    "metadata": {"user_id": "u"},
+    "stream": True,
+}
+RICH = {CHAT: CHAT_RICH, TEXT: TEXT_RICH, RESPONSES: RESPONSES_RICH, MESSAGES: MESSAGES_RICH}
+RICH[ATEXT] = ATEXT_RICH
+
+
+def assert_valid_body(body: dict[str, Any], fmt: str) -> None:
+    """``body`` matches the SDK request params of ``fmt`` (Text Completions: its required keys)."""
+    if fmt == CHAT:
+        assert_valid_chat_body(body)
+    elif fmt == RESPONSES:
+        assert_valid_responses_body(body)
+    elif fmt == MESSAGES:
+        assert_valid_messages_body(body)
+    elif fmt == TEXT:
+        params = completion_create_params.CompletionCreateParamsBase
+        assert_typed(body, params, wire_only=frozenset({"stream"}))
+    else:
+        assert {"model", "prompt", "max_tokens_to_sample"} <= body.keys()
+        allowed = {"stream", "stop_sequences", "temperature", "top_p", "top_k", "metadata"}
+        assert body.keys() <= {"model", "prompt", "max_tokens_to_sample"} | allowed
+        assert body["prompt"].endswith("\n\nAssistant:")
+
+
+@pytest.mark.parametrize("target", ALL)
+@pytest.mark.parametrize("source", ALL)
+def test_every_direction_gives_a_valid_body(source: str, target: str) -> None:
+    """Each source's rich request translates to each target into a body its SDK accepts."""
+    body = copy.deepcopy(RICH[source])
+    single_turn = source == TEXT
+    if target == TEXT and not single_turn and source != target:
+        with pytest.raises(RequestTranslationError, match="single user turn"):
+            translate_request(body, source, target)
+        return
+    result = translate_request(body, source, target)
+    assert result.stream is True
+    assert result.model == body["model"]
+    assert len(set(result.dropped)) == len(result.dropped)
+    assert_valid_body(result.body, target)
+    assert json.loads(json.dumps(result.body)) == result.body  # plain JSON, nothing shared
