@@ -1,0 +1,451 @@
+"""``SSEAdapterMiddleware``: the raw ASGI shell around an app that streams SSE.
+
+It wraps ``send`` and acts only on a 2xx ``text/event-stream`` response: every body message it
+sends holds whole client-format events, all the events one inbound message completes go out in
+one outbound message, and a failed or truncated stream ends with the client format's error tail.
+Everything else passes through byte for byte. The app runs in the calling task; per-request
+state lives in a ``_Responder``, never on the middleware (sse-and-asgi.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+from .adapter import StreamAdapter
+from .formats import get_format
+from .session import OnComplete, StreamSession
+from .sse import DEFAULT_MAX_EVENT_SIZE
+
+__all__ = ["SSEAdapterMiddleware", "Selector"]
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+# Loose on purpose: Django's handler (django-stubs) takes ``dict`` scopes and ``Mapping``
+# messages, Starlette's apps ``MutableMapping`` ones; both must type-check (sse-and-asgi.md §3.11).
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+Selector = Callable[[Scope], "tuple[str, str] | None"]
+
+# Bodies read for usage negotiation or early heartbeats, and error bodies to translate: beyond
+# this the body is passed on unread (requests) or untranslated (errors).
+MAX_INSPECTED_BODY = 1024 * 1024
+_OPENAI_USAGE_CLIENTS = ("openai-chat", "openai-text")
+_HOP_HEADERS = (b"content-length", b"content-encoding", b"transfer-encoding")
+# 2xx statuses that carry no body: an event stream (or an error tail) cannot be sent on them.
+_NO_BODY = (204, 205)
+
+
+class SSEAdapterMiddleware:
+    """Re-chunk, translate and heartbeat the SSE responses of the wrapped ASGI app.
+
+    Either a fixed pair (``upstream_format``: what the app streams, ``client_format``: what the
+    client receives; the same value for plain re-chunking), or ``select(scope)`` returning a pair
+    or ``None`` (leave this response alone) per request.
+
+    Options:
+        heartbeat_interval: seconds without a byte to the client before a keep-alive (``None``:
+            off). Default 15.
+        heartbeat_before_start: for requests that ask to stream, commit ``200 text/event-stream``
+            at once and heartbeat until the app answers; an app error then arrives as the
+            client format's error event.
+        on_complete: called once per adapted stream with a ``StreamReport`` (sync or async).
+        include_usage: force the usage chunk for OpenAI clients; by default it follows the
+            request's ``stream_options.include_usage``.
+        The remaining options are ``StreamAdapter``'s.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        /,
+        *,
+        upstream_format: str | None = None,
+        client_format: str | None = None,
+        select: Selector | None = None,
+        heartbeat_interval: float | None = 15.0,
+        heartbeat_before_start: bool = False,
+        on_complete: OnComplete | None = None,
+        include_usage: bool | None = None,
+        reasoning: Literal["emit", "drop"] = "emit",
+        reasoning_field: str = "reasoning_content",
+        done_after_error: bool | None = None,
+        visible_errors: bool = False,
+        native_keepalive: bool = False,
+        max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        if select is None:
+            if upstream_format is None or client_format is None:
+                raise TypeError("give upstream_format and client_format, or select")
+            get_format(upstream_format)
+            get_format(client_format)
+            pair = (upstream_format, client_format)
+
+            def fixed(scope: Scope) -> tuple[str, str]:
+                return pair
+
+            select = fixed
+        if heartbeat_interval is not None and heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive or None")
+        self.app = app
+        self.select = select
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_before_start = heartbeat_before_start
+        self.on_complete = on_complete
+        self.include_usage = include_usage
+        self.adapter_options: dict[str, Any] = {
+            "reasoning": reasoning,
+            "reasoning_field": reasoning_field,
+            "done_after_error": done_after_error,
+            "visible_errors": visible_errors,
+            "native_keepalive": native_keepalive,
+            "max_event_size": max_event_size,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        pair = self.select(scope)
+        if pair is None:
+            await self.app(scope, receive, send)
+            return
+        await _Responder(self, scope, receive, send, pair).run()
+
+
+class _Responder:
+    """One request's state: wraps ``receive`` (observing disconnects) and ``send``."""
+
+    def __init__(
+        self,
+        mw: SSEAdapterMiddleware,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        pair: tuple[str, str],
+    ) -> None:
+        self.mw = mw
+        self.scope = scope
+        self.real_receive = receive
+        self.real_send = send
+        self.upstream, self.client = pair
+        self.started_at = time.monotonic()
+        self.replay: list[Message] = []
+        self.include_usage = bool(mw.include_usage)
+        self.wants_stream = False
+        self.mode: Literal["pending", "passthrough", "adapt", "error", "done"] = "pending"
+        self.session: StreamSession | None = None
+        self.early = False  # headers committed before the app answered
+        self.error_status = 0
+        self.error_headers: list[tuple[bytes, bytes]] = []
+        self.error_start: Message = {}
+        self.error_body: list[bytes] = []
+        self.error_size = 0
+        self.trailers = False
+        self.inflate: _Inflater | None = None
+        self.disconnected = False
+        self.cancelled = False
+
+    # -- receive ----------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if self.replay:
+            return self.replay.pop(0)
+        message = await self.real_receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            if self.session is not None:
+                self.session.mark_disconnected()
+        return message
+
+    async def _inspect_request(self) -> None:
+        """Read the request body (bounded) when usage negotiation or early heartbeats need it;
+        the app later receives exactly the same messages."""
+        headers = _headers(self.scope)
+        accept = headers.get(b"accept", b"")
+        self.wants_stream = b"text/event-stream" in accept
+        need_usage = self.mw.include_usage is None and self.client in _OPENAI_USAGE_CLIENTS
+        if not (need_usage or self.mw.heartbeat_before_start):
+            return
+        if self.scope.get("method") != "POST" or b"json" not in headers.get(b"content-type", b""):
+            return
+        body: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.real_receive()
+            self.replay.append(message)
+            if message["type"] != "http.request":
+                if message["type"] == "http.disconnect":
+                    self.disconnected = True
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_INSPECTED_BODY:
+                return  # too large to inspect: the app gets what was read, then the rest
+            body.append(chunk)
+            if not message.get("more_body", False):
+                break
+        try:
+            payload = json.loads(b"".join(body))
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        if payload.get("stream") is True:
+            self.wants_stream = True
+        options = payload.get("stream_options")
+        if need_usage and isinstance(options, dict) and options.get("include_usage") is True:
+            self.include_usage = True
+
+    # -- the request ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._inspect_request()
+        if self.mw.heartbeat_before_start and self.wants_stream and not self.disconnected:
+            self.session = self._new_session()
+            await self.session.start(200, _sse_headers([]))
+            self.mode = "adapt"
+            self.early = True
+        try:
+            await self.mw.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            # Server shutdown: no farewell send, which would hang on a client that stopped
+            # reading (sse-and-asgi.md §3.4 rule 6); report and re-raise.
+            self.cancelled = True
+            raise
+        except Exception as exc:
+            session = self.session
+            if session is None or not session.headers_sent or self.mode == "passthrough":
+                raise
+            if session.disconnected:
+                # Typically the app reacting to the client's disconnect (Starlette raises
+                # ClientDisconnect on an ASGI 2.4 OSError): routine, not an application error.
+                logger.debug("application raised after the client disconnected", exc_info=True)
+            elif session.finished:
+                logger.exception("application raised after its stream ended")
+            else:
+                # Headers are out: the server's 500 path cannot help. End the stream the way
+                # the client's protocol expects and log the exception.
+                logger.exception("application raised mid-stream; sending the error tail")
+                await session.fail(f"the application failed mid-stream ({exc.__class__.__name__})")
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if self.disconnected or self.cancelled:
+            session.mark_disconnected()
+        elif not session.finished and self.mode != "passthrough":
+            # The app returned without ending its body: close() reports truncation if the
+            # stream had not said how it ends.
+            await session.close()
+        await session.report()
+
+    def _new_session(self) -> StreamSession:
+        adapter = StreamAdapter(
+            upstream_format=self.upstream,
+            client_format=self.client,
+            include_usage=self.include_usage,
+            collect_response=True if self.mw.on_complete is not None else None,
+            **self.mw.adapter_options,
+        )
+        return StreamSession(
+            adapter,
+            self.real_send,
+            heartbeat_interval=self.mw.heartbeat_interval,
+            on_complete=self.mw.on_complete,
+            started_at=self.started_at,
+        )
+
+    # -- send -------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        mode = self.mode
+        kind = message["type"]
+        if mode == "passthrough":
+            await self.real_send(message)
+        elif kind == "http.response.start":
+            await self._on_start(message)
+        elif kind == "http.response.body":
+            if mode == "adapt":
+                await self._on_body(message)
+            elif mode == "error":
+                await self._on_error_body(message)
+            elif mode != "done":
+                await self.real_send(message)
+        elif kind == "http.response.trailers" and self.trailers:
+            await self.real_send(message)
+        elif mode == "adapt" and self.session is not None and not self.early:
+            # pathsend, zerocopysend, anything unknown after an SSE start: opaque from here on.
+            logger.warning("%s on an adapted SSE response: forwarding it, adapting stops", kind)
+            self.mode = "passthrough"
+            await self.real_send(message)
+        elif mode != "done":
+            await self.real_send(message)
+
+    async def _on_start(self, message: Message) -> None:
+        status = int(message["status"])
+        raw = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        headers = {k.lower(): v for k, v in raw}
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if (
+            200 <= status < 300
+            and status not in _NO_BODY
+            and _is_event_stream(headers.get(b"content-type"))
+        ):
+            if encoding not in (b"identity", b"gzip", b"deflate", b"x-gzip"):
+                logger.warning(
+                    "SSE response with Content-Encoding %r cannot be decoded; passed through",
+                    encoding.decode("latin-1"),
+                )
+                await self._passthrough(message)
+                return
+            if encoding != b"identity":
+                self.inflate = _Inflater()
+            self.trailers = bool(message.get("trailers", False))
+            if self.early:
+                self.mode = "adapt"
+                return
+            self.session = self._new_session()
+            self.mode = "adapt"
+            extra = {"trailers": True} if self.trailers else {}
+            await self.session.start(status, _sse_headers(raw), **extra)
+            return
+        # Identity pairs: the app's error body already is in the client's format; passed on
+        # untouched (re-serialising it would drop fields such as OpenAI's ``param``).
+        if status >= 400 and (
+            self.early
+            or (
+                self.upstream != self.client
+                and (b"json" in headers.get(b"content-type", b"") or not headers)
+            )
+        ):
+            self.mode = "error"
+            self.error_status = status
+            self.error_headers = raw
+            self.error_start = message
+            return
+        if self.early:
+            # Headers are committed as SSE; a 2xx that is not SSE cannot be delivered.
+            self.mode = "done"
+            assert self.session is not None
+            await self.session.fail(f"the application answered {status} without an event stream")
+            return
+        await self._passthrough(message)
+
+    async def _passthrough(self, message: Message) -> None:
+        self.mode = "passthrough"
+        await self.real_send(message)
+
+    async def _on_body(self, message: Message) -> None:
+        session = self.session
+        assert session is not None
+        body = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        if self.inflate is not None and body:
+            try:
+                body = self.inflate.decode(body)
+            except zlib.error:
+                self.mode = "done"
+                await session.fail("the application's compressed event stream is corrupt")
+                return
+        if body:
+            await session.push(body)
+        if not more:
+            await session.close()
+            self.mode = "done"
+        elif session.finished:
+            self.mode = "done"
+
+    async def _on_error_body(self, message: Message) -> None:
+        body = message.get("body", b"")
+        self.error_size += len(body)
+        if self.error_size <= MAX_INSPECTED_BODY:
+            self.error_body.append(body)
+        if message.get("more_body", False):
+            return
+        self.mode = "done"
+        upstream = get_format(self.upstream)
+        client = get_format(self.client)
+        raw = b"".join(self.error_body)
+        try:
+            decoded: Any = json.loads(raw)
+        except ValueError:
+            decoded = raw.decode("utf-8", "replace")
+        if (
+            not self.early
+            and isinstance(decoded, dict)
+            and "error" not in decoded
+            and self.error_size <= MAX_INSPECTED_BODY
+        ):
+            # Not a provider error body but the app's own answer (FastAPI's 422
+            # ``{"detail": …}``): translating it would turn it into a 500 "upstream error".
+            await self.real_send(self.error_start)
+            await self.real_send({"type": "http.response.body", "body": raw, "more_body": False})
+            return
+        error = upstream.parse_error_body(self.error_status, decoded)
+        if self.early:
+            assert self.session is not None
+            await self.session.fail(error)
+            return
+        status, payload = client.error_body(error)
+        out = json.dumps(payload).encode()
+        headers = [
+            (k, v)
+            for k, v in self.error_headers
+            if k.lower() not in (b"content-type", *_HOP_HEADERS)
+        ]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(out)).encode()),
+        ]
+        await self.real_send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.real_send({"type": "http.response.body", "body": out, "more_body": False})
+
+
+class _Inflater:
+    """gzip (multi-member, as Django's GZipMiddleware writes per chunk) or zlib/deflate bodies."""
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(wbits=47)  # 32 + 15: detect gzip or zlib headers
+
+    def decode(self, data: bytes) -> bytes:
+        out = [self._z.decompress(data)]
+        while self._z.eof and self._z.unused_data:
+            rest = self._z.unused_data
+            self._z = zlib.decompressobj(wbits=47)
+            out.append(self._z.decompress(rest))
+        return b"".join(out)
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {bytes(k).lower(): bytes(v) for k, v in scope.get("headers", [])}
+
+
+def _is_event_stream(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    return value.split(b";", 1)[0].strip().lower() == b"text/event-stream"
+
+
+def _sse_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The app's headers, lowercased, minus length/encoding, plus the SSE anti-buffering pair."""
+    out = [(k.lower(), v) for k, v in raw if k.lower() not in _HOP_HEADERS]
+    names = {k for k, _ in out}
+    if b"content-type" not in names:
+        out.append((b"content-type", b"text/event-stream; charset=utf-8"))
+    if b"cache-control" not in names:
+        out.append((b"cache-control", b"no-cache"))
+    if b"x-accel-buffering" not in names:
+        out.append((b"x-accel-buffering", b"no"))
+    return out
