@@ -2,10 +2,17 @@
 
 Re-chunks ``text/event-stream`` responses on event boundaries, translates them between LLM wire
 formats, injects heartbeats while a stream is silent and ends a failed stream the way the client's
-protocol expects. See the README for the ways in.
+protocol expects. Ways in: ``SSEAdapterMiddleware`` (ASGI middleware), ``UpstreamProxy`` (an ASGI
+app forwarding to an upstream with httpx) and ``StreamAdapter`` (sans-IO, bytes in, bytes out).
 """
 
+from .adapter import StreamAdapter, StreamResult
 from .errors import EventTooLarge, SSEAdapterError, UnknownFormat
+from .formats import FORMATS
+from .middleware import SSEAdapterMiddleware
+from .parts import Usage
+from .proxy import UpstreamProxy
+from .session import StreamReport
 from .sse import (
     DEFAULT_MAX_EVENT_SIZE,
     ServerSentEvent,
@@ -17,12 +24,19 @@ from .sse import (
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
+    "FORMATS",
     "EventTooLarge",
     "SSEAdapterError",
+    "SSEAdapterMiddleware",
     "SSEDecoder",
     "SSEFramer",
     "ServerSentEvent",
+    "StreamAdapter",
+    "StreamReport",
+    "StreamResult",
     "UnknownFormat",
+    "UpstreamProxy",
+    "Usage",
     "encode_comment",
     "encode_event",
 ]

@@ -9,6 +9,13 @@ def test_exported_names() -> None:
     """``__all__`` is exactly the documented public API, and every name resolves."""
     expected = {
         "DEFAULT_MAX_EVENT_SIZE",
+        "FORMATS",
+        "SSEAdapterMiddleware",
+        "StreamAdapter",
+        "StreamReport",
+        "StreamResult",
+        "UpstreamProxy",
+        "Usage",
         "EventTooLarge",
         "SSEAdapterError",
         "SSEDecoder",

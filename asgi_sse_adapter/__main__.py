@@ -1,0 +1,5 @@
+"""``python -m asgi_sse_adapter``: the command-line gateway."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,133 @@
+"""``asgi-sse-adapter``: serve an ``UpstreamProxy`` from the command line (uvicorn, the ``cli``
+extra)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .formats import FORMATS
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = """\
+examples:
+  # OpenAI SDKs talk to Claude: point them at base_url=http://127.0.0.1:8080/v1
+  ANTHROPIC_API_KEY=sk-ant-... asgi-sse-adapter --upstream https://api.anthropic.com \\
+      --upstream-format anthropic-messages --api-key-env ANTHROPIC_API_KEY
+
+  # Anthropic SDKs and Claude Code talk to a local vLLM/Ollama OpenAI-compatible server
+  asgi-sse-adapter --upstream http://localhost:8000/v1 --upstream-format openai-chat
+
+Every client format is served on its own endpoint: /v1/chat/completions, /v1/completions,
+/v1/responses, /v1/messages, /v1/complete. Other paths are forwarded unchanged.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="asgi-sse-adapter",
+        description=(
+            "An LLM gateway: forwards each request to one upstream and translates requests and "
+            "streamed answers between OpenAI and Anthropic wire formats, with heartbeats and "
+            "proper error endings."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--upstream", required=True, help="upstream base URL, e.g. https://api.anthropic.com"
+    )
+    parser.add_argument(
+        "--upstream-format", required=True, choices=FORMATS, help="the format the upstream speaks"
+    )
+    parser.add_argument(
+        "--client-format",
+        choices=FORMATS,
+        default=None,
+        help="accept only this client format (default: every format on its own endpoint)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the upstream API key (never pass keys as arguments)",
+    )
+    parser.add_argument(
+        "--forward-credentials",
+        action="store_true",
+        help="forward the client's own Authorization / x-api-key headers to the upstream",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=15.0,
+        help="seconds of silence before a keep-alive (0: off)",
+    )
+    parser.add_argument(
+        "--first-byte-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the upstream to answer",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds of upstream silence mid-stream before failing",
+    )
+    parser.add_argument(
+        "--model-map",
+        action="append",
+        default=[],
+        metavar="CLIENT=UPSTREAM",
+        help="rename a model on the way upstream (repeatable)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments and serve the gateway until interrupted."""
+    args = build_parser().parse_args(argv)
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        sys.exit("asgi-sse-adapter needs uvicorn: pip install 'asgi-sse-adapter[cli]'")
+    from .proxy import UpstreamProxy
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            sys.exit(f"environment variable {args.api_key_env} is empty or unset")
+    model_map = {}
+    for item in args.model_map:
+        client, sep, upstream = item.partition("=")
+        if not sep or not client or not upstream:
+            sys.exit(f"--model-map expects CLIENT=UPSTREAM, got {item!r}")
+        model_map[client] = upstream
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = UpstreamProxy(
+        args.upstream,
+        upstream_format=args.upstream_format,
+        client_format=args.client_format,
+        api_key=api_key,
+        forward_credentials=args.forward_credentials,
+        heartbeat_interval=args.heartbeat or None,
+        first_byte_timeout=args.first_byte_timeout,
+        idle_timeout=args.idle_timeout,
+        model_map=model_map,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")

@@ -1,0 +1,610 @@
+"""``UpstreamProxy``: an ASGI app that forwards LLM requests to one upstream with httpx.
+
+Clients call their own format's endpoint (``/v1/chat/completions``, ``/v1/completions``,
+``/v1/responses``, ``/v1/messages``, ``/v1/complete``); the proxy translates the request into the
+upstream format, forwards it to the upstream format's endpoint, and translates the answer back:
+SSE through ``StreamAdapter`` as it arrives, JSON replies whole. Other paths are forwarded as they
+are. The proxy only ever contacts its configured upstream (no URL or Host taken from the client).
+
+sse-and-asgi.md §4 is the reference for httpx as a proxy client: one ``AsyncClient`` per proxy,
+created lazily (Django never sends lifespan events) or injected; a cookie jar that stores nothing;
+``trust_env`` off; hop-by-hop headers stripped both ways; an allow-list of upstream response
+headers; upstream closed as soon as the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Literal
+
+import httpx
+
+from .adapter import StreamAdapter
+from .content import Content
+from .formats import FORMATS, get_format
+from .formats.base import Format, WriterOptions
+from .parts import Done, StreamError
+from .requests import RequestTranslationError, translate_request
+from .session import OnComplete, StreamSession
+from .sse import DEFAULT_MAX_EVENT_SIZE
+
+__all__ = ["UpstreamProxy"]
+
+logger = logging.getLogger("asgi_sse_adapter")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# RFC 9110 §7.6.1 (plus Trailer and the Proxy-* pair, sse-and-asgi.md §4.7).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+# Upstream response headers a client may see: request ids and rate-limit information.
+RESPONSE_HEADER_ALLOW = (
+    "x-request-id",
+    "request-id",
+    "retry-after",
+    "retry-after-ms",
+    "openai-processing-ms",
+)
+RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+MAX_ERROR_BODY = 1024 * 1024
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A jar policy that stores nothing: a shared client must not carry one user's cookies to
+    another (GHSA-7vwr-g6pm-9hc8)."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+class UpstreamProxy:
+    """Forward LLM API requests to ``upstream_url`` and translate between formats.
+
+    Args:
+        upstream_url: the upstream's base URL (``https://api.anthropic.com``, or with ``/v1``).
+        upstream_format: the format the upstream speaks.
+        client_format: restrict clients to one format (default: every format, each on its own
+            endpoint).
+        upstream_path: override the upstream endpoint path.
+        api_key: the upstream key, injected as ``Authorization: Bearer`` (OpenAI family) or
+            ``x-api-key`` (Anthropic); clients' own credentials are then never forwarded.
+        forward_credentials: forward the client's ``Authorization``/``x-api-key`` (only when no
+            ``api_key`` is configured).
+        anthropic_version: ``anthropic-version`` sent to Anthropic upstreams when the client
+            sent none.
+        client: an ``httpx.AsyncClient`` the caller owns (then limits/timeouts are the caller's).
+        connect_timeout, first_byte_timeout, idle_timeout, write_timeout: seconds; the
+            first-byte timeout covers the model's thinking before it answers.
+        max_connections, max_keepalive_connections: the connection pool (``None``: unbounded).
+        max_request_body: bytes; larger request bodies get 413 before anything is forwarded.
+        model_map: client model name → upstream model name.
+        on_unsupported: a request field the upstream format cannot express is ``"drop"``-ped
+            (named in the ``x-sse-adapter-dropped-fields`` response header) or an ``"error"``
+            (400).
+        heartbeat_interval, on_complete, and the ``StreamAdapter`` options: as in the middleware.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        upstream_format: str,
+        client_format: str | None = None,
+        upstream_path: str | None = None,
+        api_key: str | None = None,
+        forward_credentials: bool = False,
+        anthropic_version: str = "2023-06-01",
+        client: httpx.AsyncClient | None = None,
+        connect_timeout: float = 10.0,
+        first_byte_timeout: float = 300.0,
+        idle_timeout: float = 300.0,
+        write_timeout: float = 60.0,
+        max_connections: int | None = 1000,
+        max_keepalive_connections: int | None = 100,
+        max_request_body: int = 16 * 1024 * 1024,
+        model_map: Mapping[str, str] | None = None,
+        on_unsupported: Literal["drop", "error"] = "drop",
+        heartbeat_interval: float | None = 15.0,
+        on_complete: OnComplete | None = None,
+        reasoning: Literal["emit", "drop"] = "emit",
+        reasoning_field: str = "reasoning_content",
+        done_after_error: bool | None = None,
+        visible_errors: bool = False,
+        native_keepalive: bool = False,
+        max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        url = httpx.URL(upstream_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"upstream_url must be an http(s) URL, got {upstream_url!r}")
+        self.upstream_url = upstream_url.rstrip("/")
+        self.upstream = get_format(upstream_format)
+        names = FORMATS if client_format is None else (client_format,)
+        self.clients: dict[str, Format] = {get_format(n).endpoint: get_format(n) for n in names}
+        self.upstream_path = upstream_path
+        self.api_key = api_key
+        self.forward_credentials = forward_credentials
+        self.anthropic_version = anthropic_version
+        self.timeouts = (connect_timeout, first_byte_timeout, idle_timeout, write_timeout)
+        self.limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
+        )
+        self.max_request_body = max_request_body
+        self.model_map = dict(model_map or {})
+        self.on_unsupported = on_unsupported
+        self.heartbeat_interval = heartbeat_interval
+        self.on_complete = on_complete
+        self.adapter_options: dict[str, Any] = {
+            "reasoning": reasoning,
+            "reasoning_field": reasoning_field,
+            "done_after_error": done_after_error,
+            "visible_errors": visible_errors,
+            "native_keepalive": native_keepalive,
+            "max_event_size": max_event_size,
+        }
+        self._client = client
+        self._owns_client = client is None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The upstream client, created on first use unless one was injected."""
+        if self._client is None:
+            connect, first_byte, _, write = self.timeouts
+            self._client = httpx.AsyncClient(
+                # httpx's read timeout covers the wait for the answer; the idle timeout between
+                # chunks is enforced per stream (``_Idle``).
+                timeout=httpx.Timeout(connect=connect, read=first_byte, write=write, pool=connect),
+                limits=self.limits,
+                trust_env=False,
+                follow_redirects=False,
+                cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the upstream client if the proxy created it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await _Exchange(self, scope, receive, send).run()
+        else:
+            # Websockets and anything else are not LLM API traffic.
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def upstream_url_for(self, path: str, query: bytes) -> str:
+        """The upstream URL for a client path (only ever under ``upstream_url``)."""
+        base = self.upstream_url
+        if base.endswith("/v1") and path.startswith("/v1/"):
+            path = path[3:]
+        url = base + path
+        return url + "?" + query.decode("latin-1") if query else url
+
+
+class _Exchange:
+    """One proxied request."""
+
+    def __init__(self, proxy: UpstreamProxy, scope: Scope, receive: Receive, send: Send) -> None:
+        self.proxy = proxy
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.started_at = time.monotonic()
+        path = scope.get("path", "/")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            # Mounted under a prefix (Starlette's Mount keeps the full path, sets root_path).
+            path = path[len(root) :] or "/"
+        self.path = path
+        self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
+        self.response_started = False
+
+    async def run(self) -> None:
+        proxy = self.proxy
+        client_format = self.client_format
+        body = await self._read_body()
+        if body is None:
+            return
+        headers = self._forward_headers(rewritten=client_format is not None)
+        dropped: tuple[str, ...] = ()
+        stream = False
+        include_usage = False
+        if client_format is None:
+            url = proxy.upstream_url_for(self.path, self.scope.get("query_string", b""))
+            content = body
+        else:
+            try:
+                payload = json.loads(body) if body else {}
+            except ValueError:
+                await self._error(400, "invalid_request_error", "request body is not valid JSON")
+                return
+            if not isinstance(payload, dict):
+                await self._error(
+                    400, "invalid_request_error", "request body must be a JSON object"
+                )
+                return
+            try:
+                translated = translate_request(
+                    payload,
+                    client_format.name,
+                    proxy.upstream.name,
+                    model_map=proxy.model_map,
+                    on_unsupported=proxy.on_unsupported,
+                )
+            except RequestTranslationError as exc:
+                await self._error(400, "invalid_request_error", str(exc))
+                return
+            dropped = translated.dropped
+            stream = translated.stream
+            include_usage = translated.include_usage
+            path = proxy.upstream_path or proxy.upstream.endpoint
+            url = proxy.upstream_url_for(path, self.scope.get("query_string", b""))
+            content = json.dumps(translated.body).encode()
+            headers.append(("content-type", "application/json"))
+        await self._forward(url, headers, content, client_format, stream, include_usage, dropped)
+
+    # -- request ----------------------------------------------------------------------------
+
+    async def _read_body(self) -> bytes | None:
+        """The whole request body, bounded; ``None`` if the client left or it was too large."""
+        chunks: list[bytes] = []
+        size = 0
+        limit = self.proxy.max_request_body
+        declared = _header(self.scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large()
+            return None
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._too_large()
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _too_large(self) -> None:
+        await self._error(
+            413,
+            "request_too_large",
+            f"request body larger than {self.proxy.max_request_body} bytes",
+        )
+
+    def _forward_headers(self, *, rewritten: bool) -> list[tuple[str, str]]:
+        proxy = self.proxy
+        raw = [
+            (bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1"))
+            for k, v in self.scope.get("headers", [])
+        ]
+        named = {t.strip().lower() for k, v in raw if k == "connection" for t in v.split(",")}
+        drop = HOP_BY_HOP | named | {"host", "content-length", "accept-encoding"}
+        if rewritten:
+            drop |= {"content-type"}
+        keep_credentials = proxy.forward_credentials and proxy.api_key is None
+        out = [
+            (k, v)
+            for k, v in raw
+            if k not in drop and (keep_credentials or k not in CREDENTIAL_HEADERS)
+        ]
+        family = proxy.upstream.family
+        if proxy.api_key is not None:
+            if family == "anthropic":
+                out.append(("x-api-key", proxy.api_key))
+            else:
+                out.append(("authorization", f"Bearer {proxy.api_key}"))
+        if family == "anthropic" and not any(k == "anthropic-version" for k, _ in out):
+            out.append(("anthropic-version", proxy.anthropic_version))
+        if family != "anthropic":
+            out = [(k, v) for k, v in out if not k.startswith("anthropic-")]
+        return out
+
+    # -- response ---------------------------------------------------------------------------
+
+    async def _forward(
+        self,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        client_format: Format | None,
+        stream: bool,
+        include_usage: bool,
+        dropped: tuple[str, ...],
+    ) -> None:
+        proxy = self.proxy
+        method = self.scope.get("method", "GET")
+        request = proxy.client.build_request(method, url, headers=headers, content=content)
+        try:
+            response = await proxy.client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            logger.warning("upstream %s: %s", "timed out before answering", exc.__class__.__name__)
+            await self._error(504, "api_error", f"upstream timed out ({exc.__class__.__name__})")
+            return
+        except httpx.HTTPError as exc:
+            logger.warning("upstream unreachable: %s", exc.__class__.__name__)
+            await self._error(502, "api_error", f"upstream unreachable ({exc.__class__.__name__})")
+            return
+        try:
+            extra = (
+                [(b"x-sse-adapter-dropped-fields", ",".join(dropped).encode())] if dropped else []
+            )
+            ctype = response.headers.get("content-type", "")
+            if client_format is None:
+                await self._relay(response)
+            elif response.status_code >= 400:
+                await self._translate_error(response, client_format)
+            elif ctype.split(";")[0].strip().lower() == "text/event-stream":
+                await self._stream(response, client_format, include_usage, extra)
+            else:
+                await self._translate_json(response, client_format, extra)
+        finally:
+            await response.aclose()
+
+    def _response_headers(self, response: httpx.Response) -> list[tuple[bytes, bytes]]:
+        out = []
+        for k, v in response.headers.multi_items():
+            name = k.lower()
+            if name in RESPONSE_HEADER_ALLOW or name.startswith(RESPONSE_HEADER_PREFIXES):
+                out.append((name.encode("latin-1"), v.encode("latin-1")))
+        return out
+
+    async def _relay(self, response: httpx.Response) -> None:
+        """A path the proxy does not translate: status and body as they are (safe headers)."""
+        headers = self._response_headers(response)
+        ctype = response.headers.get("content-type")
+        if ctype:
+            headers.append((b"content-type", ctype.encode("latin-1")))
+        await self.send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        self.response_started = True
+        try:
+            async for chunk in response.aiter_bytes():
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            logger.warning("upstream failed while relaying: %s", exc.__class__.__name__)
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _translate_error(self, response: httpx.Response, client_format: Format) -> None:
+        raw = await _read_bounded(response, MAX_ERROR_BODY)
+        try:
+            decoded: Any = json.loads(raw)
+        except ValueError:
+            decoded = raw.decode("utf-8", "replace")
+        error = self.proxy.upstream.parse_error_body(response.status_code, decoded)
+        logger.warning("upstream answered %d (%s)", response.status_code, error.type)
+        status, payload = client_format.error_body(error)
+        await self._json(status, payload, self._response_headers(response))
+
+    async def _translate_json(
+        self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        raw = await _read_bounded(response, 64 * MAX_ERROR_BODY)
+        upstream = self.proxy.upstream
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            await self._error(502, "api_error", "upstream answered with invalid JSON")
+            return
+        if upstream is client_format:
+            await self._json(
+                response.status_code, payload, self._response_headers(response) + extra
+            )
+            return
+        if upstream.response_parts is None or not isinstance(payload, dict):
+            await self._error(502, "api_error", f"cannot translate a {upstream.name} response")
+            return
+        content = Content()
+        writer = client_format.writer(WriterOptions(), content)
+        for part in upstream.response_parts(payload):
+            if isinstance(part, StreamError):
+                status, body = client_format.error_body(part)
+                await self._json(status, body, [])
+                return
+            if not isinstance(part, Done):
+                content.add(part)
+        await self._json(200, writer.response(), self._response_headers(response) + extra)
+
+    async def _stream(
+        self,
+        response: httpx.Response,
+        client_format: Format,
+        include_usage: bool,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        proxy = self.proxy
+        adapter = StreamAdapter(
+            upstream_format=proxy.upstream.name,
+            client_format=client_format.name,
+            include_usage=include_usage,
+            collect_response=True if proxy.on_complete is not None else None,
+            **proxy.adapter_options,
+        )
+        session = StreamSession(
+            adapter,
+            self.send,
+            heartbeat_interval=proxy.heartbeat_interval,
+            on_complete=proxy.on_complete,
+            started_at=self.started_at,
+        )
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            *self._response_headers(response),
+            *extra,
+        ]
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(session, task))
+        _, first_byte, idle_timeout, _ = proxy.timeouts
+        idle = _Idle(first_byte, idle_timeout, task)
+        try:
+            await session.start(200, headers)
+            self.response_started = True
+            async for chunk in response.aiter_bytes():
+                idle.touch()
+                await session.push(chunk)
+                if session.finished:
+                    break
+            await session.close()
+        except asyncio.CancelledError:
+            if idle.fired:
+                _uncancel(task)
+                logger.warning("upstream idle for %gs: stream ended", idle.limit)
+                await session.fail(f"upstream sent nothing for {idle.limit:g} seconds")
+            elif session.disconnected:
+                _uncancel(task)  # our watcher's cancellation: the client left
+            else:
+                raise
+        except httpx.HTTPError as exc:
+            # Mid-stream failures are expected conditions in a proxy: tell the client, log.
+            logger.warning("upstream failed mid-stream: %s", exc.__class__.__name__)
+            await session.fail(f"upstream stream failed ({exc.__class__.__name__})")
+        except OSError:
+            session.mark_disconnected()
+        finally:
+            idle.cancel()
+            watcher.cancel()
+            await session.report()
+
+    async def _watch_disconnect(self, session: StreamSession, task: asyncio.Task[Any]) -> None:
+        """The proxy owns ``receive`` once the body is read: the client leaving closes the
+        upstream at once (it stops generating and billing)."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                if not session.finished:
+                    session.mark_disconnected()
+                    task.cancel()
+                return
+
+    # -- error answers ----------------------------------------------------------------------
+
+    async def _error(self, status: int, type_: str, message: str) -> None:
+        """An error before the stream, in the client's format (OpenAI JSON on other paths)."""
+        error = StreamError(type=type_, message=message, status=status)
+        fmt = self.client_format or get_format("openai-chat")
+        mapped_status, payload = fmt.error_body(error)
+        if type_ == "api_error":
+            mapped_status = status  # 502/504 keep their gateway meaning
+        await self._json(mapped_status, payload, [])
+
+    async def _json(
+        self, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]]
+    ) -> None:
+        body = json.dumps(payload).encode()
+        all_headers = [
+            *headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+        self.response_started = True
+
+
+class _Idle:
+    """Read watchdog without a task (one lazily re-armed timer, like the heartbeat): the
+    first-byte timeout until the first chunk arrives, then the idle timeout between chunks."""
+
+    def __init__(self, first_byte: float, idle: float, task: asyncio.Task[Any]) -> None:
+        self.limit = first_byte
+        self.idle = idle
+        self.task = task
+        self.fired = False
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self.handle: asyncio.TimerHandle | None = self.loop.call_at(
+            self.last + first_byte, self._check
+        )
+
+    def touch(self) -> None:
+        self.last = self.loop.time()
+        if self.limit != self.idle:
+            # First chunk: from now on the (usually shorter) idle limit applies.
+            self.limit = self.idle
+            self.cancel()
+            self.handle = self.loop.call_at(self.last + self.idle, self._check)
+
+    def _check(self) -> None:
+        deadline = self.last + self.limit
+        if deadline > self.loop.time():
+            self.handle = self.loop.call_at(deadline, self._check)
+            return
+        self.handle = None
+        self.fired = True
+        self.task.cancel()
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    # A cancellation we caused and handled must not leak into the caller's structured
+    # concurrency (Task.uncancel exists from Python 3.11).
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", []):
+        if bytes(k).lower() == name:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

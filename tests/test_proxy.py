@@ -1,0 +1,455 @@
+"""``UpstreamProxy`` against a real upstream on loopback (the fake LLM), served by uvicorn, with
+the official SDKs as clients: each format pair, each failure class, header hygiene and
+disconnects (issue "UpstreamProxy")."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from asgi_sse_adapter import SSEDecoder, UpstreamProxy
+from example_app.fake_upstream import SCRIPTS, FakeUpstream
+from tests.servers import LiveServer, ServerFactory, server_pool
+
+
+@pytest.fixture
+def servers() -> Iterator[ServerFactory]:
+    """Start uvicorn servers on demand; stop them all at teardown."""
+    with server_pool() as start:
+        yield start
+
+
+@pytest.fixture
+def fake() -> FakeUpstream:
+    """A fresh fake LLM upstream per test, so its observations are this test's alone."""
+    return FakeUpstream()
+
+
+def _proxy(
+    servers: ServerFactory, fake: FakeUpstream, upstream_format: str, **options: Any
+) -> tuple[LiveServer, LiveServer]:
+    upstream = servers(fake)
+    options.setdefault("heartbeat_interval", None)
+    proxy = UpstreamProxy(upstream.url, upstream_format=upstream_format, **options)
+    return upstream, servers(proxy)
+
+
+_open_clients: list[openai.OpenAI | anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Close every SDK client a test made: their pooled sockets must not outlive the test
+    (a socket collected later warns in whichever test is running then)."""
+    yield
+    while _open_clients:
+        _open_clients.pop().close()
+
+
+def _openai(url: str, **headers: str) -> openai.OpenAI:
+    client = openai.OpenAI(
+        api_key="client-key", base_url=url + "/v1", max_retries=0, default_headers=headers
+    )
+    _open_clients.append(client)
+    return client
+
+
+def _anthropic(url: str, **headers: str) -> anthropic.Anthropic:
+    client = anthropic.Anthropic(
+        api_key="client-key", base_url=url, max_retries=0, default_headers=headers
+    )
+    _open_clients.append(client)
+    return client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+TEXT = SCRIPTS["text"].text
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+
+
+# -- format pairs, streaming and not --------------------------------------------------------
+
+
+def test_openai_chat_client_to_anthropic_upstream_streaming(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An OpenAI Chat client streams from an Anthropic upstream: exact text, finish, usage."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url)
+    with client.chat.completions.stream(
+        model="claude-x", messages=MESSAGES, stream_options={"include_usage": True}
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == TEXT
+    assert final.choices[0].finish_reason == "stop"
+    usage = SCRIPTS["text"].usage
+    assert final.usage is not None
+    assert final.usage.prompt_tokens == usage.prompt_tokens
+    # The upstream received an Anthropic Messages request on its own endpoint.
+    assert fake.last_path == "/v1/messages"
+    assert fake.last_json is not None
+    assert fake.last_json["messages"] == [{"role": "user", "content": "hi"}]
+    assert fake.last_json["stream"] is True
+    assert "max_tokens" in fake.last_json
+
+
+def test_openai_chat_client_tools_and_thinking(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """Parallel tool calls and thinking arrive in an OpenAI client exactly as scripted."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url, **{"x-fake-scenario": "tools"})
+    with client.chat.completions.stream(model="claude-x", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    calls = message.tool_calls or []
+    script = SCRIPTS["tools"]
+    assert [c.function.name for c in calls] == [t.name for t in script.tool_calls]
+    assert [json.loads(c.function.arguments) for c in calls] == [t.input for t in script.tool_calls]
+    assert [c.id for c in calls] == [t.tool_use_id for t in script.tool_calls]
+    assert final.choices[0].finish_reason == "tool_calls"
+
+    thinking = _openai(proxy.url, **{"x-fake-scenario": "thinking"})
+    with thinking.chat.completions.stream(model="claude-x", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+    assert (
+        getattr(final.choices[0].message, "reasoning_content", None) == SCRIPTS["thinking"].thinking
+    )
+    assert final.choices[0].message.content == SCRIPTS["thinking"].text
+
+
+def test_anthropic_client_to_openai_chat_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An Anthropic client (and its stream helper) talks to an OpenAI Chat upstream."""
+    _, proxy = _proxy(servers, fake, "openai-chat")
+    client = _anthropic(proxy.url)
+    with client.messages.stream(model="gpt-x", max_tokens=100, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    assert [b.text for b in final.content if b.type == "text"] == [TEXT]
+    assert final.stop_reason == "end_turn"
+    assert fake.last_path == "/v1/chat/completions"
+    assert fake.last_json is not None
+    # Translated requests always ask an OpenAI upstream for usage.
+    assert fake.last_json["stream_options"] == {"include_usage": True}
+    assert final.usage.output_tokens == SCRIPTS["text"].usage.output_tokens
+
+
+def test_identity_anthropic_client(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """Same format on both sides: the Anthropic SDK gets the upstream's stream whole."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _anthropic(proxy.url, **{"x-fake-scenario": "thinking"})
+    with client.messages.stream(model="claude-x", max_tokens=100, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    thinking = [b for b in final.content if b.type == "thinking"]
+    assert thinking[0].thinking == SCRIPTS["thinking"].thinking
+    assert thinking[0].signature == SCRIPTS["thinking"].signature
+
+
+def test_responses_client_to_anthropic_upstream(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """A Responses client's stream helper gets the full answer from an Anthropic upstream."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url)
+    with client.responses.stream(model="claude-x", input="hi") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == TEXT
+    assert final.usage is not None
+    assert final.usage.output_tokens == SCRIPTS["text"].usage.output_tokens
+
+
+def test_completions_client_to_anthropic_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A legacy Completions client streams text from an Anthropic upstream."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url)
+    chunks = list(client.completions.create(model="claude-x", prompt="hi", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == TEXT
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_non_streaming_identity_json(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """A non-streaming request to the same format comes back as the upstream's JSON."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    message = _anthropic(proxy.url).messages.create(
+        model="claude-x", max_tokens=10, messages=MESSAGES
+    )
+    assert [b.text for b in message.content if b.type == "text"] == [TEXT]
+
+
+def test_non_streaming_translated_json(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """A non-streaming Chat request to a legacy Completions upstream is translated whole: the
+    upstream's JSON as canonical parts, rendered as the client format's response object."""
+    _, proxy = _proxy(servers, fake, "openai-text")
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert completion.choices[0].message.content == TEXT
+    assert completion.choices[0].finish_reason == "stop"
+
+
+# -- paths ----------------------------------------------------------------------------------
+
+
+def test_v1_suffix_not_doubled_and_other_paths_forwarded(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An upstream URL ending in /v1 gets /v1/messages once; unknown paths pass through."""
+    upstream = servers(fake)
+    proxy = servers(UpstreamProxy(upstream.url + "/v1", upstream_format="anthropic-messages"))
+    _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=True).close()
+    assert fake.last_path == "/v1/messages"
+    response = httpx2.get(proxy.url + "/v1/models?limit=2")
+    assert fake.last_path == "/v1/models"
+    assert response.status_code in (404, 405)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_connect_error_is_502_in_client_format(servers: ServerFactory) -> None:
+    """Nothing listening upstream: 502 with the client format's error JSON, no retry storm."""
+    proxy = servers(
+        UpstreamProxy(f"http://127.0.0.1:{_free_port()}", upstream_format="anthropic-messages")
+    )
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 502
+    assert "upstream unreachable" in info.value.message
+    with pytest.raises(anthropic.APIStatusError) as ainfo:
+        _anthropic(proxy.url).messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert ainfo.value.status_code == 502
+    assert ainfo.value.body["type"] == "error"  # type: ignore[index]
+
+
+def test_first_byte_timeout_is_504(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """An upstream that never answers within the first-byte timeout: 504."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", first_byte_timeout=0.3)
+    client = _openai(proxy.url, **{"x-fake-header-delay": "5"})
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 504
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "openai_status", "anthropic_status"), [(529, 503, 529), (429, 429, 429)]
+)
+def test_upstream_error_status_translated(
+    servers: ServerFactory,
+    fake: FakeUpstream,
+    upstream_status: int,
+    openai_status: int,
+    anthropic_status: int,
+) -> None:
+    """Anthropic 529 overloaded is 503 to OpenAI clients and stays 529 to Anthropic clients."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    knob = {"x-fake-status": str(upstream_status)}
+    with pytest.raises(openai.APIStatusError) as info:
+        _openai(proxy.url, **knob).chat.completions.create(
+            model="m", messages=MESSAGES, stream=True
+        )
+    assert info.value.status_code == openai_status
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["type"] in ("overloaded_error", "rate_limit_error")
+    with pytest.raises(anthropic.APIStatusError) as ainfo:
+        _anthropic(proxy.url, **knob).messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert ainfo.value.status_code == anthropic_status
+
+
+def _raw_stream(url: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+    with httpx2.stream("POST", url + path, json=body, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        return b"".join(response.iter_raw())
+
+
+def test_mid_stream_failure_gives_error_tail(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """The upstream connection breaks after 4 events: complete events, then the OpenAI error
+    tail (error event + [DONE]); the SDK raises APIError with our message."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/chat/completions",
+        {"model": "m", "messages": MESSAGES, "stream": True},
+        {"x-fake-fail-after": "4"},
+    )
+    events = SSEDecoder().feed(raw)
+    assert events[-1].data == "[DONE]"
+    error = json.loads(events[-2].data)["error"]
+    assert "upstream stream failed" in error["message"]
+    assert all("error" not in json.loads(e.data) for e in events[:-2])
+    client = _openai(proxy.url, **{"x-fake-fail-after": "4"})
+    with pytest.raises(openai.APIError, match="upstream stream failed"):
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+
+
+def test_truncated_upstream_is_reported(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """An upstream that closes cleanly before message_stop: the Anthropic client gets an
+    error event, not a normal end."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _anthropic(proxy.url, **{"x-fake-truncate-after": "4"})
+    stream_manager = client.messages.stream(model="m", max_tokens=5, messages=MESSAGES)
+    with pytest.raises(anthropic.APIStatusError, match="truncated"), stream_manager as stream:
+        stream.get_final_message()
+
+
+def test_upstream_error_event_passes_as_client_error(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An in-band Anthropic overloaded_error becomes the OpenAI error tail."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url, **{"x-fake-error-after": "3"})
+    with pytest.raises(openai.APIError) as info:
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert info.value.type == "overloaded_error"
+
+
+def test_idle_timeout_mid_stream(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """An upstream that stalls mid-stream ends with the error tail after the idle timeout, and
+    the upstream connection is closed."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", idle_timeout=0.4)
+    started = time.monotonic()
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/chat/completions",
+        {"model": "m", "messages": MESSAGES, "stream": True},
+        {"x-fake-stall": "3"},
+    )
+    assert time.monotonic() - started < 5
+    events = SSEDecoder().feed(raw)
+    assert "sent nothing for 0.4 seconds" in json.loads(events[-2].data)["error"]["message"]
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
+
+
+def test_heartbeat_while_upstream_silent(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """While the upstream thinks, the client receives comment keep-alives between events."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=0.1)
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/chat/completions",
+        {"model": "m", "messages": MESSAGES, "stream": True},
+        {"x-fake-delay": "0.5"},
+    )
+    assert raw.count(b": ping\n\n") >= 2
+    text = "".join(
+        json.loads(e.data)["choices"][0]["delta"].get("content") or ""
+        for e in SSEDecoder().feed(raw)
+        if e.data != "[DONE]" and json.loads(e.data)["choices"]
+    )
+    assert text == TEXT
+
+
+def test_client_disconnect_closes_upstream(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """The client leaving mid-stream closes the upstream connection promptly (no more billing),
+    and the proxy process is left with no extra tasks."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    before = proxy.task_count()
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    with httpx2.stream(
+        "POST", proxy.url + "/v1/chat/completions", json=body, headers={"x-fake-stall": "2"}
+    ) as response:
+        next(response.iter_raw())
+        left = time.monotonic()
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
+    assert fake.disconnects[0].at - left < 0.5
+    deadline = time.monotonic() + 3
+    while proxy.task_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proxy.task_count() <= before
+
+
+# -- requests and headers -------------------------------------------------------------------
+
+
+def test_request_body_limit_is_413_before_forwarding(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A request body over the limit gets 413 in the client's format; nothing is forwarded."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", max_request_body=1000)
+    big: Any = [{"role": "user", "content": "x" * 5000}]
+    with pytest.raises(openai.APIStatusError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=big)
+    assert info.value.status_code == 413
+    assert fake.requests == 0
+
+
+def test_header_hygiene(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """Client credentials and hop-by-hop headers are not forwarded; the configured key is
+    injected; Host is the upstream's."""
+    upstream, proxy = _proxy(servers, fake, "anthropic-messages", api_key="upstream-secret")
+    httpx2.post(
+        proxy.url + "/v1/chat/completions",
+        json={"model": "m", "messages": MESSAGES},
+        headers={
+            "authorization": "Bearer client-key",
+            "cookie": "session=abc",
+            "connection": "keep-alive, x-private",
+            "x-private": "hop",
+            "keep-alive": "timeout=5",
+            "x-fake-scenario": "text",
+        },
+    )
+    assert fake.last_headers is not None
+    headers = {k.lower(): v for k, v in fake.last_headers.items()}
+    assert headers["x-api-key"] == "upstream-secret"
+    assert "authorization" not in headers
+    assert "cookie" not in headers
+    assert "x-private" not in headers
+    assert "keep-alive" not in headers
+    assert headers["host"] == upstream.url.removeprefix("http://")
+    assert headers["anthropic-version"] == "2023-06-01"
+
+
+def test_set_cookie_and_unknown_headers_not_passed(servers: ServerFactory) -> None:
+    """Upstream Set-Cookie and other headers outside the allow-list never reach the client;
+    rate-limit and request-id headers do."""
+
+    async def upstream(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        body = b'{"type":"message","content":[]}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"set-cookie", b"sid=secret"),
+                    (b"x-internal", b"1"),
+                    (b"request-id", b"req_1"),
+                    (b"anthropic-ratelimit-requests-remaining", b"9"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    up = servers(upstream, lifespan="off")
+    proxy = servers(UpstreamProxy(up.url, upstream_format="anthropic-messages"))
+    response = httpx2.post(
+        proxy.url + "/v1/messages", json={"model": "m", "max_tokens": 1, "messages": MESSAGES}
+    )
+    assert "set-cookie" not in response.headers
+    assert "x-internal" not in response.headers
+    assert response.headers["request-id"] == "req_1"
+    assert response.headers["anthropic-ratelimit-requests-remaining"] == "9"
+
+
+def test_upstream_key_never_in_error_messages(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """Failure answers never echo the upstream key."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", api_key="sk-upstream-SECRET")
+    for knob in ({"x-fake-status": "500"}, {"x-fake-fail-after": "2"}):
+        body = {"model": "m", "messages": MESSAGES, "stream": True}
+        response = httpx2.post(proxy.url + "/v1/chat/completions", json=body, headers=knob)
+        assert b"SECRET" not in response.content
+        assert "SECRET" not in str(response.headers)
