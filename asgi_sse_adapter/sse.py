@@ -22,7 +22,11 @@ is copied a bounded number of times. Memory is bounded by ``max_event_size``.
 from __future__ import annotations
 
 import re
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 from .errors import EventTooLarge
 
@@ -37,6 +41,11 @@ __all__ = [
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 """Default bound on one event's raw size in bytes (1 MiB)."""
+
+# From this size on, a completed pending event leaves the framing as the buffer itself.
+_HANDOVER = 64 * 1024
+# From this size on, a pending event is kept as a list of blocks (see ``_Framing._park``).
+_BLOCK = 64 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 # Two consecutive line terminators end an event. A CR followed by LF is one terminator, so a lone
@@ -72,18 +81,120 @@ class _Framing:
         if max_event_size is not None and max_event_size < 1:
             raise ValueError("max_event_size must be positive or None")
         self._max = max_event_size
+        # Pending bytes of the unfinished event. Invariant: it starts at a line start and never
+        # with a terminator (blank lines there are released at once).
         self._buf = bytearray()
+        # A large pending event in ``_take``'s fast path: blocks, then the rest in ``_buf``.
+        self._parts: list[bytes] = []
+        self._parts_len = 0
         # Offset into ``_buf`` before which no boundary can start any more.
         self._scan_from = 0
         self._has_cr = False
         self._skip_lf = False
         self._at_start = True
         self._broken = False
+        # Whether ``_take`` may use its fast path (see there); false until the start is behind.
+        self._lf_only = False
+        self._limit = sys.maxsize if max_event_size is None else max_event_size
+        # Set by ``_take`` when the pending event outgrew ``_max``; the caller raises.
+        self._overflow = False
 
-    def _take(self, data: bytes) -> bytes:
-        """Add ``data``; return every complete block so far (raw, concatenated), maybe ``b""``."""
+    def _take(self, data: bytes) -> bytes | bytearray:
+        """Add ``data``; return every complete block so far (raw, concatenated), maybe ``b""``.
+
+        When the unfinished event grows past the bound, the framing breaks and ``_overflow`` is
+        set; the complete blocks found in the same call are still returned. A large pending event
+        may come back as a ``bytearray`` the caller then owns.
+        """
+        if not self._lf_only or 0x0D in data:
+            return self._take_general(data)
+        # The common case inlined: LF line ends only, past the stream's start, no LF to swallow.
+        # Every LF LF is then a boundary; the last one ends the complete part. The pending bytes
+        # hold no boundary, so a new one ends in ``data`` (maybe straddling: LF | LF ``data``).
+        buf = self._buf
+        i = data.rfind(b"\n\n")
+        if i >= 0:
+            end = i + 2
+        elif data[:1] == b"\n" and self._pending_ends_line():
+            end = 1  # a blank line: ``data`` starts at a line start
+        else:
+            end = 0
+        if end == 0:
+            if self._parts or len(buf) + len(data) >= _BLOCK:
+                self._park(data)
+            else:
+                buf += data
+                self._scan_from = max(0, len(buf) - 2)
+            if len(buf) + self._parts_len > self._limit:
+                self._overflowed()
+            return b""
+        region: bytes
+        if self._parts:
+            region = b"".join([*self._parts, buf, data[:end]])
+            self._parts.clear()
+            self._parts_len = 0
+            buf.clear()
+        elif buf:
+            region = bytes(buf) + data[:end]
+            buf.clear()
+        elif end == len(data):
+            return data
+        else:
+            region = data[:end]
+        self._scan_from = 0
+        if end < len(data):
+            buf += data[end:]
+            if len(buf) > self._limit:
+                self._overflowed()
+        return region
+
+    def _park(self, data: bytes) -> None:
+        """Add ``data`` to a large pending event, kept as a list of blocks.
+
+        Growing one buffer would have the allocator copy it again and again (and fault in fresh
+        pages for each copy). Pieces of 1 KiB or more are kept as they are (no copy at all);
+        smaller ones are gathered in ``_buf`` into blocks of ``_BLOCK`` bytes.
+        """
+        buf = self._buf
+        if len(data) >= 1024:
+            if buf:
+                self._parts.append(bytes(buf))
+                self._parts_len += len(buf)
+                buf.clear()
+            self._parts.append(bytes(data))  # no copy for ``bytes``; a copy of anything mutable
+            self._parts_len += len(data)
+        else:
+            buf += data
+            if len(buf) >= _BLOCK:
+                self._parts.append(bytes(buf))
+                self._parts_len += len(buf)
+                buf.clear()
+
+    def _pending_ends_line(self) -> bool:
+        """Whether the pending bytes end with a LF (or there are none): a line start follows."""
+        tail = self._buf or (self._parts[-1] if self._parts else b"\n")
+        return tail[-1] == 0x0A
+
+    def _consolidate(self) -> None:
+        """Turn a pending event kept in blocks (see ``_park``) back into ``_buf`` alone."""
+        if self._parts:
+            buf = bytearray().join(self._parts)
+            buf += self._buf
+            self._buf = buf
+            self._parts.clear()
+            self._parts_len = 0
+            self._scan_from = max(0, len(buf) - 2)
+
+    def _take_bytes(self, data: bytes) -> bytes:
+        """``_take`` for callers that hand the blocks on: always ``bytes``."""
+        region = self._take(data)
+        return bytes(region) if isinstance(region, bytearray) else region
+
+    def _take_general(self, data: bytes) -> bytes | bytearray:
+        """``_take`` for every case: BOM, CR line ends, a LF to swallow, a broken framing."""
         if self._broken:
             return b""
+        self._consolidate()
         if self._at_start:
             data = bytes(self._buf) + data
             self._buf.clear()
@@ -98,63 +209,72 @@ class _Framing:
             if data[0] == 0x0A:
                 data = data[1:]
         if not data:
+            self._lf_only = not (self._has_cr or self._skip_lf)
             return b""
         if not self._has_cr and 0x0D in data:
             self._has_cr = True
 
         buf = self._buf
-        hay: bytes | bytearray
+        region: bytes | bytearray
         if buf:
             buf += data
-            hay = buf
+            end = self._last_boundary(buf, self._scan_from)
+            if end == 0:
+                region = b""
+            elif end == len(buf) and end >= _HANDOVER:
+                region = buf
+                buf = self._buf = bytearray()
+            else:
+                region = bytes(memoryview(buf)[:end])
+                del buf[:end]
         else:
-            hay = data
-        end = self._last_boundary(hay)
-        if end == 0:
-            if hay is data:
-                buf += data
-            self._scan_from = max(0, len(buf) - 3)
-            self._check_pending(len(buf))
-            return b""
-
-        if hay is buf:
-            region = bytes(memoryview(buf)[:end])
-            del buf[:end]
-        else:
-            region = data if end == len(data) else data[:end]
-            buf += memoryview(data)[end:]
-        self._scan_from = max(0, len(buf) - 3)
-        if self._has_cr:
-            self._skip_lf = region[-1] == 0x0D
+            end = self._last_boundary(data, 0)
+            if end == len(data):
+                region = data
+            else:
+                region = data[:end]
+                buf += memoryview(data)[end:]
+        self._scan_from = max(0, len(buf) - 2)
+        if region and self._has_cr:
+            # Only a CR that ended all the input so far may be half of a CRLF split across feeds:
+            # with bytes pending after it, the next LF belongs to those.
+            self._skip_lf = region[-1] == 0x0D and not buf
             self._has_cr = 0x0D in buf
-        self._check_pending(len(buf))
+        self._lf_only = not (self._has_cr or self._skip_lf)
+        if len(buf) > self._limit:
+            self._overflowed()
         return region
 
-    def _last_boundary(self, hay: bytes | bytearray) -> int:
-        """Offset just past the last event boundary in ``hay``, or 0 when there is none."""
-        start = self._scan_from if hay is self._buf else 0
-        if not self._has_cr:
-            i = hay.rfind(b"\n\n", start)
-            if i >= 0:
-                return i + 2
-        else:
-            end = 0
-            for m in _BOUNDARY.finditer(hay, start):
-                end = m.end()
-            if end:
-                return end
-        # The buffer always begins at a line start, so a terminator there is a blank line.
-        if hay[:1] == b"\n":
-            return 1
-        if hay[:1] == b"\r":
-            return 2 if hay[1:2] == b"\n" else 1
-        return 0
+    def _overflowed(self) -> None:
+        self._broken = True
+        self._overflow = True
+        self._lf_only = False
+        self._buf.clear()
+        self._parts.clear()
+        self._parts_len = 0
 
-    def _check_pending(self, pending: int) -> None:
-        if self._max is not None and pending > self._max:
-            self._broken = True
-            self._buf.clear()
-            raise EventTooLarge(self._max)
+    def _last_boundary(self, hay: bytes | bytearray, start: int) -> int:
+        """Offset just past the last event boundary in ``hay``, or 0 when there is none.
+
+        Every CR and LF from a line start on is (part of) a terminator, so two terminators in a
+        row always contain LF LF, CR CR or LF CR. The boundary ends with the run of CR/LF bytes it
+        sits in: the rest of that run is blank lines (a CR at the very end ends its line; the LF
+        that may follow in the next feed is swallowed).
+        """
+        pos = hay.rfind(b"\n\n", start)
+        if self._has_cr:
+            pos = max(pos, hay.rfind(b"\r\r", start), hay.rfind(b"\n\r", start))
+        if pos < 0:
+            first = hay[0]
+            if first != 0x0A and first != 0x0D:
+                return 0
+            pos = 0  # the buffer opens with a blank line
+        else:
+            pos += 2
+        n = len(hay)
+        while pos < n and (hay[pos] == 0x0A or hay[pos] == 0x0D):
+            pos += 1
+        return pos
 
     def _oversized(self, blocks: list[bytes]) -> int:
         """Index of the first block over the size bound, or -1."""
@@ -168,14 +288,20 @@ class _Framing:
     def _fail_on(self, complete: list[object]) -> EventTooLarge:
         assert self._max is not None
         self._broken = True
+        self._overflow = False
+        self._lf_only = False
         self._buf.clear()
+        self._parts.clear()
+        self._parts_len = 0
         return EventTooLarge(self._max, complete)
 
     def _close(self) -> bytes:
         """End of input: the unterminated tail (dropped from the buffer)."""
-        tail = b"" if self._at_start else bytes(self._buf)
+        self._consolidate()
+        tail = bytes(self._buf)
         self._buf.clear()
         self._broken = True
+        self._lf_only = False
         return tail
 
 
@@ -223,24 +349,33 @@ class SSEFramer:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Return the raw blocks completed by ``data``, each ending with its blank line."""
-        region = self._framing._take(data)
+        framing = self._framing
+        region = framing._take_bytes(data)
         if not region:
+            if framing._overflow:
+                raise framing._fail_on([])
             return []
         blocks = _split_blocks(region)
-        if self._framing._max is not None and len(region) > self._framing._max:
-            bad = self._framing._oversized(blocks)
+        if framing._max is not None and len(region) > framing._max:
+            bad = framing._oversized(blocks)
             if bad >= 0:
-                raise self._framing._fail_on(list(blocks[:bad]))
+                raise framing._fail_on(list(blocks[:bad]))
+        if framing._overflow:
+            raise framing._fail_on(list(blocks))
         return blocks
 
     def feed_joined(self, data: bytes) -> bytes:
         """Like ``feed`` but return the completed blocks as one ``bytes`` (the passthrough path)."""
-        region = self._framing._take(data)
-        if self._framing._max is not None and len(region) > self._framing._max:
+        framing = self._framing
+        region = framing._take_bytes(data)
+        if framing._max is not None and len(region) > framing._max:
             blocks = _split_blocks(region)
-            bad = self._framing._oversized(blocks)
+            bad = framing._oversized(blocks)
             if bad >= 0:
-                raise self._framing._fail_on([b"".join(blocks[:bad])])
+                done = b"".join(blocks[:bad])
+                raise framing._fail_on([done] if done else [])
+        if framing._overflow:
+            raise framing._fail_on([region] if region else [])
         return region
 
     def close(self) -> bytes:
@@ -294,16 +429,31 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Return the events completed by ``data``, in order."""
-        region = self._framing._take(data)
+        framing = self._framing
+        region = framing._take(data)
         if not region:
+            if framing._overflow:
+                raise framing._fail_on([])
             return []
-        if self._framing._max is not None and len(region) > self._framing._max:
-            blocks = _split_blocks(region)
-            bad = self._framing._oversized(blocks)
+        if framing._max is not None and len(region) > framing._max:
+            blocks = _split_blocks(bytes(region))
+            bad = framing._oversized(blocks)
             if bad >= 0:
                 events = self._parse(_normalise(b"".join(blocks[:bad])))
-                raise self._framing._fail_on(list(events))
-        return self._parse(_normalise(region))
+                raise framing._fail_on(list(events))
+        if 0x0D in region:
+            region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if region.find(b"\n") == len(region) - 2 and region.startswith(b"data:"):
+            # One event of one ``data`` line (a large one, say): decode the value straight out of
+            # the buffer instead of decoding the whole block and then slicing it.
+            start = 6 if region[5] == 0x20 else 5
+            value = str(memoryview(region)[start:-2], "utf-8", "replace")
+            events = [_make_event(value, None, self._last_id, None)]
+        else:
+            events = self._parse(region.decode("utf-8", "replace"))
+        if framing._overflow:
+            raise framing._fail_on(list(events))
+        return events
 
     def close(self) -> list[ServerSentEvent]:
         """End of input. The spec discards an unterminated event, so this returns ``[]``."""
@@ -311,19 +461,60 @@ class SSEDecoder:
         return []
 
     def _parse(self, text: str) -> list[ServerSentEvent]:
+        """Interpret ``text``: complete blocks with LF line ends, maybe followed by blank lines.
+
+        The two block shapes LLM streams use take fast paths that avoid a Python loop per line:
+        every block ``data: X`` (OpenAI) or every block ``event: E`` + ``data: X`` (Anthropic).
+        Anything else, or a mix, goes through ``_parse_lines``.
+        """
+        if text.startswith("data: ") and text.endswith("\n\n"):
+            # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
+            # If no piece holds a LF, every block was exactly "data: X" LF LF.
+            values = text[6:-2].split("\n\ndata: ")
+            if "\n" not in "".join(values):
+                last_id = self._last_id
+                if len(values) >= _BULK:
+                    return _build_events(values, None, last_id)
+                return [_make_event(value, None, last_id, None) for value in values]
+        lines = text.split("\n")
+        lines.pop()  # ``text`` ends with a terminator: the last piece is always empty
+        if text.startswith("event: "):
+            events = self._parse_event_data(lines)
+            if events is not None:
+                return events
+        return self._parse_lines(lines)
+
+    def _parse_event_data(self, lines: list[str]) -> list[ServerSentEvent] | None:
+        """Every block is ``event: E`` then ``data: X``, or ``None``."""
+        if len(lines) % 3 or any(lines[2::3]):
+            return None
+        names = lines[0::3]
+        values = lines[1::3]
+        if not all(map(str.startswith, values, repeat("data: "))):
+            return None
+        if not all(map(str.startswith, names, repeat("event: "))):
+            return None
+        last_id = self._last_id
+        if len(values) >= _BULK:
+            return _build_events(
+                [value[6:] for value in values], [name[7:] or None for name in names], last_id
+            )
+        return [
+            _make_event(value[6:], name[7:] or None, last_id, None)
+            for name, value in zip(names, values, strict=True)
+        ]
+
+    def _parse_lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        """The general case: §9.2.6 line by line."""
         events: list[ServerSentEvent] = []
         data: list[str] | None = None
         event: str | None = None
         retry: int | None = None
-        lines = text.split("\n")
-        lines.pop()  # ``text`` ends with a terminator: the last piece is always empty
         for line in lines:
             if not line:
                 if data is not None:
-                    events.append(
-                        ServerSentEvent("\n".join(data), event or None, self._last_id, retry)
-                    )
-                data = None
+                    events.append(_make_event("\n".join(data), event or None, self._last_id, retry))
+                    data = None
                 event = None
                 retry = None
                 continue
@@ -357,6 +548,44 @@ class SSEDecoder:
             elif name == "retry" and value.isascii() and value.isdigit():
                 retry = self.retry = int(value)
         return events
+
+
+_BULK = 24
+"""From this many events on, ``_build_events`` beats one ``_make_event`` call per event."""
+_new_object = object.__new__
+# The slot descriptors of the frozen dataclass. Setting them directly skips the frozen
+# ``__setattr__`` guard that the generated ``__init__`` goes through: about twice as fast.
+_set_data: Callable[[object, object], None] = ServerSentEvent.__dict__["data"].__set__
+_set_event: Callable[[object, object], None] = ServerSentEvent.__dict__["event"].__set__
+_set_id: Callable[[object, object], None] = ServerSentEvent.__dict__["id"].__set__
+_set_retry: Callable[[object, object], None] = ServerSentEvent.__dict__["retry"].__set__
+
+
+def _make_event(data: str, event: str | None, id: str | None, retry: int | None) -> ServerSentEvent:
+    """``ServerSentEvent(data, event, id, retry)``, without the frozen ``__init__``'s cost."""
+    obj: ServerSentEvent = _new_object(ServerSentEvent)
+    _set_data(obj, data)
+    _set_event(obj, event)
+    _set_id(obj, id)
+    _set_retry(obj, retry)
+    return obj
+
+
+def _build_events(
+    data: list[str], types: list[str | None] | None, id: str | None
+) -> list[ServerSentEvent]:
+    """``[ServerSentEvent(d, t, id) for d, t in zip(data, types)]`` with the loops in C."""
+    n = len(data)
+    events: list[ServerSentEvent] = list(map(_new_object, repeat(ServerSentEvent, n)))
+    _consume(map(_set_data, events, data))
+    _consume(map(_set_event, events, repeat(None, n) if types is None else types))
+    _consume(map(_set_id, events, repeat(id, n)))
+    _consume(map(_set_retry, events, repeat(None, n)))
+    return events
+
+
+def _consume(iterator: Iterator[object]) -> None:
+    deque(iterator, maxlen=0)
 
 
 def _check_field(value: str, name: str) -> None:

@@ -1,0 +1,588 @@
+"""Translation benchmark: ``StreamAdapter`` CPU per event against a JSON re-serialisation floor.
+
+Run ``python bench/translate.py`` (``--quick`` for a shorter smoke run). The main run re-invokes
+this script once per JSON backend (``--json orjson`` if orjson is installed, and ``--json stdlib``
+with orjson blocked before ``asgi_sse_adapter`` is imported, so ``asgi_sse_adapter._json`` falls
+back to the standard library), prints each run's tables and a summary with PASS/FAIL.
+
+What is measured, on one realistic stream per format built below (a few hundred small text deltas,
+then a tool call with streamed arguments, then usage), fed as network reads of 1460 and 16384
+bytes:
+
+- translation, both directions (anthropic-messages → openai-chat with ``include_usage`` and
+  openai-chat → anthropic-messages), default options otherwise: ``feed`` per read, then
+  ``close()``. Reported as CPU µs per upstream event;
+- the floor: for every upstream event's ``data`` (already split out), ``loads``, ``dumps`` with
+  the same JSON functions the adapter uses, then ``b"data: " + out + b"\\n\\n"`` (a non-JSON
+  ``[DONE]`` is framed as-is). Target: adapter <= 2x floor;
+- identity (same format both sides, ``collect_response`` left at its default) against the raw
+  framing path of the codec, ``SSEFramer.feed_joined``, on the same reads. Target: identity
+  throughput >= 0.9x the framer's.
+
+Timing: CPU time (``time.process_time``) so that time spent descheduled on a shared machine does
+not count; each sample runs a contender's whole stream enough times to last about 20 ms;
+contenders of one comparison are interleaved in a shuffled order in every round; medians over the
+rounds. The garbage collector stays on, as in a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+# Targets (docs/performance.md).
+TARGET_VS_FLOOR = 2.0
+TARGET_IDENTITY = 0.9
+
+READS = (1460, 16384)
+SAMPLE_SECONDS = 0.02
+
+Runner = Callable[[], int]
+"""Processes a whole stream once; returns a count used as a sanity check."""
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus
+
+
+def _words(rng: random.Random) -> Iterator[str]:
+    vocab = [
+        *("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on"),
+        *("be", "by", "this", "are", "or", "an", "at", "from", "which", "stream", "event"),
+        *("token", "model", "response", "chunk", "delta", "latency", "proxy", "adapter"),
+        *("buffer", "café", "naïve", "weather", "forecast", "Zürich", "東京", "température"),
+    ]
+    while True:
+        word = rng.choice(vocab)
+        yield " " + word if rng.random() < 0.9 else word + ","
+
+
+def _text_deltas(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = _words(rng)
+    return ["".join(next(words) for _ in range(rng.randint(1, 3))) for _ in range(n)]
+
+
+def _argument_fragments() -> list[str]:
+    """A tool call's JSON arguments cut into the small pieces both APIs stream them in."""
+    args = json.dumps(
+        {
+            "location": "Zürich, Switzerland",
+            "unit": "celsius",
+            "days": 5,
+            "include": ["humidity", "wind_speed", "precipitation", "uv_index"],
+            "language": "en",
+        },
+        ensure_ascii=False,
+    )
+    rng = random.Random(7)
+    pieces: list[str] = []
+    pos = 0
+    while pos < len(args):
+        step = rng.randint(2, 6)
+        pieces.append(args[pos : pos + step])
+        pos += step
+    return pieces
+
+
+def _compact(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def anthropic_stream(n_text: int) -> bytes:
+    """A Messages stream as the API sends it: message_start, a text block with ``n_text`` deltas
+    (and a ping), a tool_use block with streamed ``input_json_delta``, message_delta with usage,
+    message_stop."""
+    out: list[bytes] = []
+
+    def ev(payload: dict[str, Any]) -> None:
+        out.append(b"event: " + str(payload["type"]).encode() + b"\ndata: " + _compact(payload))
+        out.append(b"\n\n")
+
+    ev(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": "claude-sonnet-4-5-20250929",
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 472,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 1024,
+                    "output_tokens": 2,
+                },
+            },
+        }
+    )
+    ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    ev({"type": "ping"})
+    for text in _text_deltas(n_text, seed=2):
+        ev(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            }
+        )
+    ev({"type": "content_block_stop", "index": 0})
+    ev(
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {
+                "type": "tool_use",
+                "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "name": "get_weather",
+                "input": {},
+            },
+        }
+    )
+    for fragment in ["", *_argument_fragments()]:
+        ev(
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": fragment},
+            }
+        )
+    ev({"type": "content_block_stop", "index": 1})
+    ev(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 503},
+        }
+    )
+    ev({"type": "message_stop"})
+    return b"".join(out)
+
+
+def openai_stream(n_text: int) -> bytes:
+    """A Chat Completions stream as the API sends it with ``stream_options.include_usage``: a role
+    chunk, ``n_text`` content chunks, a tool call whose arguments are streamed, the finish chunk,
+    the usage chunk (``choices: []``), ``[DONE]``."""
+    base = {
+        "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+        "object": "chat.completion.chunk",
+        "created": 1741570283,
+        "model": "gpt-4o-2024-08-06",
+        "service_tier": "default",
+        "system_fingerprint": "fp_eb9dce56a8",
+    }
+    out: list[bytes] = []
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        out.append(b"data: " + _compact({**base, "choices": [choice], "usage": None}) + b"\n\n")
+
+    chunk({"role": "assistant", "content": "", "refusal": None})
+    for text in _text_deltas(n_text, seed=1):
+        chunk({"content": text})
+    chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        }
+    )
+    for fragment in _argument_fragments():
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+    chunk({}, "tool_calls")
+    usage = {
+        "prompt_tokens": 1496,
+        "completion_tokens": 503,
+        "total_tokens": 1999,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+    out.append(b"data: " + _compact({**base, "choices": [], "usage": usage}) + b"\n\n")
+    out.append(b"data: [DONE]\n\n")
+    return b"".join(out)
+
+
+def split(stream: bytes, size: int) -> list[bytes]:
+    """The stream as consecutive reads of ``size`` bytes."""
+    return [stream[i : i + size] for i in range(0, len(stream), size)]
+
+
+def event_data(stream: bytes) -> list[str]:
+    """Every event's ``data`` value (the corpus has one ``data:`` line per event)."""
+    values: list[str] = []
+    for block in stream.decode().split("\n\n"):
+        for line in block.split("\n"):
+            if line.startswith("data: "):
+                values.append(line[6:])
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Contenders (asgi_sse_adapter is imported only after the JSON backend was chosen)
+
+
+def adapter_runner(upstream: str, client: str, chunks: Sequence[bytes]) -> Runner:
+    """``StreamAdapter`` as the middleware drives it: ``feed`` per read, then ``close()``."""
+    from asgi_sse_adapter import StreamAdapter
+
+    include_usage = client == "openai-chat" and upstream != client
+
+    def run() -> int:
+        adapter = StreamAdapter(
+            upstream_format=upstream,
+            client_format=client,
+            include_usage=include_usage,
+            clock=_clock,
+            id_factory=_ids,
+        )
+        n = 0
+        for chunk in chunks:
+            n += len(adapter.feed(chunk))
+        n += len(adapter.close())
+        return n
+
+    return run
+
+
+def framer_runner(chunks: Sequence[bytes]) -> Runner:
+    """The codec's raw framing path, as identity mode uses it (same default size bound)."""
+    from asgi_sse_adapter.sse import SSEFramer
+
+    def run() -> int:
+        framer = SSEFramer()
+        n = 0
+        for chunk in chunks:
+            n += len(framer.feed_joined(chunk))
+        framer.close()
+        return n
+
+    return run
+
+
+def floor_runner(values: Sequence[str]) -> Runner:
+    """Parse and re-serialise every event with the adapter's JSON functions, framed."""
+    from asgi_sse_adapter._json import dumps, loads
+
+    def run() -> int:
+        out: list[bytes] = []
+        append = out.append
+        for value in values:
+            if value == "[DONE]":
+                append(b"data: [DONE]\n\n")
+            else:
+                append(b"data: " + dumps(loads(value)) + b"\n\n")
+        return len(b"".join(out))
+
+    return run
+
+
+def _clock() -> float:
+    return 1741570283.0
+
+
+def _ids() -> str:
+    return "0123456789abcdef01234567"
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+
+
+def calibrate(run: Runner) -> int:
+    """How many whole runs make one sample of about ``SAMPLE_SECONDS`` of CPU."""
+    run()  # warm up (imports, caches)
+    n = 1
+    while True:
+        t0 = time.process_time()
+        for _ in range(n):
+            run()
+        elapsed = time.process_time() - t0
+        if elapsed >= SAMPLE_SECONDS / 4 or n >= 1 << 16:
+            return max(1, math.ceil(n * SAMPLE_SECONDS / max(elapsed, 1e-9)))
+        n *= 4
+
+
+def measure(runners: dict[str, Runner], repeats: int, seed: int) -> dict[str, float]:
+    """Median CPU seconds per run of each contender, interleaved in a shuffled order each round."""
+    loops = {name: calibrate(run) for name, run in runners.items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for name in order:
+            run = runners[name]
+            n = loops[name]
+            t0 = time.process_time()
+            for _ in range(n):
+                run()
+            times[name].append((time.process_time() - t0) / n)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+# --------------------------------------------------------------------------------------------
+# One backend (child process)
+
+
+def check_outputs(streams: dict[str, bytes]) -> None:
+    """The contenders do what they claim on this corpus (translation completes, identity is the
+    same bytes, the floor and the adapter see the same events)."""
+    from asgi_sse_adapter import StreamAdapter
+    from asgi_sse_adapter.sse import SSEDecoder
+
+    for upstream, stream in streams.items():
+        for client in streams:
+            for read in READS:
+                adapter = StreamAdapter(
+                    upstream_format=upstream,
+                    client_format=client,
+                    include_usage=client == "openai-chat",
+                    clock=_clock,
+                    id_factory=_ids,
+                )
+                body = b"".join(adapter.feed(c) for c in split(stream, read)) + adapter.close()
+                result = adapter.result
+                assert result.outcome == "complete", (upstream, client, read, result)
+                if upstream == client:
+                    assert body == stream, (upstream, read)
+                else:
+                    events = SSEDecoder().feed(body)
+                    assert result.events == len(event_data(stream)), (upstream, result.events)
+                    assert len(events) > len(event_data(stream)) // 2, (upstream, client)
+                    assert result.response is not None
+                    assert result.usage is not None
+
+
+def run_backend(backend: str, quick: bool, report: str | None) -> int:
+    if backend == "stdlib":
+        sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
+    from asgi_sse_adapter import _json
+
+    expected = {"stdlib": "json", "orjson": "orjson"}[backend]
+    in_use = _json.BACKEND
+    if in_use != expected:
+        print(f"asgi_sse_adapter._json.BACKEND is {in_use!r}, wanted {expected!r}")
+        return 2
+
+    repeats = 5 if quick else 15
+    n_text = 300
+    streams = {
+        "anthropic-messages": anthropic_stream(n_text),
+        "openai-chat": openai_stream(n_text),
+    }
+    check_outputs(streams)
+    short = {"anthropic-messages": "anthropic", "openai-chat": "openai"}
+
+    print(f"JSON backend: {backend} (asgi_sse_adapter._json.BACKEND = {_json.BACKEND!r})")
+    print(f"{repeats} interleaved rounds, medians of CPU time per run\n")
+    results: dict[str, Any] = {"backend": backend, "translate": [], "identity": []}
+    failures: list[str] = []
+
+    header = (
+        f"{'direction':<22} {'events':>6} {'read':>6} {'adapter µs/ev':>14} "
+        f"{'floor µs/ev':>12} {'ratio':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for upstream, client in (
+        ("anthropic-messages", "openai-chat"),
+        ("openai-chat", "anthropic-messages"),
+    ):
+        stream = streams[upstream]
+        values = event_data(stream)
+        n_events = len(values)
+        runners: dict[str, Runner] = {"floor": floor_runner(values)}
+        for read in READS:
+            runners[f"adapter {read}"] = adapter_runner(upstream, client, split(stream, read))
+        medians = measure(runners, repeats, seed=1)
+        floor_us = medians["floor"] / n_events * 1e6
+        direction = f"{short[upstream]} → {short[client]}"
+        for read in READS:
+            adapter_us = medians[f"adapter {read}"] / n_events * 1e6
+            ratio = adapter_us / floor_us
+            ok = ratio <= TARGET_VS_FLOOR
+            print(
+                f"{direction:<22} {n_events:>6} {read:>6} {adapter_us:>14.2f} {floor_us:>12.2f} "
+                f"{ratio:>6.2f}x  {verdict(ok)}"
+            )
+            results["translate"].append(
+                {
+                    "direction": direction,
+                    "events": n_events,
+                    "read": read,
+                    "adapter_us": adapter_us,
+                    "floor_us": floor_us,
+                    "ratio": ratio,
+                    "ok": ok,
+                }
+            )
+            if not ok:
+                failures.append(f"{direction}/{read}: {ratio:.2f}x floor > {TARGET_VS_FLOOR}x")
+    print()
+
+    header = (
+        f"{'identity':<22} {'bytes':>6} {'read':>6} {'adapter MB/s':>14} "
+        f"{'framer MB/s':>12} {'ratio':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for fmt, stream in streams.items():
+        runners = {}
+        for read in READS:
+            chunks = split(stream, read)
+            runners[f"identity {read}"] = adapter_runner(fmt, fmt, chunks)
+            runners[f"framer {read}"] = framer_runner(chunks)
+        medians = measure(runners, repeats, seed=2)
+        for read in READS:
+            ident = len(stream) / medians[f"identity {read}"] / 1e6
+            framer = len(stream) / medians[f"framer {read}"] / 1e6
+            ratio = ident / framer
+            ok = ratio >= TARGET_IDENTITY
+            label = f"{short[fmt]} → {short[fmt]}"
+            print(
+                f"{label:<22} {len(stream):>6} {read:>6} {ident:>14.1f} {framer:>12.1f} "
+                f"{ratio:>6.2f}x  {verdict(ok)}"
+            )
+            results["identity"].append(
+                {
+                    "format": short[fmt],
+                    "bytes": len(stream),
+                    "read": read,
+                    "identity_mb_s": ident,
+                    "framer_mb_s": framer,
+                    "ratio": ratio,
+                    "ok": ok,
+                }
+            )
+            if not ok:
+                failures.append(f"identity {short[fmt]}/{read}: {ratio:.2f}x < {TARGET_IDENTITY}x")
+    print()
+    results["failures"] = failures
+    if report is not None:
+        with open(report, "w", encoding="utf-8") as fh:
+            json.dump(results, fh)
+    print(("FAIL: " + "; ".join(failures)) if failures else f"PASS ({backend})")
+    return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Main run: one child per backend, then the summary
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _has_orjson() -> bool:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_all(quick: bool) -> int:
+    backends = (["orjson"] if _has_orjson() else []) + ["stdlib"]
+    print(
+        f"python {platform.python_version()} ({platform.python_implementation()}, "
+        f"{platform.machine()}), nproc {os.cpu_count() or 1}"
+    )
+    print(
+        f"asgi-sse-adapter {_version('asgi-sse-adapter') or '?'}, "
+        f"orjson {_version('orjson') or 'not installed'}; backends: {', '.join(backends)}"
+    )
+    print(f"targets: adapter <= {TARGET_VS_FLOOR}x floor, identity >= {TARGET_IDENTITY}x framer\n")
+
+    reports: list[dict[str, Any]] = []
+    status = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            print(f"=== --json {backend} " + "=" * 60)
+            sys.stdout.flush()
+            path = os.path.join(tmp, f"{backend}.json")
+            cmd = [sys.executable, os.path.abspath(__file__), "--json", backend, "--report", path]
+            if quick:
+                cmd.append("--quick")
+            code = subprocess.run(cmd, check=False).returncode
+            print()
+            if code not in (0, 1) or not os.path.exists(path):
+                print(f"--json {backend} did not complete (exit {code})")
+                status = 2
+                continue
+            with open(path, encoding="utf-8") as fh:
+                reports.append(json.load(fh))
+
+    print("=== summary " + "=" * 70)
+    for report in reports:
+        for row in report["translate"]:
+            print(
+                f"{verdict(row['ok'])}  {report['backend']:<6} {row['direction']:<20} "
+                f"read {row['read']:>5}: adapter {row['adapter_us']:.2f} µs/event, floor "
+                f"{row['floor_us']:.2f} µs/event, {row['ratio']:.2f}x (<= {TARGET_VS_FLOOR}x)"
+            )
+        for row in report["identity"]:
+            print(
+                f"{verdict(row['ok'])}  {report['backend']:<6} identity {row['format']:<11} "
+                f"read {row['read']:>5}: {row['identity_mb_s']:.0f} MB/s vs framer "
+                f"{row['framer_mb_s']:.0f} MB/s, {row['ratio']:.2f}x (>= {TARGET_IDENTITY}x)"
+            )
+    failed = [f"{r['backend']}: {f}" for r in reports for f in r["failures"]]
+    if failed:
+        print("\nFAIL: " + "; ".join(failed))
+        return 1
+    if status:
+        return status
+    print("\nPASS: all targets met")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
+    parser.add_argument(
+        "--json",
+        choices=("orjson", "stdlib"),
+        help="measure with this JSON backend only, in this process (the main run re-invokes "
+        "the script with each backend)",
+    )
+    parser.add_argument("--report", help=argparse.SUPPRESS)  # machine-readable results (child)
+    args = parser.parse_args(argv)
+    if args.json is None:
+        return run_all(args.quick)
+    return run_backend(args.json, args.quick, args.report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
