@@ -66,7 +66,6 @@ class SSEAdapterMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        /,
         *,
         upstream_format: str | None = None,
         client_format: str | None = None,
@@ -235,7 +234,7 @@ class _Responder:
                 # Headers are out: the server's 500 path cannot help. End the stream the way
                 # the client's protocol expects and log the exception.
                 logger.exception("application raised mid-stream; sending the error tail")
-                await session.fail(f"the application failed mid-stream ({exc.__class__.__name__})")
+                await session.fail(f"the application failed mid-stream ({_exception_name(exc)})")
         finally:
             await self._finish()
 
@@ -449,3 +448,13 @@ def _sse_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     if b"x-accel-buffering" not in names:
         out.append((b"x-accel-buffering", b"no"))
     return out
+
+
+def _exception_name(exc: BaseException) -> str:
+    """The failing exception's class, looking inside exception groups (anyio task groups in
+    older Starlette wrap the app's error) without echoing any message."""
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not isinstance(inner, tuple) or not inner or not isinstance(inner[0], BaseException):
+            return exc.__class__.__name__
+        exc = inner[0]

@@ -152,6 +152,8 @@ def test_chat_stream_through_the_sdk_helper(fake: FakeUpstream, oai: openai.Open
     assert fake.last_path == "/v1/chat/completions"
     assert fake.last_json is not None
     assert fake.last_json["stream"] is True
+    # The client can hold the whole stream a moment before the server's task finishes.
+    assert fake.wait_for(lambda f: f.streams_completed == 1, timeout=5)
     assert fake.streams_started == fake.streams_completed == 1
 
 
@@ -427,7 +429,7 @@ def test_truncate_after_ends_cleanly_without_terminal_event(
     _, events = _read_events(http, "/v1/chat/completions?truncate_after=3", {"stream": True})
     assert len(events) == 3
     assert all(json.loads(e.data)["choices"][0]["finish_reason"] is None for e in events)
-    assert fake.streams_completed == 1
+    assert fake.wait_for(lambda f: f.streams_completed == 1, timeout=5)
 
 
 @pytest.mark.parametrize("knob", ["fail_after", "cut_mid_event"])
