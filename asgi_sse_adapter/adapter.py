@@ -12,7 +12,6 @@ Identity (same format on both sides) decodes nothing: raw event blocks are re-fr
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +33,14 @@ from .parts import (
     TextDelta,
     Usage,
 )
-from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder, SSEFramer, encode_comment
+from .sse import (
+    DEFAULT_MAX_EVENT_SIZE,
+    ServerSentEvent,
+    SSEDecoder,
+    SSEFramer,
+    encode_comment,
+    tail_blocks,
+)
 
 __all__ = ["Outcome", "StreamAdapter", "StreamResult"]
 
@@ -151,8 +157,7 @@ class StreamAdapter:
             if self._collect:
                 self._decoder = SSEDecoder(max_event_size=None)
                 self._reader = self.upstream_format.reader()
-            # Only the writer's error envelope and final response are used in identity mode.
-            self._writer = self.client_format.writer(self._options, self.content)
+            # Identity uses a writer only for an error tail or a final response: made on demand.
         else:
             self._decoder = SSEDecoder(max_event_size=max_event_size)
             self._reader = self.upstream_format.reader()
@@ -162,9 +167,21 @@ class StreamAdapter:
         self._error: StreamError | None = None
         self._events = 0
         self._seen_id = False
-        self._identity_complete = False
-        self._identity_failed = False
-        self._identity_saw_done = False
+        # Identity keeps references (no copies) to the first and the last two event chunks it
+        # passed through: how the stream ended, and whether it used ``id:``, is read from them
+        # when it matters (close, fail, heartbeat) instead of scanning every byte.
+        self._head: bytes = b""
+        self._previous: bytes = b""
+        self._last: bytes = b""
+        self._passthrough = self._framer is not None and self._decoder is None
+        self._frame: Callable[[bytes], bytes] = (
+            self._framer.feed_joined if self._framer is not None else bytes
+        )
+
+    def _get_writer(self) -> Writer:
+        if self._writer is None:
+            self._writer = self.client_format.writer(self._options, self.content)
+        return self._writer
 
     # -- public API -------------------------------------------------------------------------
 
@@ -176,9 +193,7 @@ class StreamAdapter:
     @property
     def result(self) -> StreamResult:
         """The stream's outcome so far, its usage, and the final response if collected."""
-        response = None
-        if self._collect and self._writer is not None:
-            response = self._writer.response()
+        response = self._get_writer().response() if self._collect else None
         return StreamResult(
             outcome=self._outcome,
             response=response,
@@ -191,6 +206,19 @@ class StreamAdapter:
         """Add upstream bytes; return the whole client events they complete (maybe ``b""``)."""
         if self._outcome is not None or not data:
             return b""
+        if self._passthrough:
+            # Identity without collection, the hot path: frame and keep references, no more.
+            try:
+                joined = self._frame(data)
+            except EventTooLarge as exc:
+                return self._identity_overflow(exc)
+            if joined:
+                if self._head:
+                    self._previous = self._last
+                    self._last = joined
+                else:
+                    self._head = self._last = joined
+            return joined
         if self.identity:
             return self._feed_identity(data)
         out: list[bytes] = []
@@ -245,6 +273,8 @@ class StreamAdapter:
             return b""
         out: list[bytes] = []
         error = reason if isinstance(reason, StreamError) else _error("upstream_error", reason)
+        if self.identity:
+            return self._end_identity(error)
         self._end_with_error(error, "failed", out)
         return b"".join(out)
 
@@ -258,6 +288,8 @@ class StreamAdapter:
                 return native
         # After an ``id:`` field a blank line would dispatch a phantom event in the Python SDKs
         # (sse-and-asgi.md §2.1): send the comment line alone.
+        if self.identity and not self._seen_id:
+            self._seen_id = self._identity_used_ids()
         return _BARE_PING if self._seen_id else _PING
 
     # -- translation ------------------------------------------------------------------------
@@ -317,8 +349,7 @@ class StreamAdapter:
         self._outcome = "complete"
 
     def _end_with_error(self, error: StreamError, outcome: Outcome, out: list[bytes]) -> None:
-        writer = self._writer
-        assert writer is not None
+        writer = self._get_writer()
         self.content.error = error
         self._error = error
         if self._visible_errors and not self.identity:
@@ -335,49 +366,40 @@ class StreamAdapter:
     # -- identity ---------------------------------------------------------------------------
 
     def _feed_identity(self, data: bytes) -> bytes:
+        """Identity with ``collect_response``: frame, then decode only to build the response."""
         framer = self._framer
         assert framer is not None
         try:
             joined = framer.feed_joined(data)
         except EventTooLarge as exc:
-            head = exc.complete[0] if exc.complete else b""
-            assert isinstance(head, bytes)
-            out = [self._observe_identity(head)] if head else []
-            if self._outcome is None:
-                self._end_with_error(
-                    _error(
-                        "upstream_event_too_large", f"upstream event larger than {exc.limit} bytes"
-                    ),
-                    "failed",
-                    out,
-                )
-            return b"".join(out)
-        if not joined:
-            return b""
-        return self._observe_identity(joined)
+            return self._identity_overflow(exc)
+        if joined:
+            self._observe_identity(joined)
+        return joined
 
-    def _observe_identity(self, joined: bytes) -> bytes:
-        """Note what passthrough bytes say about the stream (by byte search) and return them."""
-        self._events += joined.count(b"data")
-        if not self._seen_id and b"id:" in joined:
-            self._seen_id = True
-        # The flags only ever turn on, so a search whose flag is already set is skipped.
-        fmt = self.client_format
-        if not self._identity_failed and _contains_any(joined, _marker_groups(fmt.error_markers)):
-            self._identity_failed = True
-        if not self._identity_complete and _contains_any(
-            joined, _marker_groups(fmt.complete_markers)
-        ):
-            self._identity_complete = True
-        if not self._identity_saw_done and b"[DONE]" in joined:
-            self._identity_saw_done = True
+    def _identity_overflow(self, exc: EventTooLarge) -> bytes:
+        """An upstream event over the size bound: what was whole goes out, then the tail."""
+        head = exc.complete[0] if exc.complete else b""
+        assert isinstance(head, bytes)
+        if head:
+            self._observe_identity(head)
+        return head + self._end_identity(
+            _error("upstream_event_too_large", f"upstream event larger than {exc.limit} bytes")
+        )
+
+    def _observe_identity(self, joined: bytes) -> None:
+        if not self._head:
+            self._head = joined
+        self._previous = self._last
+        self._last = joined
         if self._decoder is not None:
             # collect_response: decode only to build the final response.
             try:
-                self._collect_identity(self._decoder.feed(joined))
+                events = self._decoder.feed(joined)
+                self._events += len(events)
+                self._collect_identity(events)
             except _INPUT_ERRORS:
                 self._decoder = None
-        return joined
 
     def _collect_identity(self, events: list[ServerSentEvent]) -> None:
         assert self._reader is not None
@@ -385,75 +407,92 @@ class StreamAdapter:
             for part in self._reader.read(event):
                 if isinstance(part, StreamError):
                     self.content.error = part
-                elif not isinstance(part, Done):
+                elif isinstance(part, Done):
+                    self.content.done = True
+                else:
                     self.content.add(part)
+
+    def _identity_used_ids(self) -> bool:
+        # Servers that use ids put them on every event, or at least on the first one.
+        if self._decoder is not None:
+            return self._decoder.last_event_id not in (None, "")
+        return any(b"id:" in chunk for chunk in (self._head, self._previous, self._last))
+
+    def _identity_ending(self) -> tuple[bool, bool, StreamError | None]:
+        """Whether the stream passed through finished, was terminated, or failed.
+
+        Decodes only the last two event chunks with the format's own reader (whole events, so
+        text that merely looks like a terminator never counts), unless everything was decoded.
+        """
+        if self._decoder is not None:
+            content = self.content
+            return content.finished or content.done, content.done, content.error
+        last = tail_blocks(self._last, 1)
+        for prefix in self.upstream_format.terminator_prefixes:
+            # The usual case, settled without decoding: the last event is the terminator and
+            # the one before it is no error event (OpenAI upstreams end errors with [DONE]).
+            if last.startswith(prefix) and last[len(prefix) : len(prefix) + 1] in (b"\n", b"\r"):
+                before = self._last[: len(self._last) - len(last)] or self._previous
+                if b"error" not in tail_blocks(before, 1):
+                    return True, True, None
+        finished = done = False
+        error: StreamError | None = None
+        reader = self.upstream_format.reader()
+        # How a stream ends is said by its last few events (finish, usage, terminator).
+        tail = tail_blocks(self._last, 4)
+        if tail is self._last and self._previous:  # fewer than 4 events in the last chunk
+            tail = tail_blocks(self._previous + self._last, 4)
+        for event in SSEDecoder(max_event_size=None).feed(tail):
+            try:
+                parts = reader.read(event)
+            except _INPUT_ERRORS:
+                continue
+            for part in parts:
+                if isinstance(part, StreamError):
+                    error = part
+                elif isinstance(part, Finish):
+                    finished = True
+                elif isinstance(part, Done):
+                    done = finished = True
+        return finished, done, error
 
     def _close_identity(self) -> bytes:
         framer = self._framer
         assert framer is not None
         framer.close()  # an unterminated tail is dropped: clients would discard it too
-        if self._identity_failed:
+        return self._end_identity(None)
+
+    def _end_identity(self, failure: StreamError | None) -> bytes:
+        """End a passthrough stream: nothing more, its missing terminator, or the error tail."""
+        finished, done, upstream_error = self._identity_ending()
+        fmt = self.client_format
+        if upstream_error is not None:
             # The upstream's own error event went through; add only what this client still needs.
             self._outcome = "failed"
-            error = self.content.error or _error("upstream_error", "upstream reported an error")
-            self._error = error
+            self._error = self.content.error = upstream_error
             logger.warning("stream failed: upstream reported an error")
-            return b"data: [DONE]\n\n" if self._needs_done_after_error() else b""
-        if self._identity_complete:
+            return fmt.terminator if self._options.done_after_error and not done else b""
+        if done or (finished and failure is None):
+            # A clean close after the finish reason is complete (its missing terminator is
+            # added); a failure counts as complete only once the terminator itself went out.
             self._outcome = "complete"
+            if not done:
+                logger.info("upstream ended after its finish reason but without its terminator")
+                return fmt.terminator
             return b""
-        out: list[bytes] = []
-        self._end_with_error(
-            _error("stream_truncated", "upstream stream ended before it finished (truncated)"),
-            "truncated",
-            out,
+        outcome: Outcome = "truncated" if failure is None else "failed"
+        error = failure or _error(
+            "stream_truncated", "upstream stream ended before it finished (truncated)"
         )
+        if fmt.resume_error is not None:
+            # The tail must continue the upstream's own stream (its ids and counters).
+            self._error = self.content.error = error
+            self._outcome = outcome
+            logger.warning("stream %s: %s", outcome, error.message)
+            return fmt.resume_error(error, self._head, self._previous + self._last, self._options)
+        out: list[bytes] = []
+        self._end_with_error(error, outcome, out)
         return b"".join(out)
-
-    def _needs_done_after_error(self) -> bool:
-        return self._options.done_after_error and not self._identity_saw_done
-
-
-_ANCHOR_MIN = 12
-"""Shortest prefix worth sharing: shorter shared prefixes (``data:``) occur in every event."""
-
-_MarkerGroups = tuple[tuple[bytes, tuple[bytes, ...]], ...]
-
-
-@functools.cache
-def _marker_groups(markers: tuple[bytes, ...]) -> _MarkerGroups:
-    """``markers`` as (anchor, markers starting with it) pairs, for ``_contains_any``.
-
-    A marker's anchor is the longest prefix it shares with another marker when that is at least
-    ``_ANCHOR_MIN`` bytes long, else the marker itself. The ten ``"finish_reason":…`` markers of
-    Chat then cost two searches instead of ten; the answer is the same.
-    """
-    groups: dict[bytes, list[bytes]] = {}
-    for marker in markers:
-        shared = max((_common_prefix(marker, o) for o in markers if o != marker), default=0)
-        anchor = marker[:shared] if shared >= _ANCHOR_MIN else marker
-        groups.setdefault(anchor, []).append(marker)
-    return tuple((anchor, tuple(members)) for anchor, members in groups.items())
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _contains_any(hay: bytes, groups: _MarkerGroups) -> bool:
-    """``any(m in hay for m in markers)``: every occurrence of a marker starts with its anchor."""
-    for anchor, members in groups:
-        pos = hay.find(anchor)
-        while pos >= 0:
-            if hay.startswith(members, pos):
-                return True
-            pos = hay.find(anchor, pos + 1)
-    return False
 
 
 def _now() -> float:

@@ -37,6 +37,7 @@ __all__ = [
     "ServerSentEvent",
     "encode_comment",
     "encode_event",
+    "tail_blocks",
 ]
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
@@ -332,6 +333,22 @@ def _normalise(region: bytes) -> str:
     if 0x0D in region:
         region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return region.decode("utf-8", "replace")
+
+
+def tail_blocks(region: bytes, count: int) -> bytes:
+    """The last ``count`` event blocks of ``region``, a run of whole blocks such as
+    ``SSEFramer.feed_joined`` returns (found by searching backwards: cost independent of the
+    region's length for LF streams). Lone blank lines count as blocks; the result may start a
+    little earlier than needed, never later."""
+    if 0x0D in region:
+        return b"".join(_split_blocks(region)[-count:])
+    pos = len(region)
+    for _ in range(count):
+        i = region.rfind(b"\n\n", 0, pos - 1)
+        if i < 0:
+            return region
+        pos = i + 2
+    return region[pos:]
 
 
 class SSEFramer:

@@ -1937,16 +1937,37 @@ def test_response_rendered_without_streamed_writes() -> None:
 
 
 def test_format_registration() -> None:
-    """The registry serves this module's format with its endpoint, family and markers."""
+    """The registry serves this module's format with its endpoint, family and identity hooks:
+    no ``[DONE]`` after errors by default, no terminator to add, a resumed error tail."""
     fmt = get_format(RESPONSES)
     assert fmt is FORMAT
     assert (fmt.name, fmt.family, fmt.endpoint) == (RESPONSES, "openai", "/v1/responses")
-    body, _ = translate(CHAT, RESPONSES, chat_upstream(TURNS["text"]))
-    last = body.split(b"\n\n")[-2]
-    assert any(m in last for m in fmt.complete_markers)
-    assert not any(m in body for m in fmt.error_markers)
-    body, _ = translate(CHAT, RESPONSES, chat_upstream(FAILED))
-    assert any(m in body for m in fmt.error_markers)
+    assert fmt.done_after_error is False
+    assert fmt.terminator == b""
+    assert fmt.resume_error is not None
+
+
+def test_identity_truncation_continues_the_upstream_response() -> None:
+    """A Responses stream passed through (identity, nothing decoded) and cut off ends with an
+    ``error`` and ``response.failed`` that continue the upstream's own response: same id, the
+    next sequence numbers. ``responses.stream()`` then raises the API error, not "Lifecycle
+    response identity changed." (a fresh ``response.created`` would)."""
+    full = responses_upstream(TURNS["text"])
+    events = full.split(b"\n\n")
+    cut = b"\n\n".join(events[:6]) + b"\n\n"
+    adapter = StreamAdapter(upstream_format=RESPONSES, client_format=RESPONSES)
+    out = adapter.feed(cut) + adapter.close()
+    assert out.startswith(cut)
+    assert adapter.result.outcome == "truncated"
+    upstream = [json.loads(e.data) for e in SSEDecoder().feed(cut)]
+    tail = [json.loads(e.data) for e in SSEDecoder().feed(out[len(cut) :])]
+    assert [e["type"] for e in tail] == ["error", "response.failed"]
+    last = upstream[-1]["sequence_number"]
+    assert [e["sequence_number"] for e in tail] == [last + 1, last + 2]
+    assert tail[1]["response"]["id"] == upstream[0]["response"]["id"]
+    with openai_client(out) as client, pytest.raises(openai.APIError, match="truncated"):  # noqa: SIM117 - the stream must open inside pytest.raises
+        with client.responses.stream(model="m", input="hi") as stream:
+            stream.get_final_response()
 
 
 def test_text_mentioning_event_names_is_not_a_marker() -> None:

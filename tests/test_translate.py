@@ -692,12 +692,7 @@ def _tool_id_ok(got: str, wanted: str | None, prefix: str) -> bool:
 
 # Known adapter.py bugs (reported to the lead), by case id. Strict xfail: fixing one makes its
 # test fail until the entry is removed.
-ADAPTER_BUGS = {
-    "chat->chat:markers_error": (
-        "identity: StreamAdapter._identity_saw_done tests b'[DONE]' in the raw bytes, so text "
-        "saying 'data: [DONE]' suppresses the [DONE] owed after the upstream's error event"
-    ),
-}
+ADAPTER_BUGS: dict[str, str] = {}
 
 
 def with_known_bugs(cases: Iterable[Case]) -> list[Any]:
@@ -741,7 +736,8 @@ def test_outcome(case: Case) -> None:
 @pytest.mark.parametrize("case", with_known_bugs(c for c in CASES if c.identity))
 def test_identity_passes_bytes_through(case: Case) -> None:
     """Same format on both sides: the upstream bytes go out unchanged, followed only by what the
-    client still needs (the error tail of a truncated stream, ``[DONE]`` after a Chat error)."""
+    client still needs (the error tail of a truncated stream, ``[DONE]`` after a Chat error, the
+    terminator a finished stream closed without)."""
     upstream = case.upstream()
     out, adapter = run(case)
     assert out.startswith(upstream)
@@ -752,6 +748,14 @@ def test_identity_passes_bytes_through(case: Case) -> None:
     elif s.stop is None:
         assert tail, "a truncated stream gets the error tail"
         assert adapter.result.outcome == "truncated"
+    elif case.id.endswith(("no_terminator", "no_terminator_no_usage", "no_terminator_tool")):
+        terminator = (
+            b"data: [DONE]\n\n"
+            if case.client == "chat"
+            else b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+        )
+        assert tail == terminator
+        assert adapter.result.outcome == "complete"
     else:
         assert tail == b""
 

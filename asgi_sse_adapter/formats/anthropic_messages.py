@@ -432,16 +432,6 @@ FORMAT = Format(
     error_body=_anthropic.error_body,
     parse_error_body=_anthropic.parse_error_body,
     endpoint="/v1/messages",
-    # Non-JSON markers end with a raw line break, which a JSON string cannot contain: text that
-    # says "event: message_stop" is not the end of the stream. A non-null stop_reason (only in
-    # message_delta) also ends a turn: EOF after it is complete even without message_stop (§4.1).
-    complete_markers=(
-        b"event: message_stop\n",
-        b"event: message_stop\r",
-        b'"type":"message_stop"',
-        b'"type": "message_stop"',
-        b'"stop_reason":"',
-        b'"stop_reason": "',
-    ),
-    error_markers=(b"event: error\n", b"event: error\r"),
+    terminator=frame({"type": "message_stop"}, "message_stop"),
+    terminator_prefixes=(b"event: message_stop", b"event:message_stop"),
 )

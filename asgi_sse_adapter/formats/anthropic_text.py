@@ -380,25 +380,6 @@ def _cumulative_reader() -> TextCompletionsReader:
     return TextCompletionsReader(cumulative=True)
 
 
-_COMPLETE_MARKERS = (
-    b"data: [DONE]",
-    b"data:[DONE]",
-    *(
-        f'"stop_reason":{sep}"{reason}"'.encode()
-        for reason in ("stop_sequence", "max_tokens")
-        for sep in ("", " ")
-    ),
-)
-_ERROR_MARKERS = (
-    b"event: error",
-    b'data: {"error"',
-    b'data:{"error"',
-    b'"exception":"',
-    b'"exception": "',
-    b'"exception":{',
-    b'"exception": {',
-)
-
 FORMAT = Format(
     name="anthropic-text",
     family="anthropic",
@@ -407,8 +388,6 @@ FORMAT = Format(
     error_body=_anthropic.error_body,
     parse_error_body=_anthropic.parse_error_body,
     endpoint="/v1/complete",
-    complete_markers=_COMPLETE_MARKERS,
-    error_markers=_ERROR_MARKERS,
     response_parts=response_parts,
 )
 
@@ -420,8 +399,8 @@ FORMAT_2023_01_01 = Format(
     error_body=_anthropic.error_body,
     parse_error_body=_anthropic.parse_error_body,
     endpoint="/v1/complete",
-    complete_markers=_COMPLETE_MARKERS,
-    error_markers=_ERROR_MARKERS,
     response_parts=response_parts,
+    terminator=b"data: [DONE]\n\n",
+    terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
 )
 """The ``2023-01-01`` (cumulative) variant; not in the registry (module docstring)."""

@@ -127,10 +127,16 @@ class Format:
     """Read this format's non-2xx error body (already JSON-decoded, or raw text) as an error."""
     endpoint: str
     """The API path this format is served on (``/v1/chat/completions``…)."""
-    complete_markers: tuple[bytes, ...] = ()
-    """Byte strings whose presence in an event means the stream ended normally (identity mode)."""
-    error_markers: tuple[bytes, ...] = ()
-    """Byte strings whose presence in an event means the upstream reported an error."""
+    terminator: bytes = b""
+    """The format's end-of-stream event, appended in identity mode when the upstream finished
+    but closed without it (``data: [DONE]``, ``message_stop``)."""
+    terminator_prefixes: tuple[bytes, ...] = ()
+    """How a raw terminator event starts (``data: [DONE]``, ``event: message_stop``): lets
+    identity mode recognise a normal end from the last block alone, without decoding."""
+    resume_error: Callable[[StreamError, bytes, bytes, WriterOptions], bytes] | None = None
+    """Identity-mode error tail for formats whose tail must continue the upstream's own stream
+    (Responses: its response id and sequence numbers), from the first and the last raw event
+    chunks passed through; ``None``: the writer's ``error``."""
     done_after_error: bool = False
     """Default for ``data: [DONE]`` after the error tail (on for Chat and Completions clients;
     foreign to Messages and Responses streams, formats.md §9.3)."""

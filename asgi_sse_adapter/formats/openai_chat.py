@@ -365,16 +365,7 @@ FORMAT = Format(
     error_body=_openai.error_body,
     parse_error_body=_openai.parse_error_body,
     endpoint="/v1/chat/completions",
-    # Markers that are not JSON must end with a raw line break: inside a JSON string a line
-    # break is escaped, so assistant text saying "data: [DONE]" or "event: error" never matches.
-    complete_markers=(
-        *(done + end for done in (b"data: [DONE]", b"data:[DONE]") for end in (b"\n", b"\r")),
-        *(
-            f'"finish_reason":{sep}"{reason}"'.encode()
-            for reason in ("stop", "length", "tool_calls", "content_filter", "function_call")
-            for sep in ("", " ")
-        ),
-    ),
-    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error\n", b"event: error\r"),
+    terminator=b"data: [DONE]\n\n",
     done_after_error=True,
+    terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
 )

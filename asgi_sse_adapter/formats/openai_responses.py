@@ -55,7 +55,7 @@ from ..parts import (
     Usage,
     UsageUpdate,
 )
-from ..sse import ServerSentEvent
+from ..sse import ServerSentEvent, SSEDecoder
 from . import _openai
 from .base import (
     Format,
@@ -970,14 +970,36 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
     return ResponsesReader().read_response(response)
 
 
-def _event_lines(*names: str) -> tuple[bytes, ...]:
-    """``event: <name>`` lines, ended by a raw line break (never inside a JSON string)."""
-    return tuple(f"event: {name}{end}".encode() for name in names for end in ("\n", "\r"))
-
-
-def _types(*names: str, prefix: str = "") -> tuple[bytes, ...]:
-    """The JSON ``"type"`` member, compact or spaced (escaped inside delta text, so unmatched)."""
-    return tuple(f'{prefix}"type":{sep}"{name}"'.encode() for name in names for sep in ("", " "))
+def resume_error(error: StreamError, head: bytes, tail: bytes, options: WriterOptions) -> bytes:
+    """Identity-mode error tail that continues the upstream's own response: its id, model and
+    creation time from the first event chunk, the next ``sequence_number`` after the last
+    chunk's. A fresh ``response.created`` here would make ``responses.stream()`` raise
+    "Lifecycle response identity changed." instead of the API error."""
+    writer = ResponsesWriter(options, Content())
+    for event in SSEDecoder(max_event_size=None).feed(head):
+        try:
+            obj = loads(event.data)
+        except ValueError:
+            continue
+        response = as_dict(obj).get("response")
+        if isinstance(response, dict) and as_str(response.get("id")):
+            writer._id = str(response["id"])
+            writer._model = as_str(response.get("model")) or "unknown"
+            writer._created = as_timestamp(response.get("created_at")) or options.now()
+            writer._started = True
+            break
+    last = -1
+    for event in SSEDecoder(max_event_size=None).feed(tail):
+        try:
+            seq = as_int(as_dict(loads(event.data)).get("sequence_number"))
+        except ValueError:
+            continue
+        if seq is not None and seq > last:
+            last = seq
+    writer._seq = last + 1
+    out: list[bytes] = []
+    writer.error(error, out)
+    return b"".join(out)
 
 
 FORMAT = Format(
@@ -989,15 +1011,11 @@ FORMAT = Format(
     parse_error_body=_openai.parse_error_body,
     endpoint="/v1/responses",
     response_parts=response_parts,
-    complete_markers=(
-        *_event_lines("response.completed", "response.incomplete"),
-        *_types("response.completed", "response.incomplete"),
-    ),
-    error_markers=(
-        *_event_lines("error", "response.failed"),
-        *_types("response.failed"),
-        # ``"type":"error"`` only as the event's first member: nested objects may say it too.
-        *_types("error", prefix="data: {"),
-        *_types("error", prefix="data:{"),
+    resume_error=resume_error,
+    terminator_prefixes=(
+        b"event: response.completed",
+        b"event:response.completed",
+        b"event: response.incomplete",
+        b"event:response.incomplete",
     ),
 )

@@ -262,16 +262,8 @@ FORMAT = Format(
     error_body=_openai.error_body,
     parse_error_body=_openai.parse_error_body,
     endpoint="/v1/completions",
-    complete_markers=(
-        b"data: [DONE]",
-        b"data:[DONE]",
-        *(
-            f'"finish_reason":{sep}"{reason}"'.encode()
-            for reason in ("stop", "length", "content_filter")
-            for sep in ("", " ")
-        ),
-    ),
-    error_markers=(b'data: {"error"', b'data:{"error"', b"event: error"),
+    terminator=b"data: [DONE]\n\n",
     done_after_error=True,
     response_parts=response_parts,
+    terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
 )
