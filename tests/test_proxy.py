@@ -197,6 +197,49 @@ def test_non_streaming_translated_json(servers: ServerFactory, fake: FakeUpstrea
     assert completion.choices[0].finish_reason == "stop"
 
 
+def test_non_streaming_anthropic_upstream_to_openai_clients(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Non-streaming Chat and Responses requests to an Anthropic upstream: the Messages JSON is
+    translated whole (text, tool calls with parsed arguments, finish, usage incl. cache)."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url, **{"x-fake-scenario": "tools"})
+    completion = client.chat.completions.create(model="claude-x", messages=MESSAGES)
+    script = SCRIPTS["tools"]
+    message = completion.choices[0].message
+    assert message.content == script.text
+    calls = message.tool_calls or []
+    assert [c.id for c in calls] == [t.tool_use_id for t in script.tool_calls]
+    assert [json.loads(c.function.arguments) for c in calls] == [t.input for t in script.tool_calls]  # type: ignore[union-attr]
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == script.usage.prompt_tokens
+    assert completion.usage.completion_tokens == script.usage.output_tokens
+    assert fake.last_json is not None
+    assert "stream" not in fake.last_json or fake.last_json["stream"] is False
+
+    response = _openai(proxy.url).responses.create(model="claude-x", input="hi")
+    assert response.output_text == TEXT
+    assert response.status == "completed"
+
+
+def test_non_streaming_openai_upstream_to_anthropic_client(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A non-streaming Messages request to an OpenAI Chat upstream gets a Messages object."""
+    _, proxy = _proxy(servers, fake, "openai-chat")
+    client = _anthropic(proxy.url, **{"x-fake-scenario": "tools"})
+    message = client.messages.create(model="gpt-x", max_tokens=100, messages=MESSAGES)
+    script = SCRIPTS["tools"]
+    assert [b.text for b in message.content if b.type == "text"] == [script.text]
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [(u.id, u.name, u.input) for u in uses] == [
+        (t.call_id, t.name, t.input) for t in script.tool_calls
+    ]
+    assert message.stop_reason == "tool_use"
+    assert message.usage.output_tokens == script.usage.output_tokens
+
+
 # -- paths ----------------------------------------------------------------------------------
 
 

@@ -78,7 +78,11 @@ class MessagesReader(Reader):
         obj = loads(data)
         if not isinstance(obj, dict):
             raise MalformedEvent("messages event is not a JSON object")
-        kind = as_str(obj.get("type")) or event.event
+        return self.read_object(obj, event.event)
+
+    def read_object(self, obj: dict[str, Any], name: str | None = None) -> list[Part]:
+        """Parts for one decoded event (``name``: its ``event:`` line, the fallback type)."""
+        kind = as_str(obj.get("type")) or name
         if kind == "content_block_delta":
             return self._delta(obj)
         if kind == "content_block_start":
@@ -107,7 +111,7 @@ class MessagesReader(Reader):
             ]
         if kind == "message_stop":
             return [Done()]
-        if kind == "error" or event.event == "error":
+        if kind == "error" or name == "error":
             return [_anthropic.error_from(obj)]
         if kind != "ping":
             logger.debug("anthropic-messages reader skips event %r", (kind or "")[:60])
@@ -424,6 +428,45 @@ class MessagesWriter(Writer):
         return None
 
 
+def response_parts(response: dict[str, Any]) -> list[Part]:
+    """A non-streamed ``message`` (or error body) as canonical parts: the stream it would have
+    been, read by the same reader (a ``message_start``, each block whole, the ``message_delta``)."""
+    if response.get("type") == "error" or "error" in response:
+        return [_anthropic.error_from(response)]
+    reader = MessagesReader()
+    message = {**response, "content": []}
+    parts = reader.read_object({"type": "message_start", "message": message})
+    content = response.get("content")
+    for index, block in enumerate(content if isinstance(content, list) else []):
+        block = as_dict(block)
+        start = dict(block)
+        if start.get("type") == "tool_use":
+            start["input"] = {}
+            partial = dumps(block.get("input") if isinstance(block.get("input"), dict) else {})
+            delta: dict[str, Any] | None = {
+                "type": "input_json_delta",
+                "partial_json": partial.decode(),
+            }
+        else:
+            delta = None
+        parts += reader.read_object(
+            {"type": "content_block_start", "index": index, "content_block": start}
+        )
+        if delta is not None:
+            parts += reader.read_object(
+                {"type": "content_block_delta", "index": index, "delta": delta}
+            )
+        parts += reader.read_object({"type": "content_block_stop", "index": index})
+    stop = {
+        "stop_reason": response.get("stop_reason"),
+        "stop_sequence": response.get("stop_sequence"),
+    }
+    usage = as_dict(response.get("usage"))
+    parts += reader.read_object({"type": "message_delta", "delta": stop, "usage": usage})
+    parts.append(Done())
+    return parts
+
+
 FORMAT = Format(
     name="anthropic-messages",
     family="anthropic",
@@ -434,4 +477,5 @@ FORMAT = Format(
     endpoint="/v1/messages",
     terminator=frame({"type": "message_stop"}, "message_stop"),
     terminator_prefixes=(b"event: message_stop", b"event:message_stop"),
+    response_parts=response_parts,
 )

@@ -78,8 +78,12 @@ class ChatReader(Reader):
         obj = loads(data)
         if not isinstance(obj, dict):
             raise MalformedEvent("chat chunk is not a JSON object")
+        return self.read_object(obj, event.event == "error")
+
+    def read_object(self, obj: dict[str, Any], named_error: bool = False) -> list[Part]:
+        """Parts for one decoded chunk (``named_error``: it came as ``event: error``)."""
         parts: list[Part] = []
-        if obj.get("error") or obj.get("object") == "error" or event.event == "error":
+        if obj.get("error") or obj.get("object") == "error" or named_error:
             parts.append(_openai.error_from(obj))
             return parts
         # Azure opens with a chunk that has neither id nor choices (``id: ""``, ``model: ""``,
@@ -357,6 +361,18 @@ class ChatWriter(Writer):
         return {"index": c.index, "message": message, "logprobs": None, "finish_reason": finish}
 
 
+def response_parts(response: dict[str, Any]) -> list[Part]:
+    """A non-streamed ``chat.completion`` (or error body) as canonical parts: read as one chunk
+    whose choices carry their whole message as the delta."""
+    choices = response.get("choices")
+    chunk = dict(response)
+    if isinstance(choices, list):
+        chunk["choices"] = [
+            {**as_dict(c), "delta": as_dict(as_dict(c).get("message"))} for c in choices
+        ]
+    return [*ChatReader().read_object(chunk), Done()]
+
+
 FORMAT = Format(
     name="openai-chat",
     family="openai",
@@ -368,4 +384,5 @@ FORMAT = Format(
     terminator=b"data: [DONE]\n\n",
     done_after_error=True,
     terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
+    response_parts=response_parts,
 )
