@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -162,6 +162,8 @@ class StreamAdapter:
             self._decoder = SSEDecoder(max_event_size=max_event_size)
             self._reader = self.upstream_format.reader()
             self._writer = self.client_format.writer(self._options, self.content)
+        # The part types ``_apply`` does not simply fold in and write.
+        self._special = _ENDING | _REASONING if self._drop_reasoning else _ENDING
 
         self._outcome: Outcome | None = None
         self._error: StreamError | None = None
@@ -223,9 +225,10 @@ class StreamAdapter:
             return self._feed_identity(data)
         out: list[bytes] = []
         try:
-            events = self._decoder.feed(data)  # type: ignore[union-attr]
+            values, types = self._decoder.feed_fields(data)  # type: ignore[union-attr]
         except EventTooLarge as exc:
-            self._read_events(exc.complete, out)  # type: ignore[arg-type]
+            complete: list[ServerSentEvent] = exc.complete  # type: ignore[assignment]
+            self._apply(self._parts([e.data for e in complete], [e.event for e in complete]), out)
             if self._outcome is None:
                 self._end_with_error(
                     _error(
@@ -235,7 +238,7 @@ class StreamAdapter:
                     out,
                 )
             return b"".join(out)
-        self._read_events(events, out)
+        self._apply(self._parts(values, types), out)
         return b"".join(out)
 
     def close(self) -> bytes:
@@ -294,54 +297,56 @@ class StreamAdapter:
 
     # -- translation ------------------------------------------------------------------------
 
-    def _read_events(self, events: list[ServerSentEvent], out: list[bytes]) -> None:
-        reader = self._reader
-        assert reader is not None
-        for event in events:
-            if self._outcome is not None:
-                break
+    def _parts(self, values: list[str], types: list[str | None] | None) -> Iterator[Part]:
+        """The parts of events given as columns (``SSEDecoder.feed_fields``), read one event at a
+        time as ``_apply`` takes them: once a part ended the stream, the events after it are never
+        read. A malformed event ends the stream with an error."""
+        assert self._reader is not None
+        read = self._reader.read_data
+        if types is None:
+            types = [None] * len(values)
+        for data, type_ in zip(values, types, strict=True):
             self._events += 1
             try:
-                parts = reader.read(event)
+                parts = read(data, type_)
             except _INPUT_ERRORS as exc:
                 logger.warning("malformed upstream event: %s", exc.__class__.__name__)
-                self._end_with_error(
-                    _error(
-                        "malformed_upstream_event", f"malformed upstream event: {_describe(exc)}"
-                    ),
-                    "failed",
-                    out,
+                yield _error(
+                    "malformed_upstream_event", f"malformed upstream event: {_describe(exc)}"
                 )
-                break
-            self._apply(parts, out)
+                return
+            yield from parts
 
-    def _apply(self, parts: list[Part], out: list[bytes]) -> None:
+    def _apply(self, parts: Iterable[Part], out: list[bytes]) -> None:
+        """Fold ``parts`` into the content and write them, until one ends the stream."""
         writer = self._writer
         assert writer is not None
         content = self.content
+        special = self._special
         for part in parts:
-            if self._outcome is not None:
-                return
-            if isinstance(part, StreamError):
-                self._end_with_error(part, "failed", out)
-                return
-            if isinstance(part, Done):
-                content.done = True
-                if not content.finished:
-                    # The upstream said it ended normally without a finish reason: end_turn.
-                    logger.info("upstream ended without a finish reason; treating it as end_turn")
-                    for choice in list(content.choices) or [0]:
-                        if content.choice(choice).finish_reason is None:
-                            self._apply([Finish("end_turn", choice=choice)], out)
-                self._finish_normally(out)
-                return
-            if self._drop_reasoning and isinstance(
-                part, ReasoningDelta | ReasoningSignature | RedactedReasoning
-            ):
-                continue
+            kind = type(part)  # parts are final classes: ``is`` and ``in`` do for isinstance
+            if kind in special:
+                if kind is StreamError:
+                    self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
+                    return
+                if kind is Done:
+                    self._done(out)
+                    return
+                continue  # reasoning dropped
             content.add(part)
-            if not self.identity:
-                writer.write(part, out)
+            writer.write(part, out)
+
+    def _done(self, out: list[bytes]) -> None:
+        """The upstream's explicit end of stream."""
+        content = self.content
+        content.done = True
+        if not content.finished:
+            # The upstream said it ended normally without a finish reason: end_turn.
+            logger.info("upstream ended without a finish reason; treating it as end_turn")
+            for choice in list(content.choices) or [0]:
+                if content.choice(choice).finish_reason is None:
+                    self._apply([Finish("end_turn", choice=choice)], out)
+        self._finish_normally(out)
 
     def _finish_normally(self, out: list[bytes]) -> None:
         if not self.identity:
@@ -493,6 +498,12 @@ class StreamAdapter:
         out: list[bytes] = []
         self._end_with_error(error, outcome, out)
         return b"".join(out)
+
+
+_ENDING: frozenset[type[Part]] = frozenset({StreamError, Done})
+_REASONING: frozenset[type[Part]] = frozenset(
+    {ReasoningDelta, ReasoningSignature, RedactedReasoning}
+)
 
 
 def _now() -> float:

@@ -114,6 +114,13 @@ class Content:
     def add(self, part: Part) -> None:
         """Fold one part in."""
         if isinstance(part, TextDelta):
+            # Most of a stream: the text run goes on (``choice(...)._last("text")``, inlined).
+            c = self.choices.get(part.choice)
+            if c is not None and c.segments:
+                seg = c.segments[-1]
+                if seg.kind == "text" and not seg.closed:
+                    seg.fragments.append(part.text)
+                    return
             self.choice(part.choice)._last("text").fragments.append(part.text)
         elif isinstance(part, ReasoningDelta):
             c = self.choice(part.choice)

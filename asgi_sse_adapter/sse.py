@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 
 from .errors import EventTooLarge
 
@@ -329,10 +330,13 @@ def _split_blocks(region: bytes) -> list[bytes]:
     return blocks
 
 
+def _lf_only(region: bytes | bytearray) -> bytes | bytearray:
+    """``region`` with every line end (CRLF, CR) made LF."""
+    return region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 def _normalise(region: bytes) -> str:
-    if 0x0D in region:
-        region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return region.decode("utf-8", "replace")
+    return (_lf_only(region) if 0x0D in region else region).decode("utf-8", "replace")
 
 
 def tail_blocks(region: bytes, count: int) -> bytes:
@@ -419,6 +423,60 @@ def _has_dispatchable(tail: bytes) -> bool:
     return False
 
 
+_Columns = tuple[list[str], list[str | None] | None]
+"""Events as two columns: ``data`` values, and types (``None``: no event had one)."""
+
+_after_data: Callable[[str], str] = itemgetter(slice(6, None))  # a "data: X" line's X
+_after_event: Callable[[str], str] = itemgetter(slice(7, None))  # an "event: E" line's E
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text`` (complete blocks, LF line ends), without the empty piece after the
+    final terminator."""
+    lines = text.split("\n")
+    lines.pop()
+    return lines
+
+
+def _columns(region: bytes | bytearray) -> _Columns | str:
+    """The events in ``region`` (complete blocks with LF line ends, maybe followed by blank
+    lines) as columns when they have one of the block shapes LLM streams use, else ``region``
+    decoded, for ``SSEDecoder._parse_lines``.
+
+    The shapes take fast paths that avoid a Python loop per line: every block ``data: X``
+    (OpenAI) or every block ``event: E`` + ``data: X`` (Anthropic). Anything else, or a mix,
+    goes line by line.
+    """
+    if region.find(b"\n") == len(region) - 2 and region.startswith(b"data:"):
+        # One event of one ``data`` line (a large one, say): decode the value straight out of
+        # the buffer instead of decoding the whole block and then slicing it.
+        start = 6 if region[5] == 0x20 else 5
+        return [str(memoryview(region)[start:-2], "utf-8", "replace")], None
+    text = region.decode("utf-8", "replace")
+    if text.startswith("data: ") and text.endswith("\n\n"):
+        # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
+        # If no piece holds a LF, every block was exactly "data: X" LF LF.
+        values = text[6:-2].split("\n\ndata: ")
+        if "\n" not in "".join(values):
+            return values, None
+    if not text.startswith("event: "):
+        return text
+    lines = _lines(text)
+    # Every block is ``event: E`` then ``data: X``: columns of the line list.
+    if len(lines) % 3 or any(lines[2::3]):
+        return text
+    names = lines[0::3]
+    values = lines[1::3]
+    if not all(map(str.startswith, values, repeat("data: "))):
+        return text
+    if not all(map(str.startswith, names, repeat("event: "))):
+        return text
+    types: list[str | None] = list(map(_after_event, names))
+    if "" in types:
+        types = [type_ or None for type_ in types]
+    return list(map(_after_data, values)), types
+
+
 class SSEDecoder:
     """Incremental WHATWG event-stream parser: ``feed`` bytes, get dispatched events.
 
@@ -448,81 +506,85 @@ class SSEDecoder:
         """Return the events completed by ``data``, in order."""
         framing = self._framing
         region = framing._take(data)
-        if not region:
-            if framing._overflow:
-                raise framing._fail_on([])
-            return []
-        if framing._max is not None and len(region) > framing._max:
-            blocks = _split_blocks(bytes(region))
-            bad = framing._oversized(blocks)
-            if bad >= 0:
-                events = self._parse(_normalise(b"".join(blocks[:bad])))
-                raise framing._fail_on(list(events))
-        if 0x0D in region:
-            region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if region.find(b"\n") == len(region) - 2 and region.startswith(b"data:"):
-            # One event of one ``data`` line (a large one, say): decode the value straight out of
-            # the buffer instead of decoding the whole block and then slicing it.
-            start = 6 if region[5] == 0x20 else 5
-            value = str(memoryview(region)[start:-2], "utf-8", "replace")
-            events = [_make_event(value, None, self._last_id, None)]
+        if not region or len(region) > framing._limit or 0x0D in region:
+            region = self._checked(region)
+            if not region:
+                return []
+        # ``_parse`` inlined (a call less per read), and below ``_BULK`` events built one by one.
+        columns = _columns(region)
+        if isinstance(columns, str):
+            events = self._parse_lines(_lines(columns))
         else:
-            events = self._parse(region.decode("utf-8", "replace"))
+            values, types = columns
+            last_id = self._last_id
+            if len(values) >= _BULK:
+                events = _build_events(values, types, last_id)
+            elif types is None:
+                events = [_make_event(value, None, last_id, None) for value in values]
+            else:
+                events = [
+                    _make_event(value, type_, last_id, None)
+                    for value, type_ in zip(values, types, strict=True)
+                ]
         if framing._overflow:
             raise framing._fail_on(list(events))
         return events
+
+    def feed_fields(self, data: bytes) -> _Columns:
+        """``feed`` for translators, which read only each event's ``data`` and type: the same
+        events as two columns, the ``data`` values and the types (``None``: no event had one),
+        without a ``ServerSentEvent`` per event (building those is most of ``feed``'s cost per
+        event in the usual stream shapes). ``EventTooLarge.complete`` still lists events."""
+        framing = self._framing
+        region = framing._take(data)
+        if not region or len(region) > framing._limit or 0x0D in region:
+            region = self._checked(region)
+            if not region:
+                return [], None
+        columns = _columns(region)
+        events: list[ServerSentEvent] | None = None
+        if isinstance(columns, str):
+            events = self._parse_lines(_lines(columns))
+            columns = [e.data for e in events], [e.event for e in events]
+        if framing._overflow:
+            if events is None:
+                values, types = columns
+                events = _build_events(values, types, self._last_id)
+            raise framing._fail_on(list(events))
+        return columns
 
     def close(self) -> list[ServerSentEvent]:
         """End of input. The spec discards an unterminated event, so this returns ``[]``."""
         self._truncated = _has_dispatchable(self._framing._close())
         return []
 
-    def _parse(self, text: str) -> list[ServerSentEvent]:
-        """Interpret ``text``: complete blocks with LF line ends, maybe followed by blank lines.
+    def _checked(self, region: bytes | bytearray) -> bytes | bytearray:
+        """``region`` from ``_take`` once its rare cases are handled: nothing complete (``b""``,
+        or ``EventTooLarge`` if the pending event outgrew the bound), a block over the bound
+        (``EventTooLarge`` with the events before it), CR line ends (made LF)."""
+        framing = self._framing
+        if not region:
+            if framing._overflow:
+                raise framing._fail_on([])
+            return region
+        if len(region) > framing._limit:  # it may hold a block over the bound
+            blocks = _split_blocks(bytes(region))
+            bad = framing._oversized(blocks)
+            if bad >= 0:
+                raise framing._fail_on(list(self._parse(_lf_only(b"".join(blocks[:bad])))))
+        return _lf_only(region) if 0x0D in region else region
 
-        The two block shapes LLM streams use take fast paths that avoid a Python loop per line:
-        every block ``data: X`` (OpenAI) or every block ``event: E`` + ``data: X`` (Anthropic).
-        Anything else, or a mix, goes through ``_parse_lines``.
-        """
-        if text.startswith("data: ") and text.endswith("\n\n"):
-            # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
-            # If no piece holds a LF, every block was exactly "data: X" LF LF.
-            values = text[6:-2].split("\n\ndata: ")
-            if "\n" not in "".join(values):
-                last_id = self._last_id
-                if len(values) >= _BULK:
-                    return _build_events(values, None, last_id)
-                return [_make_event(value, None, last_id, None) for value in values]
-        lines = text.split("\n")
-        lines.pop()  # ``text`` ends with a terminator: the last piece is always empty
-        if text.startswith("event: "):
-            events = self._parse_event_data(lines)
-            if events is not None:
-                return events
-        return self._parse_lines(lines)
-
-    def _parse_event_data(self, lines: list[str]) -> list[ServerSentEvent] | None:
-        """Every block is ``event: E`` then ``data: X``, or ``None``."""
-        if len(lines) % 3 or any(lines[2::3]):
-            return None
-        names = lines[0::3]
-        values = lines[1::3]
-        if not all(map(str.startswith, values, repeat("data: "))):
-            return None
-        if not all(map(str.startswith, names, repeat("event: "))):
-            return None
-        last_id = self._last_id
-        if len(values) >= _BULK:
-            return _build_events(
-                [value[6:] for value in values], [name[7:] or None for name in names], last_id
-            )
-        return [
-            _make_event(value[6:], name[7:] or None, last_id, None)
-            for name, value in zip(names, values, strict=True)
-        ]
+    def _parse(self, region: bytes | bytearray) -> list[ServerSentEvent]:
+        """The events in ``region``: complete blocks with LF line ends, maybe followed by blank
+        lines."""
+        columns = _columns(region)
+        if isinstance(columns, str):
+            return self._parse_lines(_lines(columns))
+        values, types = columns
+        return _build_events(values, types, self._last_id)
 
     def _parse_lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        """The general case: §9.2.6 line by line."""
+        """The general case: §9.2.6 line by line (``lines``: see ``_lines``)."""
         events: list[ServerSentEvent] = []
         data: list[str] | None = None
         event: str | None = None

@@ -34,13 +34,12 @@ from ..parts import (
     ToolCallEnd,
     ToolCallStart,
     UsageUpdate,
+    text_delta,
 )
-from ..sse import ServerSentEvent
 from . import _anthropic
 from .base import (
     Format,
-    MalformedEvent,
-    Reader,
+    JSONReader,
     Writer,
     as_dict,
     as_int,
@@ -59,26 +58,41 @@ _PING = frame({"type": "ping"}, "ping")
 _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":'
 _TEXT_DELTA = _DELTA_HEAD + b'{"type":"text_delta","text":'
 _JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
+_TEXT_PARTS = (TextDelta, RefusalDelta)  # what goes into text blocks
+_TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
+# A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
+# index %d, up to the text (see ``MessagesReader.read_data``).
+_TEXT_DELTA_DATA = '{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
 
 
-class MessagesReader(Reader):
+class MessagesReader(JSONReader):
     """Messages events → parts. The JSON ``type`` decides (the event name is a fallback);
     ``ping`` is consumed; server-executed tool blocks become extensions, never tool calls."""
+
+    done_ends_stream = False  # foreign to Messages: message_stop ends it
 
     def __init__(self) -> None:
         # block index → ("text" | "thinking" | "tool" | "other", tool index, args seen, input)
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
         self._usage = _anthropic.UsageState()
+        self._text_data = _TEXT_DELTA_DATA % 0  # for the last text block started
 
-    def read(self, event: ServerSentEvent) -> list[Part]:
-        data = event.data
-        if not data.strip() or data.startswith("[DONE]"):
-            return []
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            raise MalformedEvent("messages event is not a JSON object")
-        return self.read_object(obj, event.event)
+    def read_data(self, data: str, name: str | None) -> list[Part]:
+        """``read`` of an event given by its ``data`` and ``event`` fields."""
+        head = self._text_data
+        if data.startswith(head) and data.endswith('"}}'):
+            # Most events: a text delta, recognised by its exact shape, and only its text decoded
+            # (a third of the cost). Everything around the text being fixed, the text parsing as
+            # one JSON string means the whole event parses into what ``_delta`` reads: the same
+            # parts. Anything else (``"text":"a","more":1``, say) is read whole.
+            try:
+                text = loads(data[len(head) : -2])
+            except ValueError:
+                text = None
+            if isinstance(text, str):
+                return [text_delta(text)] if text else []
+        return super().read_data(data, name)
 
     def read_object(self, obj: dict[str, Any], name: str | None = None) -> list[Part]:
         """Parts for one decoded event (``name``: its ``event:`` line, the fallback type)."""
@@ -124,6 +138,8 @@ class MessagesReader(Reader):
         key = len(self._blocks) if index is None else index
         if btype == "text":
             self._blocks[key] = ["text"]
+            if index is not None:
+                self._text_data = _TEXT_DELTA_DATA % index
             text = as_str(block.get("text"))
             return [TextDelta(text)] if text else []
         if btype == "thinking":
@@ -150,13 +166,13 @@ class MessagesReader(Reader):
         return [Extension("anthropic.block", block)]
 
     def _delta(self, obj: dict[str, Any]) -> list[Part]:
-        block = self._blocks.get(as_int(obj.get("index")) or 0)
         delta = as_dict(obj.get("delta"))
         dtype = delta.get("type")
-        if dtype == "text_delta":
-            text = as_str(delta.get("text"))
-            return [TextDelta(text)] if text else []
+        if dtype == "text_delta":  # most events of a stream
+            text = delta.get("text")
+            return [text_delta(text)] if isinstance(text, str) and text else []
         if dtype == "input_json_delta":
+            block = self._blocks.get(as_int(obj.get("index")) or 0)
             partial = as_str(delta.get("partial_json"))
             if block is None or block[0] != "tool" or not partial:
                 return []  # tool-result blocks carry it too (BerriAI/litellm#17254)
@@ -196,6 +212,9 @@ class MessagesWriter(Writer):
         self._next = 0
         # The open block: its kind ("text", "thinking", "tool") and, for tools, the call index.
         self._open: tuple[str, int] | None = None
+        # While a text block is open: its text deltas up to the text (see ``_emit_string_delta``),
+        # so that a text delta, most of a stream, costs no more than this check.
+        self._text_head: bytes | None = None
         self._signed = False
         self._queued: dict[int, list[ToolCallStart | ToolCallDelta | ToolCallEnd]] = {}
         self._closed_tools: set[int] = set()
@@ -237,6 +256,7 @@ class MessagesWriter(Writer):
             self._close_all(out)
         self._start(out)
         self._open = (kind, tool)
+        self._text_head = _TEXT_DELTA % self._next if kind == "text" else None
         self._signed = False
         event = {"type": "content_block_start", "index": self._next, "content_block": block}
         out.append(frame(event, "content_block_start"))
@@ -256,6 +276,7 @@ class MessagesWriter(Writer):
             return
         kind, tool = self._open
         self._open = None
+        self._text_head = None
         out.append(frame({"type": "content_block_stop", "index": self._next}, "content_block_stop"))
         self._next += 1
         if kind == "tool":
@@ -275,10 +296,11 @@ class MessagesWriter(Writer):
             for part in self._queued.pop(min(self._queued)):
                 self._write_tool(part, out)
 
-    def _text(self, text: str, out: list[bytes]) -> None:
-        if self._open is None or self._open[0] != "text":
-            self._block("text", {"type": "text", "text": ""}, out)
-        self._emit_string_delta(_TEXT_DELTA, text, out)
+    def _text_block(self, out: list[bytes]) -> bytes:
+        """Start a text block; return its ``_text_head``."""
+        self._block("text", {"type": "text", "text": ""}, out)
+        assert self._text_head is not None
+        return self._text_head
 
     def _thinking(self, out: list[bytes]) -> None:
         if self._open is None or self._open[0] != "thinking" or self._signed:
@@ -290,9 +312,11 @@ class MessagesWriter(Writer):
         if getattr(part, "choice", 0) != 0:
             logger.debug("anthropic-messages has no choices: choice %s dropped", part.choice)  # type: ignore[union-attr]
             return
-        if isinstance(part, TextDelta | RefusalDelta):
-            self._text(part.text, out)
-        elif isinstance(part, ToolCallStart | ToolCallDelta | ToolCallEnd):
+        if isinstance(part, _TEXT_PARTS):
+            # ``_emit_string_delta`` with the head ready (or made once per block).
+            head = self._text_head or self._text_block(out)
+            out.append(head + dumps(part.text) + b"}}\n\n")
+        elif isinstance(part, _TOOL_PARTS):
             self._write_tool(part, out)
         elif isinstance(part, ReasoningDelta):
             self._thinking(out)
@@ -358,7 +382,7 @@ class MessagesWriter(Writer):
         if choice.tools and reason in ("end_turn", "stop_sequence"):
             return "tool_use"
         # OpenAI ends a refusal with a plain "stop": a refusal-only turn is a refusal (§4.2 row 8).
-        kinds = {s.kind for s in choice.segments} - {"extension"}
+        kinds = {s.kind for s in choice.segments}
         if reason == "end_turn" and kinds == {"refusal"}:
             return "refusal"
         return _anthropic.STOP_OUT[reason]

@@ -50,7 +50,6 @@ import logging
 from abc import abstractmethod
 from typing import Any
 
-from .._json import loads
 from ..content import Content
 from ..parts import (
     Done,
@@ -68,9 +67,8 @@ from ..parts import (
     ToolCallEnd,
     ToolCallStart,
 )
-from ..sse import ServerSentEvent
 from . import _anthropic
-from .base import Format, MalformedEvent, Reader, Writer, as_dict, as_str, frame, strip_prefix
+from .base import Format, JSONReader, Writer, as_dict, as_str, frame, strip_prefix
 
 __all__ = [
     "FORMAT",
@@ -102,7 +100,7 @@ STOP_OUT: dict[FinishReason, str] = {
 """Canonical finish reason → Text Completions ``stop_reason`` (formats.md §5)."""
 
 
-class TextCompletionsReader(Reader):
+class TextCompletionsReader(JSONReader):
     """Text Completions events (both versions) → parts (module docstring: the rules).
 
     ``cumulative=True`` reads every completion event as ``2023-01-01`` (whole text so far);
@@ -114,17 +112,6 @@ class TextCompletionsReader(Reader):
         self._started = False
         self._finished = False
         self._text = ""  # cumulative mode: the text the client has been given so far
-
-    def read(self, event: ServerSentEvent) -> list[Part]:
-        data = event.data
-        if data.startswith("[DONE]"):
-            return [Done()]
-        if not data.strip():
-            return []
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            raise MalformedEvent("text completion event is not a JSON object")
-        return self.read_object(obj, event.event)
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded event (or a whole non-streamed completion)."""

@@ -14,16 +14,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from .._json import dumps
+from .._json import dumps, loads
 from ..content import Content
-from ..parts import Part, StreamError
+from ..parts import Done, Part, StreamError
 from ..sse import ServerSentEvent
 
 __all__ = [
     "ERROR_STATUS",
     "Format",
+    "JSONReader",
     "MalformedEvent",
     "Reader",
     "Writer",
@@ -71,13 +72,42 @@ class Reader(ABC):
     """Turns one format's upstream events into canonical parts. Lenient: skips what it does not
     know (logging at debug), turns in-band errors into ``StreamError``, never a normal stop."""
 
-    @abstractmethod
     def read(self, event: ServerSentEvent) -> list[Part]:
         """Parts for one upstream event; raise ``MalformedEvent`` for unreadable input."""
+        return self.read_data(event.data, event.event)
+
+    @abstractmethod
+    def read_data(self, data: str, event: str | None) -> list[Part]:
+        """``read`` for an event given by its ``data`` and ``event`` fields alone (the
+        translation path decodes events as columns, without a ``ServerSentEvent`` each)."""
 
     def end(self) -> list[Part]:
         """Parts owed at upstream end of stream (most formats owe none)."""
         return []
+
+
+class JSONReader(Reader):
+    """A reader for formats whose events each carry one JSON object (all five): the envelope
+    that every such event shares, then ``read_object`` for the format's own meaning."""
+
+    done_ends_stream: ClassVar[bool] = True
+    """Whether ``data: [DONE]`` is this format's end of stream (otherwise it is foreign to the
+    format and skipped: the format's own terminal event says how the stream ended)."""
+
+    def read_data(self, data: str, event: str | None) -> list[Part]:
+        if data.startswith("[DONE]"):
+            return [Done()] if self.done_ends_stream else []
+        if not data or data.isspace():
+            return []
+        obj = loads(data)
+        if not isinstance(obj, dict):
+            raise MalformedEvent(f"{type(self).__name__}: the event is not a JSON object")
+        return self.read_object(obj, event)
+
+    @abstractmethod
+    def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
+        """Parts for one decoded event (``event``: its ``event:`` line, if any); also used for
+        whole non-streamed responses."""
 
 
 class Writer(ABC):

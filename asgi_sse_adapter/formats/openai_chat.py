@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import dumps
 from ..content import ChoiceContent, Content
 from ..parts import (
     Done,
@@ -29,13 +29,12 @@ from ..parts import (
     ToolCallEnd,
     ToolCallStart,
     UsageUpdate,
+    text_delta,
 )
-from ..sse import ServerSentEvent
 from . import _openai
 from .base import (
     Format,
-    MalformedEvent,
-    Reader,
+    JSONReader,
     Writer,
     as_dict,
     as_int,
@@ -48,6 +47,10 @@ from .base import (
 logger = logging.getLogger("asgi_sse_adapter")
 
 PREFIX = "chatcmpl-"
+# The delta fields that need no more than a look at ``content`` (``ChatReader._choice``).
+_PLAIN_DELTA = frozenset({"content", "role"})
+# A content chunk after its text (see ``ChatWriter._content_head``).
+_CONTENT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 @dataclass(slots=True)
@@ -58,7 +61,7 @@ class _Call:
     pending: list[str] = field(default_factory=list)
 
 
-class ChatReader(Reader):
+class ChatReader(JSONReader):
     """Chat chunks → parts. Accepts missing ``index``, resent ``id``/``name``, content and finish
     in one chunk, ``choices: null``, usage on any chunk, and no ``[DONE]`` (formats.md §4.2)."""
 
@@ -69,23 +72,11 @@ class ChatReader(Reader):
         self._finished: set[int] = set()
         self._implicit: dict[int, int] = {}  # choice → key of the last call without ``index``
 
-    def read(self, event: ServerSentEvent) -> list[Part]:
-        data = event.data
-        if data.startswith("[DONE]"):
-            return [Done()]
-        if not data.strip():
-            return []
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            raise MalformedEvent("chat chunk is not a JSON object")
-        return self.read_object(obj, event.event == "error")
-
-    def read_object(self, obj: dict[str, Any], named_error: bool = False) -> list[Part]:
-        """Parts for one decoded chunk (``named_error``: it came as ``event: error``)."""
+    def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
+        """Parts for one decoded chunk (an error also when it came as ``event: error``)."""
+        if obj.get("error") or obj.get("object") == "error" or event == "error":
+            return [_openai.error_from(obj)]
         parts: list[Part] = []
-        if obj.get("error") or obj.get("object") == "error" or named_error:
-            parts.append(_openai.error_from(obj))
-            return parts
         # Azure opens with a chunk that has neither id nor choices (``id: ""``, ``model: ""``,
         # ``created: 0``, ``prompt_filter_results``): the stream starts with the next one.
         if not self._started and (obj.get("id") or obj.get("choices")):
@@ -100,7 +91,7 @@ class ChatReader(Reader):
         choices = obj.get("choices")
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
-                self._choice(as_dict(choice), position, parts)
+                self._choice(choice if isinstance(choice, dict) else {}, position, parts)
         usage = obj.get("usage")
         if isinstance(usage, dict):
             parts.append(UsageUpdate(_openai.usage_in(usage)))
@@ -111,17 +102,38 @@ class ChatReader(Reader):
         c = position if index is None else index
         if c < 0 or c in self._finished:
             return
-        delta = as_dict(choice.get("delta"))
-        reasoning = as_str(delta.get("reasoning_content")) or as_str(delta.get("reasoning"))
-        if reasoning:
-            parts.append(ReasoningDelta(reasoning, c))
-        text = as_str(delta.get("content"))
-        if text:
-            parts.append(TextDelta(text, c))
-        refusal = as_str(delta.get("refusal"))
-        if refusal:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            get = delta.get
+            # Most deltas hold content alone: the other fields are looked for only if present.
+            rich = not _PLAIN_DELTA.issuperset(delta)
+            if rich:
+                reasoning = get("reasoning_content")
+                if not isinstance(reasoning, str) or not reasoning:
+                    reasoning = get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    parts.append(ReasoningDelta(reasoning, c))
+            text = get("content")
+            if isinstance(text, str) and text:
+                parts.append(text_delta(text, c))
+            if rich:
+                self._after_content(delta, c, parts)
+        finish = choice.get("finish_reason")
+        if finish and isinstance(finish, str):
+            if finish == "error":
+                parts.append(StreamError("api_error", "upstream finished the choice with an error"))
+                return
+            self._end_calls(c, parts)
+            self._finished.add(c)
+            parts.append(Finish(_openai.finish_in(finish), choice=c))
+
+    def _after_content(self, delta: dict[str, Any], c: int, parts: list[Part]) -> None:
+        """The fields of a (rich) delta read after its content: refusal, tool calls."""
+        get = delta.get
+        refusal = get("refusal")
+        if isinstance(refusal, str) and refusal:
             parts.append(RefusalDelta(refusal, c))
-        tool_calls = delta.get("tool_calls")
+        tool_calls = get("tool_calls")
         if isinstance(tool_calls, list):
             for pos, call in enumerate(tool_calls):
                 call = as_dict(call)
@@ -129,17 +141,9 @@ class ChatReader(Reader):
                 if up is None:
                     up = self._implicit_key(c, as_str(call.get("id")), pos)
                 self._call(c, up, call, parts)
-        function_call = delta.get("function_call")
+        function_call = get("function_call")
         if isinstance(function_call, dict):  # legacy single-call form
             self._call(c, -1, {"function": function_call}, parts)
-        finish = as_str(choice.get("finish_reason"))
-        if finish:
-            if finish == "error":
-                parts.append(StreamError("api_error", "upstream finished the choice with an error"))
-                return
-            self._end_calls(c, parts)
-            self._finished.add(c)
-            parts.append(Finish(_openai.finish_in(finish), choice=c))
 
     def _implicit_key(self, c: int, call_id: str | None, pos: int) -> int:
         """The key of a tool delta without ``index`` (Ollama and others send whole calls that
@@ -196,6 +200,8 @@ class ChatWriter(Writer):
     def __init__(self, options: Any, content: Content) -> None:
         super().__init__(options, content)
         self._prefix = b""
+        # Choice → its content chunk up to the text, for the choices open and not finished: a
+        # text delta, most of a stream, then costs one lookup (``write``).
         self._content_heads: dict[int, bytes] = {}
         self._choices: set[int] = set()
         self._finished: set[int] = set()
@@ -239,21 +245,22 @@ class ChatWriter(Writer):
         choice = {"index": c, "delta": delta, "logprobs": None, "finish_reason": finish}
         out.append(self._prefix + dumps(choice) + b"]}\n\n")
 
-    def _emit_content(self, c: int, text: str, out: list[bytes]) -> None:
-        """``_emit(c, {"content": text}, None, out)``: the same bytes, but only ``text`` goes
-        through ``dumps`` (the hottest path of a stream; stdlib json is slow on whole dicts)."""
-        head = self._content_heads.get(c)
-        if head is None:
-            self._identity()
-            head = self._prefix + b'{"index":' + dumps(c) + b',"delta":{"content":'
-            self._content_heads[c] = head
-        out.append(head + dumps(text) + b'},"logprobs":null,"finish_reason":null}]}\n\n')
+    def _content_head(self, c: int, out: list[bytes]) -> bytes | None:
+        """Choice ``c``'s ``_content_heads`` entry, made on its first text (``None``: finished)."""
+        if c in self._finished:
+            return None
+        self._open(c, out)
+        head = self._prefix + b'{"index":' + dumps(c) + b',"delta":{"content":'
+        self._content_heads[c] = head
+        return head
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if isinstance(part, TextDelta):
-            if part.choice not in self._finished:
-                self._open(part.choice, out)
-                self._emit_content(part.choice, part.text, out)
+            # ``_emit(c, {"content": text}, None, out)``: the same bytes, but only the text goes
+            # through ``dumps`` (the hottest path of a stream; stdlib json is slow on whole dicts).
+            head = self._content_heads.get(part.choice) or self._content_head(part.choice, out)
+            if head is not None:
+                out.append(head + dumps(part.text) + _CONTENT_TAIL)
         elif isinstance(part, ToolCallDelta):
             key = (part.choice, part.index)
             if part.arguments and key in self._call_ids and part.choice not in self._finished:
@@ -297,6 +304,7 @@ class ChatWriter(Writer):
             reason = _openai.finish_out(part.reason, had_tools)
             self._chunk(part.choice, {}, reason, out)
             self._finished.add(part.choice)
+            self._content_heads.pop(part.choice, None)
         else:
             # UsageUpdate is held for the usage chunk; signatures, redacted reasoning and
             # extensions have no Chat field.

@@ -55,12 +55,11 @@ from ..parts import (
     Usage,
     UsageUpdate,
 )
-from ..sse import ServerSentEvent, SSEDecoder
+from ..sse import SSEDecoder
 from . import _openai
 from .base import (
     Format,
-    MalformedEvent,
-    Reader,
+    JSONReader,
     Writer,
     WriterOptions,
     as_dict,
@@ -183,9 +182,11 @@ class _Seen:
     done: bool = False
 
 
-class ResponsesReader(Reader):
+class ResponsesReader(JSONReader):
     """Responses events → parts (module docstring). The JSON ``type`` decides; the ``event:``
     name is a fallback. Lenient about missing ids, wrong types and events it does not know."""
+
+    done_ends_stream = False  # foreign to Responses: the terminal event says how it ended
 
     def __init__(self) -> None:
         self._started = False
@@ -195,14 +196,8 @@ class ResponsesReader(Reader):
         # (item key, kind, part index) whose text already reached the canonical stream.
         self._streamed: set[tuple[str, str, int]] = set()
 
-    def read(self, event: ServerSentEvent) -> list[Part]:
-        data = event.data
-        if not data.strip() or data.startswith("[DONE]"):
-            return []  # not part of the format; the terminal event says how the stream ended
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            raise MalformedEvent("responses event is not a JSON object")
-        kind = as_str(obj.get("type")) or event.event or ""
+    def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
+        kind = as_str(obj.get("type")) or event or ""
         parts: list[Part] = []
         if kind in ("response.created", "response.in_progress", "response.queued"):
             self._start(as_dict(obj.get("response")), parts)
@@ -262,7 +257,7 @@ class ResponsesReader(Reader):
                 parts.append(_error_in({"error": error}))
             else:
                 parts.append(StreamError("api_error", "upstream response failed"))
-        elif kind == "error" or event.event == "error":
+        elif kind == "error" or event == "error":
             parts.append(_error_in(obj))
         elif kind == "response.output_text.annotation.added":
             parts.append(Extension("openai.annotation", obj.get("annotation")))

@@ -20,7 +20,7 @@ import logging
 import math
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import dumps
 from ..content import ChoiceContent, Content
 from ..parts import (
     Done,
@@ -38,12 +38,10 @@ from ..parts import (
     ToolCallStart,
     UsageUpdate,
 )
-from ..sse import ServerSentEvent
 from . import _openai
 from .base import (
     Format,
-    MalformedEvent,
-    Reader,
+    JSONReader,
     Writer,
     as_dict,
     as_int,
@@ -60,7 +58,7 @@ PREFIX = "cmpl-"
 _DONE = b"data: [DONE]\n\n"
 
 
-class CompletionsReader(Reader):
+class CompletionsReader(JSONReader):
     """Completions chunks → parts. Lenient like the Chat reader: missing ``index`` (the position
     is used), ``choices: null``, usage on any chunk, text and finish in one chunk, a choice that
     keeps talking after its finish (ignored), no ``[DONE]``.
@@ -72,17 +70,6 @@ class CompletionsReader(Reader):
     def __init__(self) -> None:
         self._started = False
         self._finished: set[int] = set()
-
-    def read(self, event: ServerSentEvent) -> list[Part]:
-        data = event.data
-        if data.startswith("[DONE]"):
-            return [Done()]
-        if not data.strip():
-            return []
-        obj = loads(data)
-        if not isinstance(obj, dict):
-            raise MalformedEvent("completions chunk is not a JSON object")
-        return self.read_object(obj, event.event)
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (or a whole non-streamed ``text_completion``)."""
