@@ -123,6 +123,32 @@ class SSEAdapterMiddleware:
 class _Responder:
     """One request's state: wraps ``receive`` (observing disconnects) and ``send``."""
 
+    # Slots: one per open stream, so its size counts (idle streams held by the thousand).
+    __slots__ = (
+        "cancelled",
+        "client",
+        "disconnected",
+        "early",
+        "error_body",
+        "error_headers",
+        "error_size",
+        "error_start",
+        "error_status",
+        "include_usage",
+        "inflate",
+        "mode",
+        "mw",
+        "real_receive",
+        "real_send",
+        "replay",
+        "scope",
+        "session",
+        "started_at",
+        "trailers",
+        "upstream",
+        "wants_stream",
+    )
+
     def __init__(
         self,
         mw: SSEAdapterMiddleware,
@@ -277,7 +303,22 @@ class _Responder:
             await self._on_start(message)
         elif kind == "http.response.body":
             if mode == "adapt":
-                await self._on_body(message)
+                if self.inflate is not None:
+                    await self._on_body(message)
+                    return
+                # ``_on_body`` inlined for plain bodies, the per-event hot path (a coroutine less
+                # per body message).
+                session = self.session
+                assert session is not None
+                body = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                if body:
+                    await session.push(body)
+                if not more:
+                    await session.close()
+                    self.mode = "done"
+                elif session.finished:
+                    self.mode = "done"
             elif mode == "error":
                 await self._on_error_body(message)
             elif mode != "done":

@@ -19,7 +19,7 @@ import http.cookiejar
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal
 
 import httpx
@@ -67,6 +67,9 @@ RESPONSE_HEADER_ALLOW = (
 )
 RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 MAX_ERROR_BODY = 1024 * 1024
+# What is read of an upstream body after its last event ended the client's stream (``_drain``).
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 64 * 1024
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -212,12 +215,32 @@ class UpstreamProxy:
     # -- routing ----------------------------------------------------------------------------
 
     def upstream_url_for(self, path: str, query: bytes) -> str:
-        """The upstream URL for a client path (only ever under ``upstream_url``)."""
+        """The upstream URL for a client path (only ever under ``upstream_url``).
+
+        Raises ``ValueError`` for a target that is not a path or would leave the upstream: a
+        server that passes the request target through (uvicorn's h11 does) makes
+        ``@evil.example/x`` a path, and ``upstream_url + path`` would then name another host;
+        dot segments must not climb out of the upstream's base path either.
+        """
+        if not path.startswith("/"):
+            raise ValueError("the request target is not a path")
         base = self.upstream_url
         if base.endswith("/v1") and path.startswith("/v1/"):
             path = path[3:]
         url = base + path
-        return url + "?" + query.decode("latin-1") if query else url
+        if query:
+            url += "?" + query.decode("latin-1")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise ValueError("the request target is not a valid path") from None
+        root = httpx.URL(base)
+        prefix = root.path.rstrip("/")
+        if (parsed.scheme, parsed.host, parsed.port) != (root.scheme, root.host, root.port) or (
+            parsed.path != prefix and not parsed.path.startswith(prefix + "/")
+        ):
+            raise ValueError("the request target leaves the upstream")
+        return url
 
 
 class _Exchange:
@@ -249,7 +272,12 @@ class _Exchange:
         stream = False
         include_usage = False
         if client_format is None:
-            url = proxy.upstream_url_for(self.path, self.scope.get("query_string", b""))
+            try:
+                url = proxy.upstream_url_for(self.path, self.scope.get("query_string", b""))
+            except ValueError as exc:
+                logger.warning("rejected request target: %s", exc)
+                await self._error(400, "invalid_request_error", str(exc))
+                return
             content = body
         else:
             try:
@@ -357,7 +385,7 @@ class _Exchange:
         method = self.scope.get("method", "GET")
         request = proxy.client.build_request(method, url, headers=headers, content=content)
         try:
-            response = await proxy.client.send(request, stream=True)
+            response = await self._send_upstream(request)
         except httpx.TimeoutException as exc:
             logger.warning("upstream %s: %s", "timed out before answering", exc.__class__.__name__)
             await self._error(504, "api_error", f"upstream timed out ({exc.__class__.__name__})")
@@ -366,6 +394,8 @@ class _Exchange:
             logger.warning("upstream unreachable: %s", exc.__class__.__name__)
             await self._error(502, "api_error", f"upstream unreachable ({exc.__class__.__name__})")
             return
+        if response is None:
+            return  # the client left while the upstream was thinking: nothing to answer
         try:
             extra = (
                 [(b"x-sse-adapter-dropped-fields", ",".join(dropped).encode())] if dropped else []
@@ -382,6 +412,40 @@ class _Exchange:
         finally:
             await response.aclose()
 
+    async def _send_upstream(self, request: httpx.Request) -> httpx.Response | None:
+        """Send the upstream request; ``None`` if the client left before the upstream answered.
+
+        The upstream may think for minutes before its response head (a reasoning model, any
+        non-streamed request): a client leaving meanwhile cancels the request at once, which
+        closes the upstream connection (sse-and-asgi.md §3.4 rule 5), instead of letting the
+        upstream generate an answer nobody reads.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        waiting = [True]
+        watcher = asyncio.get_running_loop().create_task(self._watch_early(task, waiting))
+        try:
+            return await self.proxy.client.send(request, stream=True)
+        except asyncio.CancelledError:
+            if watcher.done() and not watcher.cancelled() and watcher.result():
+                _uncancel(task)
+                logger.info("client disconnected before the upstream answered")
+                return None
+            raise
+        finally:
+            # No await between the send's end and here: the watcher cannot cancel later.
+            waiting[0] = False
+            watcher.cancel()
+
+    async def _watch_early(self, task: asyncio.Task[Any], waiting: list[bool]) -> bool:
+        """Cancel ``task`` if the client disconnects while ``waiting[0]``; return whether."""
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+        if waiting[0]:
+            task.cancel()
+            return True
+        return False
+
     def _response_headers(self, response: httpx.Response) -> list[tuple[bytes, bytes]]:
         out = []
         for k, v in response.headers.multi_items():
@@ -389,6 +453,20 @@ class _Exchange:
             if name in RESPONSE_HEADER_ALLOW or name.startswith(RESPONSE_HEADER_PREFIXES):
                 out.append((name.encode("latin-1"), v.encode("latin-1")))
         return out
+
+    async def _read_whole(self, response: httpx.Response, limit: int) -> bytes | None:
+        """A whole (bounded) upstream body; if reading it fails, answer 502 (504 on a timeout)
+        in the client's format and return ``None``."""
+        try:
+            return await _read_bounded(response, limit)
+        except httpx.HTTPError as exc:
+            name = exc.__class__.__name__
+            logger.warning("upstream failed while answering: %s", name)
+            if isinstance(exc, httpx.TimeoutException):
+                await self._error(504, "api_error", f"upstream timed out ({name})")
+            else:
+                await self._error(502, "api_error", f"upstream failed ({name})")
+            return None
 
     async def _relay(self, response: httpx.Response) -> None:
         """A path the proxy does not translate: status and body as they are (safe headers)."""
@@ -404,11 +482,16 @@ class _Exchange:
             async for chunk in response.aiter_bytes():
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError as exc:
+            # Not a clean end: return without the final message, so the server drops the
+            # connection and the client sees an incomplete body instead of a complete one.
             logger.warning("upstream failed while relaying: %s", exc.__class__.__name__)
+            return
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _translate_error(self, response: httpx.Response, client_format: Format) -> None:
-        raw = await _read_bounded(response, MAX_ERROR_BODY)
+        raw = await self._read_whole(response, MAX_ERROR_BODY)
+        if raw is None:
+            return
         try:
             decoded: Any = json.loads(raw)
         except ValueError:
@@ -421,7 +504,9 @@ class _Exchange:
     async def _translate_json(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
-        raw = await _read_bounded(response, 64 * MAX_ERROR_BODY)
+        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
+        if raw is None:
+            return
         upstream = self.proxy.upstream
         try:
             payload = json.loads(raw)
@@ -481,13 +566,19 @@ class _Exchange:
         watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(session, task))
         _, first_byte, idle_timeout, _ = proxy.timeouts
         idle = _Idle(first_byte, idle_timeout, task)
+        chunks = response.aiter_bytes()
+        drain = False
         try:
             await session.start(200, headers)
             self.response_started = True
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks:
                 idle.touch()
                 await session.push(chunk)
                 if session.finished:
+                    # The upstream's own last event ended the client's stream: the rest of its
+                    # body (normally just the chunked terminator) is read below, so that the
+                    # connection goes back to the pool instead of being closed.
+                    drain = not session.disconnected
                     break
             await session.close()
         except asyncio.CancelledError:
@@ -509,6 +600,8 @@ class _Exchange:
             idle.cancel()
             watcher.cancel()
             await session.report()
+        if drain:
+            await _drain(chunks, task)
 
     async def _watch_disconnect(self, session: StreamSession, task: asyncio.Task[Any]) -> None:
         """The proxy owns ``receive`` once the body is read: the client leaving closes the
@@ -582,6 +675,34 @@ class _Idle:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+
+
+async def _drain(chunks: AsyncIterator[bytes], task: asyncio.Task[Any]) -> None:
+    """Read what is left of an upstream body after the client's stream ended, bounded by
+    ``DRAIN_SECONDS`` and ``DRAIN_BYTES``: a body read to its end keeps its pooled connection
+    (closing it early costs the next request a new TCP and TLS handshake)."""
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    guard = asyncio.get_running_loop().call_later(DRAIN_SECONDS, expire)
+    size = 0
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > DRAIN_BYTES:
+                return
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        _uncancel(task)
+    except httpx.HTTPError:
+        pass
+    finally:
+        guard.cancel()
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:

@@ -68,6 +68,27 @@ OnComplete = Callable[[StreamReport], "Awaitable[None] | None"]
 class StreamSession:
     """Send one adapted SSE response through ``send``."""
 
+    # Slots: one per open stream, so its size counts (idle streams held by the thousand).
+    __slots__ = (
+        "_bytes",
+        "_first_body",
+        "_gone",
+        "_heartbeat_task",
+        "_interval",
+        "_last_send",
+        "_lock",
+        "_loop",
+        "_on_complete",
+        "_reported",
+        "_send",
+        "_started_at",
+        "_timer",
+        "adapter",
+        "disconnected",
+        "finished",
+        "headers_sent",
+    )
+
     def __init__(
         self,
         adapter: StreamAdapter,
@@ -138,18 +159,30 @@ class StreamSession:
             await self._final(self.adapter.fail(reason))
 
     async def _body(self, data: bytes, *, more: bool) -> None:
-        async with self._lock:
+        # The per-event hot path: the lock taken without ``async with`` and ``_guarded`` inlined
+        # (each saves a coroutine per body message; same semantics).
+        lock = self._lock
+        await lock.acquire()
+        try:
             if self.finished:
                 return
             if not more:
                 self.finished = True
-            await self._guarded({"type": "http.response.body", "body": data, "more_body": more})
+            try:
+                await self._send({"type": "http.response.body", "body": data, "more_body": more})
+            except OSError as exc:
+                # As in ``_guarded``: the client is gone (ASGI 2.4).
+                self._gone = exc
+                self.mark_disconnected()
+                raise
             if data:
                 self._bytes += len(data)
                 now = time.monotonic()
                 self._last_send = now
                 if self._first_body is None:
                     self._first_body = now
+        finally:
+            lock.release()
 
     async def _final(self, data: bytes) -> None:
         self._disarm()
@@ -210,8 +243,10 @@ class StreamSession:
             timed_out = True
             task.cancel()
 
+        lock = self._lock
         try:
-            async with self._lock:
+            await lock.acquire()
+            try:
                 if self.finished:
                     return
                 data = self.adapter.heartbeat()
@@ -225,6 +260,8 @@ class StreamSession:
                     finally:
                         guard.cancel()
                     self._last_send = time.monotonic()
+            finally:
+                lock.release()
         except OSError as exc:
             self._gone = exc
             self.mark_disconnected()
