@@ -255,7 +255,7 @@ class StreamAdapter:
         self._apply(self._reader.end(), out)
         if self.ended:  # the reader's end parts may have ended the stream
             return b"".join(out)
-        if self.content.finished:
+        if self.content.finished and self._reader.complete():
             logger.info("upstream ended after its finish reason but without its terminator")
             self._finish_normally(out)
         else:
@@ -458,8 +458,9 @@ class StreamAdapter:
                 elif isinstance(part, Finish):
                     finished = True
                 elif isinstance(part, Done):
-                    done = finished = True
-        return finished, done, error
+                    done = True
+        # With n > 1 a finish counts only if no choice seen in these events is still open.
+        return done or (finished and reader.complete()), done, error
 
     def _close_identity(self) -> bytes:
         framer = self._framer

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "FINISH_REASONS",
+    "MAX_CHOICES",
     "Done",
     "Extension",
     "Finish",
@@ -54,6 +55,11 @@ FinishReason: TypeAlias = Literal[
     "pause_turn",
 ]
 """Why a choice ended, in terms every format can map to its own (formats.md §5)."""
+
+MAX_CHOICES = 128
+"""Choice indexes at or above this are refused by readers: OpenAI's ``n`` allows at most 128,
+and a writer must announce every lower choice before a higher one (an upstream index of 10**7
+would otherwise cost millions of filler chunks)."""
 
 FINISH_REASONS: frozenset[str] = frozenset(FinishReason.__args__)  # type: ignore[attr-defined]
 

@@ -85,6 +85,11 @@ class Reader(ABC):
         """Parts owed at upstream end of stream (most formats owe none)."""
         return []
 
+    def complete(self) -> bool:
+        """Whether every choice the upstream opened has finished, including choices that never
+        produced content (formats without choices: always)."""
+        return True
+
 
 class JSONReader(Reader):
     """A reader for formats whose events each carry one JSON object (all five): the envelope
@@ -208,9 +213,15 @@ def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_INT64 = 1 << 63
+
+
 def as_int(value: Any) -> int | None:
-    """``value`` if it is an integer (not a bool), else ``None``."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """``value`` if it is an integer (not a bool) that every client can hold (64 bits), else
+    ``None``: a count or index beyond that is nonsense, and JSON libraries refuse to write it."""
+    if isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64:
+        return value
+    return None
 
 
 def as_timestamp(value: Any) -> int | None:
@@ -220,7 +231,8 @@ def as_timestamp(value: Any) -> int | None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return int(value)
+    seconds = int(value)
+    return seconds if 0 <= seconds < _INT64 else None
 
 
 def strip_prefix(value: str | None, prefix: str) -> str | None:

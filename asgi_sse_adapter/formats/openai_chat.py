@@ -17,6 +17,7 @@ from typing import Any
 from .._json import dumps
 from ..content import ChoiceContent, Content
 from ..parts import (
+    MAX_CHOICES,
     Done,
     Finish,
     MessageStart,
@@ -69,8 +70,12 @@ class ChatReader(JSONReader):
         self._started = False
         self._calls: dict[tuple[int, int], _Call] = {}
         self._next_call: dict[int, int] = {}
+        self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._implicit: dict[int, int] = {}  # choice → key of the last call without ``index``
+
+    def complete(self) -> bool:
+        return self._seen <= self._finished
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (an error also when it came as ``event: error``)."""
@@ -91,17 +96,22 @@ class ChatReader(JSONReader):
         choices = obj.get("choices")
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
-                self._choice(choice if isinstance(choice, dict) else {}, position, parts)
+                if isinstance(choice, dict):  # anything else is not a choice
+                    self._choice(choice, position, parts)
         usage = obj.get("usage")
         if isinstance(usage, dict):
             parts.append(UsageUpdate(_openai.usage_in(usage)))
         return parts
 
     def _choice(self, choice: dict[str, Any], position: int, parts: list[Part]) -> None:
-        index = as_int(choice.get("index"))
+        raw_index = choice.get("index")
+        index = as_int(raw_index)
+        if raw_index is not None and index is None:
+            return  # not a choice: an index of the wrong type
         c = position if index is None else index
-        if c < 0 or c in self._finished:
+        if not 0 <= c < MAX_CHOICES or c in self._finished:
             return
+        self._seen.add(c)
         delta = choice.get("delta")
         if isinstance(delta, dict):
             get = delta.get
@@ -312,6 +322,11 @@ class ChatWriter(Writer):
                 logger.debug("openai-chat writer skips %s", type(part).__name__)
 
     def end(self, out: list[bytes]) -> None:
+        # Choices announced only to fill a gap the upstream left (an index skipped) never got
+        # a finish of their own; each announced choice ends exactly once.
+        for c in sorted(self._choices - self._finished):
+            self._emit(c, {}, "stop", out)
+            self._finished.add(c)
         if self.options.include_usage and self.content.usage_reported:
             self._identity()
             chunk = {

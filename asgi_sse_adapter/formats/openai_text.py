@@ -17,12 +17,12 @@ format's writer has a place for them; logged at debug), so every written chunk h
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from .._json import dumps
 from ..content import ChoiceContent, Content
 from ..parts import (
+    MAX_CHOICES,
     Done,
     Finish,
     MessageStart,
@@ -43,9 +43,9 @@ from .base import (
     Format,
     JSONReader,
     Writer,
-    as_dict,
     as_int,
     as_str,
+    as_timestamp,
     frame,
     strip_prefix,
 )
@@ -69,7 +69,11 @@ class CompletionsReader(JSONReader):
 
     def __init__(self) -> None:
         self._started = False
+        self._seen: set[int] = set()
         self._finished: set[int] = set()
+
+    def complete(self) -> bool:
+        return self._seen <= self._finished
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (or a whole non-streamed ``text_completion``)."""
@@ -82,13 +86,14 @@ class CompletionsReader(JSONReader):
                 MessageStart(
                     id=strip_prefix(as_str(obj.get("id")), PREFIX),
                     model=as_str(obj.get("model")),
-                    created=_seconds(obj.get("created")),
+                    created=as_timestamp(obj.get("created")),
                 )
             )
         choices = obj.get("choices")
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
-                if self._choice(as_dict(choice), position, parts):
+                # Anything but an object is not a choice.
+                if isinstance(choice, dict) and self._choice(choice, position, parts):
                     return parts
         usage = obj.get("usage")
         if isinstance(usage, dict):
@@ -97,10 +102,14 @@ class CompletionsReader(JSONReader):
 
     def _choice(self, choice: dict[str, Any], position: int, parts: list[Part]) -> bool:
         """Read one choice into ``parts``; ``True`` if it reported an error (stop reading)."""
-        index = as_int(choice.get("index"))
+        raw_index = choice.get("index")
+        index = as_int(raw_index)
+        if raw_index is not None and index is None:
+            return False  # not a choice: an index of the wrong type
         c = position if index is None else index
-        if c < 0 or c in self._finished:
+        if not 0 <= c < MAX_CHOICES or c in self._finished:
             return False
+        self._seen.add(c)
         text = as_str(choice.get("text"))
         if text:
             parts.append(TextDelta(text, c))
@@ -118,15 +127,6 @@ class CompletionsReader(JSONReader):
             else:
                 parts.append(Finish(_openai.finish_in(finish), choice=c))
         return False
-
-
-def _seconds(value: Any) -> int | None:
-    """A ``created`` timestamp as integer seconds; ``None`` unless a finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return int(value)
 
 
 class CompletionsWriter(Writer):
@@ -194,6 +194,10 @@ class CompletionsWriter(Writer):
             logger.debug("openai-text writer skips %s", type(part).__name__)
 
     def end(self, out: list[bytes]) -> None:
+        # Choices announced only to fill a gap the upstream left end too, exactly once each.
+        for c in sorted(self._choices - self._finished):
+            self._chunk(c, "", "stop", out)
+            self._finished.add(c)
         if self.options.include_usage and self.content.usage_reported:
             self._identity()
             chunk = {
