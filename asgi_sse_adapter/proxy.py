@@ -173,11 +173,13 @@ class UpstreamProxy:
     def client(self) -> httpx.AsyncClient:
         """The upstream client, created on first use unless one was injected."""
         if self._client is None:
-            connect, first_byte, _, write = self.timeouts
+            connect, first_byte, idle, write = self.timeouts
             self._client = httpx.AsyncClient(
-                # httpx's read timeout covers the wait for the answer; the idle timeout between
-                # chunks is enforced per stream (``_Idle``).
-                timeout=httpx.Timeout(connect=connect, read=first_byte, write=write, pool=connect),
+                # One read timeout covers every read, so it is the larger limit; the first-byte
+                # and idle limits proper are enforced per request (``_Idle``).
+                timeout=httpx.Timeout(
+                    connect=connect, read=max(first_byte, idle), write=write, pool=connect
+                ),
                 limits=self.limits,
                 trust_env=False,
                 follow_redirects=False,
@@ -384,8 +386,21 @@ class _Exchange:
         proxy = self.proxy
         method = self.scope.get("method", "GET")
         request = proxy.client.build_request(method, url, headers=headers, content=content)
+        task = asyncio.current_task()
+        assert task is not None
+        _, first_byte, _, _ = proxy.timeouts
+        # httpx's read timeout is the larger of the two limits (one value covers every read):
+        # the wait for the response head is held to the first-byte limit here.
+        head = _Idle(first_byte, first_byte, task)
         try:
             response = await self._send_upstream(request)
+        except asyncio.CancelledError:
+            if not head.fired:
+                raise
+            _uncancel(task)
+            logger.warning("upstream timed out before answering (%gs)", first_byte)
+            await self._error(504, "api_error", f"upstream did not answer within {first_byte:g} s")
+            return
         except httpx.TimeoutException as exc:
             logger.warning("upstream %s: %s", "timed out before answering", exc.__class__.__name__)
             await self._error(504, "api_error", f"upstream timed out ({exc.__class__.__name__})")
@@ -394,6 +409,8 @@ class _Exchange:
             logger.warning("upstream unreachable: %s", exc.__class__.__name__)
             await self._error(502, "api_error", f"upstream unreachable ({exc.__class__.__name__})")
             return
+        finally:
+            head.cancel()
         if response is None:
             return  # the client left while the upstream was thinking: nothing to answer
         try:

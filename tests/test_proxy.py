@@ -374,6 +374,23 @@ def test_idle_timeout_mid_stream(servers: ServerFactory, fake: FakeUpstream) -> 
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
 
 
+def test_idle_timeout_longer_than_first_byte_timeout(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An idle limit longer than the first-byte limit is honoured between chunks: an upstream
+    pacing its events 0.6 s apart streams to the end under first_byte 0.3 s / idle 5 s."""
+    _, proxy = _proxy(servers, fake, "openai-chat", first_byte_timeout=0.3, idle_timeout=5.0)
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/chat/completions",
+        {"model": "m", "messages": MESSAGES, "stream": True},
+        {"x-fake-scenario": "long", "x-fake-deltas": "2", "x-fake-pace": "0.6"},
+    )
+    events = SSEDecoder().feed(raw)
+    assert events[-1].data == "[DONE]"
+    assert not any("error" in json.loads(e.data) for e in events[:-1])
+
+
 def test_heartbeat_while_upstream_silent(servers: ServerFactory, fake: FakeUpstream) -> None:
     """While the upstream thinks, the client receives comment keep-alives between events."""
     _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=0.1)
