@@ -175,6 +175,7 @@ class StreamAdapter:
         self._head: bytes = b""
         self._previous: bytes = b""
         self._last: bytes = b""
+        self._ids_checked: bytes | None = None  # the last chunk already searched for ``id:``
         self._passthrough = self._framer is not None and self._decoder is None
         self._frame: Callable[[bytes], bytes] = (
             self._framer.feed_joined if self._framer is not None else bytes
@@ -421,6 +422,9 @@ class StreamAdapter:
         # Servers that use ids put them on every event, or at least on the first one.
         if self._decoder is not None:
             return self._decoder.last_event_id not in (None, "")
+        if self._last is self._ids_checked:
+            return False  # nothing new since the last heartbeat looked
+        self._ids_checked = self._last
         return any(b"id:" in chunk for chunk in (self._head, self._previous, self._last))
 
     def _identity_ending(self) -> tuple[bool, bool, StreamError | None]:
