@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -441,7 +442,19 @@ def _targets(evil: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("http", ["h11", "httptools"])
+@pytest.mark.parametrize(
+    "http",
+    [
+        "h11",
+        pytest.param(
+            "httptools",
+            marks=pytest.mark.skipif(
+                find_spec("httptools") is None,
+                reason="uvicorn's optional httptools parser is not installed here",
+            ),
+        ),
+    ],
+)
 def test_proxy_contacts_only_its_upstream(
     http: str, servers: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
