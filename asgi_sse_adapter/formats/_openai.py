@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .._json import dumps
+from ..content import Content
 from ..parts import FinishReason, StreamError, Usage
-from .base import ERROR_STATUS, as_dict, as_int, as_str
+from .base import ERROR_STATUS, WriterOptions, as_dict, as_int, as_str
 
 logger = logging.getLogger("asgi_sse_adapter")
 
@@ -132,3 +134,23 @@ def _type_for_status(status: int | None) -> str:
         if status in (anthropic_status, openai_status) and type_ not in ("billing_error",):
             return type_
     return "api_error"
+
+
+class Envelope:
+    """What every chunk of one OpenAI Chat/Completions stream repeats: ``id`` (``prefix`` + the
+    upstream's id, or a fresh one), ``created`` and ``model``, and those fields pre-serialised as
+    the bytes that open each chunk up to its ``choices`` list."""
+
+    __slots__ = ("created", "head", "id", "model")
+
+    def __init__(self, content: Content, options: WriterOptions, prefix: str, object_: str) -> None:
+        self.id = prefix + (content.id if content.id is not None else options.new_id())
+        self.created = content.created if content.created is not None else options.now()
+        self.model = content.model if content.model is not None else "unknown"
+        self.head = (
+            b'data: {"id":'
+            + dumps(self.id)
+            + f',"object":"{object_}","created":{self.created},"model":'.encode()
+            + dumps(self.model)
+            + b',"choices":['
+        )

@@ -145,18 +145,12 @@ class CompletionsWriter(Writer):
     def _identity(self) -> None:
         if self._prefix:
             return
-        c = self.content
-        self._id = PREFIX + (c.id if c.id is not None else self.options.new_id())
-        self._created = c.created if c.created is not None else self.options.now()
-        self._model = c.model if c.model is not None else "unknown"
-        self._prefix = (
-            b'data: {"id":'
-            + dumps(self._id)
-            + b',"object":"text_completion","created":'
-            + str(self._created).encode()
-            + b',"model":'
-            + dumps(self._model)
-            + b',"choices":['
+        env = _openai.Envelope(self.content, self.options, PREFIX, "text_completion")
+        self._id, self._created, self._model, self._prefix = (
+            env.id,
+            env.created,
+            env.model,
+            env.head,
         )
 
     def _emit(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
