@@ -25,7 +25,6 @@ shared machine does not count; each figure is the median over the repeats.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import platform
@@ -35,8 +34,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import version
 
+from _common import (
+    arg_parser,
+    interleaved,
+    nproc,
+    print_header,
+    split,
+    summary_line,
+    verdict,
+    versions_line,
+)
 from httpx._decoders import TextDecoder
 from httpx_sse._decoders import SSEDecoder as HttpxSSEDecoder
 from httpx_sse._decoders import SSELineDecoder
@@ -171,11 +179,6 @@ def anthropic_stream(n_events: int, seed: int = 2) -> bytes:
     return b"".join(out)
 
 
-def split(stream: bytes, size: int) -> list[bytes]:
-    """The stream as consecutive reads of ``size`` bytes."""
-    return [stream[i : i + size] for i in range(0, len(stream), size)]
-
-
 # --------------------------------------------------------------------------------------------
 # Contenders
 
@@ -262,15 +265,11 @@ CONTENDERS: dict[str, Runner] = {
 def measure(runners: dict[str, Runner], chunks: Sequence[bytes], repeats: int) -> dict[str, float]:
     """Median seconds per full decode, contenders interleaved in each round (order shuffled)."""
     times: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
-    rng = random.Random(0)
-    for _ in range(repeats):
-        rng.shuffle(order)
-        for name in order:
-            run = runners[name]
-            t0 = time.process_time()
-            run(chunks)
-            times[name].append(time.process_time() - t0)
+    for name in interleaved(runners, repeats, seed=0):
+        run = runners[name]
+        t0 = time.process_time()
+        run(chunks)
+        times[name].append(time.process_time() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -330,22 +329,14 @@ def large_event_seconds(piece: int, rounds: int, *, cold: bool) -> tuple[float, 
     )
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller corpus")
+    parser = arg_parser(__doc__, quick="fewer repeats, smaller corpus")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 21
     n_events = 2000 if args.quick else 8000
 
-    print(f"python {platform.python_version()} ({platform.machine()}), {_cpus()} CPU(s)")
-    print(
-        "versions: "
-        + ", ".join(f"{p} {version(p)}" for p in ("asgi-sse-adapter", "openai", "httpx-sse"))
-    )
+    print(f"python {platform.python_version()} ({platform.machine()}), {nproc()} CPU(s)")
+    print("versions: " + versions_line("asgi-sse-adapter", "openai", "httpx-sse"))
     print(f"{repeats} interleaved repeats, medians\n")
 
     corpora = {
@@ -356,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'corpus':<10} {'read':>6} {'contender':<26} {'MB/s':>8} {'events/s':>11} {'ratio':>7}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for corpus_name, stream in corpora.items():
         for read in (16384, 1460):
             chunks = split(stream, read)
@@ -427,17 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  (no glibc malloc_trim here: runs reuse warm memory, the 1 MiB run more so)")
 
     print()
-    if failures:
-        print("FAIL: " + "; ".join(failures))
-        return 1
-    print("PASS: all targets met")
-    return 0
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1
+    print(summary_line(failures))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

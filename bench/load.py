@@ -33,15 +33,26 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from _common import (
+    Child,
+    Receive,
+    Scope,
+    Send,
+    arg_parser,
+    cpu_seconds,
+    listen_socket,
+    percentile,
+    proc_status,
+    run_uvicorn,
+    versions_line,
+)
 
 FORMATS = (
     "openai-chat",
@@ -58,18 +69,6 @@ ENDPOINTS = {
     "anthropic-messages": "/v1/messages",
     "anthropic-text": "/v1/complete",
 }
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,8 +105,6 @@ class Router:
 
 def serve(role: str, upstream_url: str | None) -> None:
     """Child process: serve the fake or the proxy router on a free port; print the port."""
-    import uvicorn
-
     app: Any
     if role == "fake":
         from example_app.fake_upstream import FakeUpstream
@@ -116,84 +113,21 @@ def serve(role: str, upstream_url: str | None) -> None:
     else:
         assert upstream_url is not None
         app = Router(upstream_url)
-    # proto=IPPROTO_TCP: asyncio then turns Nagle off on accepted connections.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app,
-        http="httptools",
-        loop="asyncio",
-        log_level="warning",
-        access_log=False,
-        backlog=8192,
-        timeout_keep_alive=30,
-        lifespan="on" if role == "proxy" else "off",
+    sock = listen_socket()
+    run_uvicorn(
+        app, sock, lifespan="on" if role == "proxy" else "off", backlog=8192, timeout_keep_alive=30
     )
-    server = uvicorn.Server(config)
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    server.run(sockets=[sock])
-
-
-@dataclass
-class Child:
-    """A server child process and its base URL."""
-
-    process: subprocess.Popen[str]
-    url: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def start_child(role: str, upstream_url: str | None = None) -> Child:
-    args = [sys.executable, os.path.abspath(__file__), "--serve", role]
-    if upstream_url:
-        args += ["--upstream-url", upstream_url]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.match(r"PORT (\d+)", line)
-    if match is None:
-        process.kill()
-        raise RuntimeError(f"{role} child did not start: {line!r}")
-    url = f"http://127.0.0.1:{match.group(1)}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=1).close()
-            return Child(process, url)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    """A server child serving ``role``, once it accepts connections."""
+    args = ["--upstream-url", upstream_url] if upstream_url else []
+    return Child.start(__file__, role, *args, timeout=10)
 
 
-def proc_status(pid: int) -> dict[str, int]:
+def memory_bytes(pid: int) -> dict[str, int]:
     """``VmRSS`` and ``VmHWM`` of a process, in bytes."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                out[name] = int(value.split()[0]) * 1024
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return {name: kib * 1024 for name, kib in proc_status(pid).items()}
 
 
 def upstream_events(deltas: int, streams: int) -> int:
@@ -387,15 +321,8 @@ async def run_streams(
 # Main
 
 
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "-"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = arg_parser(__doc__, quick=None)
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams")
     parser.add_argument("--deltas", type=int, default=32, help="text deltas per stream")
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between deltas")
@@ -425,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         time.sleep(0.5)
-        before = proc_status(proxy.pid)
+        before = memory_bytes(proxy.pid)
         peak_reset = reset_peak(proxy.pid)
         cpu_before = cpu_seconds(proxy.pid)
         fake_before = cpu_seconds(fake.pid)
@@ -440,12 +367,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.deadline,
             )
         )
-        during = proc_status(proxy.pid)
+        during = memory_bytes(proxy.pid)
         cpu = cpu_seconds(proxy.pid) - cpu_before
         fake_cpu = cpu_seconds(fake.pid) - fake_before
         client_cpu = time.process_time() - client_before
         time.sleep(1.0)
-        after = proc_status(proxy.pid)
+        after = memory_bytes(proxy.pid)
         direct: Run | None = None
         if not args.no_direct:
             direct = asyncio.run(
@@ -468,8 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     mb = 1024 * 1024
     print(
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"httpx {_version('httpx')}, uvicorn {_version('uvicorn')}, "
-        f"orjson {_version('orjson')}"
+        + versions_line("httpx", "uvicorn", "orjson", missing="-")
     )
     print(
         f"{streams} concurrent streams, 25 format pairs, {args.deltas} deltas "

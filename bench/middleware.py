@@ -45,21 +45,37 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import platform
 import random
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
-import urllib.request
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from _common import (
+    ASGIApp,
+    Child,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    StatsEndpoint,
+    arg_parser,
+    dist_version,
+    finish,
+    interleaved,
+    listen_socket,
+    machine_line,
+    print_header,
+    rss_kib,
+    run_uvicorn,
+    stop_all,
+    verdict,
+    versions_line,
+)
 
 # Targets (docs/performance.md).
 TARGET_PASSTHROUGH = 0.95
@@ -89,16 +105,6 @@ REQUEST_BODY = json.dumps(
     {"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 ).encode()
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
 
 # --------------------------------------------------------------------------------------------
 # Servers (child processes)
@@ -113,40 +119,21 @@ def _select(scope: Scope) -> tuple[str, str] | None:
     return None
 
 
-def _rss_kib(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+def _snapshot(scope: Scope) -> dict[str, Any]:
+    """``GET /_bench/stats[?gc=1]``: this process's CPU time, RSS and traced memory."""
+    if b"gc=1" in scope.get("query_string", b""):
+        gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+    return {
+        "cpu": time.process_time(),
+        "rss_kib": rss_kib(),
+        "traced": traced,
+        "tasks": len(asyncio.all_tasks()),
+    }
 
 
-class Control:
-    """``GET /_bench/stats[?gc=1]``: this process's CPU time, RSS and traced memory as JSON.
-
-    Everything else goes to the app with the server's own ``send`` (no per-message cost)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/_bench/stats":
-            await self.app(scope, receive, send)
-            return
-        if b"gc=1" in scope.get("query_string", b""):
-            gc.collect()
-        traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
-        body = json.dumps(
-            {
-                "cpu": time.process_time(),
-                "rss_kib": _rss_kib(),
-                "traced": traced,
-                "tasks": len(asyncio.all_tasks()),
-            }
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+def _with_stats(app: ASGIApp) -> StatsEndpoint:
+    return StatsEndpoint(app, _snapshot, json_headers=True)
 
 
 def build_app(kind: str, heartbeat: float | None) -> ASGIApp:
@@ -155,84 +142,27 @@ def build_app(kind: str, heartbeat: float | None) -> ASGIApp:
 
     fake = FakeUpstream(log_size=1)
     if kind == "bare":
-        return Control(fake)
+        return _with_stats(fake)
     if kind == "mw":
-        return Control(SSEAdapterMiddleware(fake, select=_select, heartbeat_interval=heartbeat))
+        return _with_stats(SSEAdapterMiddleware(fake, select=_select, heartbeat_interval=heartbeat))
     raise ValueError(kind)
 
 
 def serve(kind: str, heartbeat: float | None, trace: bool) -> None:
     """Child process: serve one contender with uvicorn + httptools; print the port."""
-    import uvicorn
-
     if trace:
         tracemalloc.start(1)
-    # proto=IPPROTO_TCP as uvicorn's own bind gets it from getaddrinfo: asyncio sets TCP_NODELAY
-    # only on sockets whose proto says TCP (with proto 0, Nagle holds back every small event
-    # behind the client's 40 ms delayed ACK).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        build_app(kind, heartbeat),
-        http="httptools",
-        loop="asyncio",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_keep_alive=120,
-    )
-    print(sock.getsockname()[1], flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    sock = listen_socket()
+    app = build_app(kind, heartbeat)
+    run_uvicorn(app, sock, lifespan="off", backlog=4096, timeout_keep_alive=120)
 
 
-@dataclass
-class Server:
-    kind: str
-    proc: subprocess.Popen[str]
-    port: int
-
-    def stats(self, collect: bool = False) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.port}/_bench/stats" + ("?gc=1" if collect else "")
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            result: dict[str, Any] = json.load(resp)
-        return result
-
-    def rss_kib(self) -> int:
-        return _rss_kib(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_server(kind: str, heartbeat: float | None = 15.0, trace: bool = False) -> Server:
-    cmd = [sys.executable, os.path.abspath(__file__), "--serve", kind]
-    cmd += ["--heartbeat", "off" if heartbeat is None else str(heartbeat)]
+def start_server(kind: str, heartbeat: float | None = 15.0, trace: bool = False) -> Child:
+    """A server child serving ``kind``, once it answers ``/_bench/stats``."""
+    args = ["--heartbeat", "off" if heartbeat is None else str(heartbeat)]
     if trace:
-        cmd.append("--tracemalloc")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        raise RuntimeError(f"server {kind} did not start (exit {proc.returncode})")
-    server = Server(kind, proc, int(line))
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            server.stats()
-            return server
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise
-            time.sleep(0.05)
+        args.append("--tracemalloc")
+    return Child.start(__file__, kind, *args, ready=Child.stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,7 +306,7 @@ async def check_stream(port: int, mode: str, kind: str, deltas: int) -> None:
 @dataclass
 class Contender:
     name: str
-    server: Server
+    server: Child
     mode: str
     conns: list[Conn] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
@@ -389,12 +319,11 @@ async def throughput(quick: bool, rounds: int) -> tuple[list[dict[str, Any]], li
     try:
         return await _throughput(servers, quick, rounds)
     finally:
-        for server in servers.values():
-            server.stop()
+        stop_all(servers.values())
 
 
 async def _throughput(
-    servers: dict[str, Server], quick: bool, rounds: int
+    servers: dict[str, Child], quick: bool, rounds: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
     deltas = DELTAS // 2 if quick else DELTAS
     contenders = [
@@ -429,18 +358,14 @@ async def _throughput(
         c.wall.clear()
         c.cpu.clear()
         c.client.clear()
-    rng = random.Random(1)
-    order = list(contenders)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for c in order:
-            await sample(c)
+    for c in interleaved(contenders, rounds, seed=1):
+        await sample(c)
     for c in contenders:
         for conn in c.conns:
             conn.close()
 
     print(
-        f"Throughput on uvicorn {_version('uvicorn')} + httptools {_version('httptools')} "
+        f"Throughput on uvicorn {dist_version('uvicorn')} + httptools {dist_version('httptools')} "
         f"(asyncio loop): {CONNECTIONS} concurrent streams, {STREAMS_PER_CONNECTION} streams per "
         f"connection per sample, {deltas} deltas per stream ({events['passthrough']} Chat / "
         f"{events['translate']} Messages upstream events), {rounds} interleaved rounds; "
@@ -451,8 +376,7 @@ async def _throughput(
         f"{'contender':<21} {'events/s':>9} {'x bare':>7} {'(medians)':>9} "
         f"{'server CPU µs/ev':>17} {'x bare':>7} {'client CPU µs/ev':>17}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     by_name = {c.name: c for c in contenders}
@@ -608,16 +532,12 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
             await once(app)
             loops[name] = max(1, round(SAMPLE_SECONDS / max(time.process_time() - t0, 1e-6)))
         times: dict[str, list[float]] = {name: [] for name in apps}
-        order = list(apps)
-        rng = random.Random(2)
-        for _ in range(rounds):
-            rng.shuffle(order)
-            for name in order:
-                app, n = apps[name], loops[name]
-                t0 = time.process_time()
-                for _ in range(n):
-                    await once(app)
-                times[name].append((time.process_time() - t0) / n / n_messages)
+        for name in interleaved(apps, rounds, seed=2):
+            app, n = apps[name], loops[name]
+            t0 = time.process_time()
+            for _ in range(n):
+                await once(app)
+            times[name].append((time.process_time() - t0) / n / n_messages)
         return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
     med = asyncio.run(measure())
@@ -632,8 +552,7 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
         f"discards), {rounds} interleaved rounds, CPU medians"
     )
     header = f"{'contender':<18} {'µs/message':>11} {'overhead µs':>12} {'x no-op overhead':>17}"
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     print(f"{'bare':<18} {bare:>11.3f} {0:>12.3f}")
     print(f"{'no-op wrapper':<18} {med['no-op wrapper']:>11.3f} {noop:>12.3f} {1:>17.2f}")
     print(
@@ -668,7 +587,7 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
 # Part 3: memory per idle heartbeating stream
 
 
-async def open_idle(server: Server, mode: str, n: int) -> list[Conn]:
+async def open_idle(server: Child, mode: str, n: int) -> list[Conn]:
     request = raw_request(server.port, PATHS[mode], "scenario=long&deltas=4&stall=1")
     limit = asyncio.Semaphore(64)
 
@@ -696,13 +615,13 @@ async def memory_once(kind: str, mode: str, n: int, trace: bool) -> dict[str, fl
             await asyncio.sleep(MEMORY_HEARTBEAT * 1.5)
             await close_all(conns)
             await asyncio.sleep(0.2)
-        before = server.stats(collect=True)
+        before = server.stats("gc=1")
         rss0 = server.rss_kib()
         conns = await open_idle(server, mode, n)
         reads0 = sum(c.reads for c in conns)
         await asyncio.sleep(MEMORY_HOLD)
         reads = sum(c.reads for c in conns) - reads0
-        after = server.stats(collect=True)
+        after = server.stats("gc=1")
         rss1 = server.rss_kib()
         tasks = after["tasks"] - before["tasks"]
         await close_all(conns)
@@ -744,8 +663,7 @@ def memory(rounds: int, n: int) -> tuple[list[dict[str, Any]], list[str]]:
         f"{'contender':<18} {'RSS B/stream':>13} {'x bare':>7} {'traced B/stream':>16} "
         f"{'x bare':>7} {'tasks/stream':>13} {'reads/stream':>13}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     for mode in PATHS:
@@ -833,7 +751,7 @@ async def heartbeat_window(
     await asyncio.sleep(window)
     cpu = time.process_time() - cpu0
     sent = beats - beats0
-    rss = _rss_kib() / 1024
+    rss = rss_kib() / 1024
     release.set()
     await asyncio.gather(*tasks)
     return cpu, sent, rss
@@ -862,8 +780,7 @@ def heartbeats(rounds: int, n: int, direct: bool) -> tuple[list[dict[str, Any]],
         f"{'heartbeats':<14} {'CPU s/window':>13} {'heartbeats/window':>18} {'core %':>7} "
         f"{'RSS MiB':>8}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for label, xs in (("on", on), ("off", off)):
         cpu = statistics.median(x[0] for x in xs)
         print(
@@ -919,17 +836,8 @@ def heartbeats(rounds: int, n: int, direct: bool) -> tuple[list[dict[str, Any]],
 # Main
 
 
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
-    parser.add_argument("--report", help="write the figures as JSON to this file")
+    parser = arg_parser(__doc__, report=True)
     parser.add_argument(
         "--only", choices=("throughput", "per-message", "memory", "heartbeats"), action="append"
     )
@@ -948,15 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * IDLE_STREAMS + 256), hard))
     parts = args.only or ["throughput", "per-message", "memory", "heartbeats"]
     quick = args.quick
-    print(
-        f"python {platform.python_version()} ({platform.python_implementation()}, "
-        f"{platform.machine()}), nproc {os.cpu_count() or 1}, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
-    print(
-        f"uvicorn {_version('uvicorn')}, httptools {_version('httptools')}, "
-        f"asgi-sse-adapter {_version('asgi-sse-adapter')}\n"
-    )
+    print(machine_line())
+    print(versions_line("uvicorn", "httptools", "asgi-sse-adapter") + "\n")
     report: dict[str, Any] = {}
     failures: list[str] = []
     started = time.monotonic()
@@ -977,15 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, failed = heartbeats(2 if quick else 3, n, direct=not quick)
         report["heartbeats"] = rows
         failures += failed
-    report["failures"] = failures
-    report["load_average_end"] = os.getloadavg()
-    report["seconds"] = time.monotonic() - started
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1)
-    print(f"({time.monotonic() - started:.0f} s)")
-    print(("FAIL: " + "; ".join(failures)) if failures else "PASS: all targets met")
-    return 1 if failures else 0
+    return finish(report, failures, started, args.report)
 
 
 if __name__ == "__main__":

@@ -40,20 +40,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import random
 import re
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from _common import (
+    ASGIApp,
+    Child,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    StatsEndpoint,
+    announce,
+    arg_parser,
+    cpu_seconds,
+    dist_version,
+    finish,
+    interleaved,
+    listen_socket,
+    machine_line,
+    percentile,
+    print_header,
+    run_uvicorn,
+    stop_all,
+    verdict,
+    versions_line,
+)
 
 # Targets (docs/performance.md).
 TARGET_TTFT_P50_US = 250.0
@@ -63,12 +82,6 @@ TARGET_BUNCHED = 0
 TTFT_DELTAS = 16
 PACE = 0.02
 PACED_DELTAS = 64
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHAT_PATH = "/v1/chat/completions"
 MESSAGES_PATH = "/v1/messages"
@@ -85,17 +98,6 @@ MESSAGES_BODY = json.dumps(
 ).encode()
 # The delta index of a long-scenario text delta, in Chat and in Messages events.
 _DELTA = re.compile(rb'"(?:text|content)":"[^"]*?(\d+) "')
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,30 +139,19 @@ class Upstream:
         await self.fake(scope, receive, stamped)
 
 
-class Stats:
-    """``GET /_bench/stats``: this process's CPU time as JSON; everything else goes to the app
-    with the server's own ``send``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/_bench/stats":
-            await self.app(scope, receive, send)
-            return
-        body = json.dumps({"cpu": time.process_time()}).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": body})
+def _snapshot(scope: Scope) -> dict[str, Any]:
+    """``GET /_bench/stats``: this process's CPU time."""
+    return {"cpu": time.process_time()}
 
 
 def build_app(kind: str, upstream_url: str | None) -> ASGIApp:
     if kind == "upstream":
-        return Stats(Upstream())
+        return StatsEndpoint(Upstream(), _snapshot)
     from asgi_sse_adapter import UpstreamProxy
 
     assert upstream_url is not None
     fmt = {"identity": "openai-chat", "translate": "anthropic-messages"}[kind]
-    return Stats(UpstreamProxy(upstream_url, upstream_format=fmt))
+    return StatsEndpoint(UpstreamProxy(upstream_url, upstream_format=fmt), _snapshot)
 
 
 class Pipe(asyncio.Protocol):
@@ -219,83 +210,30 @@ async def relay(sock: socket.socket, upstream_url: str) -> None:
 
 def serve(kind: str, upstream_url: str | None) -> None:
     """Child process: serve one app with uvicorn + httptools (or the relay); print the port."""
-    import uvicorn
-
-    # proto=IPPROTO_TCP as uvicorn's own bind gets it from getaddrinfo: asyncio sets TCP_NODELAY
-    # only on sockets whose proto says TCP (with proto 0, Nagle holds back every small event
-    # behind the client's 40 ms delayed ACK).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listen_socket()
     if kind == "relay":
         assert upstream_url is not None
-        print(sock.getsockname()[1], flush=True)
+        announce(sock)
         asyncio.run(relay(sock, upstream_url))
         return
-    config = uvicorn.Config(
-        build_app(kind, upstream_url),
-        http="httptools",
-        loop="asyncio",
-        lifespan="on" if kind != "upstream" else "off",
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=120,
-    )
-    print(sock.getsockname()[1], flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    app = build_app(kind, upstream_url)
+    run_uvicorn(app, sock, lifespan="on" if kind != "upstream" else "off", timeout_keep_alive=120)
 
 
-@dataclass
-class Server:
-    kind: str
-    proc: subprocess.Popen[str]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
+class Server(Child):
     def cpu(self) -> float:
         """The server process's CPU seconds so far (``time.process_time()`` in the child; the
         relay's from ``/proc``, in clock ticks)."""
         if self.kind == "relay":
-            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rpartition(")")[2].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=30) as resp:
-            value: float = json.load(resp)["cpu"]
+            return cpu_seconds(self.pid)
+        value: float = self.stats()["cpu"]
         return value
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def start_server(kind: str, upstream_url: str | None = None) -> Server:
-    cmd = [sys.executable, os.path.abspath(__file__), "--serve", kind]
-    if upstream_url is not None:
-        cmd += ["--upstream-url", upstream_url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        raise RuntimeError(f"server {kind} did not start (exit {proc.returncode})")
-    server = Server(kind, proc, int(line))
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
-                return server
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise
-            time.sleep(0.05)
+    """A server child serving ``kind``, once it accepts connections."""
+    args = ["--upstream-url", upstream_url] if upstream_url is not None else []
+    return Server.start(__file__, kind, *args)
 
 
 @dataclass
@@ -355,16 +293,12 @@ async def ttft(servers: dict[str, Server], rounds: int) -> tuple[list[dict[str, 
         for _ in range(20):  # warm-up: connections, imports, caches on every side
             for route in contenders:
                 await ttft_once(client, route)
-        rng = random.Random(1)
-        order = list(contenders)
         cpu0 = {kind: server.cpu() for kind, server in servers.items()}
-        for _ in range(rounds):
-            rng.shuffle(order)
-            for route in order:
-                samples[route.name].append(await ttft_once(client, route))
+        for route in interleaved(contenders, rounds, seed=1):
+            samples[route.name].append(await ttft_once(client, route))
         cpu = {kind: (server.cpu() - cpu0[kind]) / rounds for kind, server in servers.items()}
     print(
-        f"Time to first token, zero-delay upstream, httpx {version('httpx')} client, "
+        f"Time to first token, zero-delay upstream, httpx {dist_version('httpx')} client, "
         f"{rounds} interleaved rounds (one request at a time); added = percentile minus the "
         "direct route's"
     )
@@ -372,8 +306,7 @@ async def ttft(servers: dict[str, Server], rounds: int) -> tuple[list[dict[str, 
         f"{'contender':<17} {'p50 µs':>8} {'p99 µs':>8} {'added (paired)':>15} {'added p50':>10} "
         f"{'added p99':>10} {'beyond relay':>13} {'CPU µs/request':>15}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     direct_of = {r.name: "direct " + r.upstream for r in contenders}
@@ -596,26 +529,20 @@ async def pacing(servers: dict[str, Server], rounds: int) -> tuple[list[dict[str
     contenders = routes(servers)
     results = {r.name: Paced() for r in contenders}
     port = servers["upstream"].port
-    rng = random.Random(2)
-    order = list(contenders)
-    n = 0
     cpu: dict[str, float] = {r.name: 0.0 for r in contenders}  # of the process in the middle
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for route in order:
-            n += 1
-            kind = {"direct": "upstream", "relay": "relay"}.get(route.name.split()[0])
-            kind = kind or route.name.split()[1]
-            cpu0 = servers[kind].cpu()
-            one = await paced_once(route, port, f"s{n}")
-            cpu[route.name] += servers[kind].cpu() - cpu0
-            acc = results[route.name]
-            acc.latencies += one["latencies"]
-            acc.gaps += one["gaps"]
-            acc.reads += one["reads"]
-            acc.events += one["events"]
-            acc.bunched += one["bunched"]
-            acc.streams += 1
+    for n, route in enumerate(interleaved(contenders, rounds, seed=2), 1):
+        kind = {"direct": "upstream", "relay": "relay"}.get(route.name.split()[0])
+        kind = kind or route.name.split()[1]
+        cpu0 = servers[kind].cpu()
+        one = await paced_once(route, port, f"s{n}")
+        cpu[route.name] += servers[kind].cpu() - cpu0
+        acc = results[route.name]
+        acc.latencies += one["latencies"]
+        acc.gaps += one["gaps"]
+        acc.reads += one["reads"]
+        acc.events += one["events"]
+        acc.bunched += one["bunched"]
+        acc.streams += 1
     print(
         f"Frame pacing: upstream paces {PACED_DELTAS} deltas {PACE * 1000:g} ms apart; raw socket "
         f"client; {rounds} interleaved rounds ({rounds * PACED_DELTAS} delta frames per route); "
@@ -627,8 +554,7 @@ async def pacing(servers: dict[str, Server], rounds: int) -> tuple[list[dict[str
         f"{'jitter p99':>11} {'added':>6} {'reads':>6} {'events':>7} {'bunched':>8} "
         f"{'CPU µs/event':>13}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
 
@@ -707,13 +633,6 @@ async def pacing(servers: dict[str, Server], rounds: int) -> tuple[list[dict[str
 # Main
 
 
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
-
-
 async def run(parts: list[str], quick: bool) -> tuple[dict[str, Any], list[str]]:
     upstream = start_server("upstream")
     servers = {"upstream": upstream}
@@ -732,14 +651,11 @@ async def run(parts: list[str], quick: bool) -> tuple[dict[str, Any], list[str]]
             failures += failed
         return report, failures
     finally:
-        for server in servers.values():
-            server.stop()
+        stop_all(servers.values())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
-    parser.add_argument("--report", help="write the figures as JSON to this file")
+    parser = arg_parser(__doc__, report=True)
     parser.add_argument("--only", choices=("ttft", "pacing"), action="append")
     parser.add_argument(
         "--serve", choices=("upstream", "relay", "identity", "translate"), help=argparse.SUPPRESS
@@ -749,26 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve, args.upstream_url)
         return 0
-    print(
-        f"python {platform.python_version()} ({platform.python_implementation()}, "
-        f"{platform.machine()}), nproc {os.cpu_count() or 1}, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
-    print(
-        f"uvicorn {_version('uvicorn')}, httptools {_version('httptools')}, httpx "
-        f"{_version('httpx')}, asgi-sse-adapter {_version('asgi-sse-adapter')}\n"
-    )
+    print(machine_line())
+    print(versions_line("uvicorn", "httptools", "httpx", "asgi-sse-adapter") + "\n")
     started = time.monotonic()
     report, failures = asyncio.run(run(args.only or ["ttft", "pacing"], args.quick))
-    report["failures"] = failures
-    report["load_average_end"] = os.getloadavg()
-    report["seconds"] = time.monotonic() - started
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1)
-    print(f"({time.monotonic() - started:.0f} s)")
-    print(("FAIL: " + "; ".join(failures)) if failures else "PASS: all targets met")
-    return 1 if failures else 0
+    return finish(report, failures, started, args.report)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -39,8 +38,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from _common import (
+    arg_parser,
+    dist_version,
+    interleaved,
+    machine_line,
+    print_header,
+    split,
+    summary_line,
+    verdict,
+    write_report,
+)
 
 # Targets (docs/performance.md).
 TARGET_VS_FLOOR = 2.0
@@ -227,11 +237,6 @@ def openai_stream(n_text: int) -> bytes:
     return b"".join(out)
 
 
-def split(stream: bytes, size: int) -> list[bytes]:
-    """The stream as consecutive reads of ``size`` bytes."""
-    return [stream[i : i + size] for i in range(0, len(stream), size)]
-
-
 def event_data(stream: bytes) -> list[str]:
     """Every event's ``data`` value (the corpus has one ``data:`` line per event)."""
     values: list[str] = []
@@ -341,22 +346,14 @@ def measure(runners: dict[str, Runner], repeats: int, seed: int) -> dict[str, fl
     """Median CPU seconds per run of each contender, interleaved in a shuffled order each round."""
     loops = {name: calibrate(run) for name, run in runners.items()}
     times: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
-    rng = random.Random(seed)
-    for _ in range(repeats):
-        rng.shuffle(order)
-        for name in order:
-            run = runners[name]
-            n = loops[name]
-            t0 = time.process_time()
-            for _ in range(n):
-                run()
-            times[name].append((time.process_time() - t0) / n)
+    for name in interleaved(runners, repeats, seed):
+        run = runners[name]
+        n = loops[name]
+        t0 = time.process_time()
+        for _ in range(n):
+            run()
+        times[name].append((time.process_time() - t0) / n)
     return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,8 +418,7 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
         f"{'direction':<22} {'events':>6} {'read':>6} {'adapter µs/ev':>14} "
         f"{'floor µs/ev':>12} {'ratio':>7}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for upstream, client in (
         ("anthropic-messages", "openai-chat"),
         ("openai-chat", "anthropic-messages"),
@@ -463,8 +459,7 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
         f"{'identity':<22} {'bytes':>8} {'read':>6} {'adapter MB/s':>14} "
         f"{'framer MB/s':>12} {'ratio':>7}  {'fixed µs/stream':>15}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for fmt, stream in streams.items():
         # The target compares the two paths per read, on a long answer (~1 MiB): the stream's
         # middle repeated. The fixed cost per stream (construction, reading the last events at
@@ -505,21 +500,13 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
     print()
     results["failures"] = failures
     if report is not None:
-        with open(report, "w", encoding="utf-8") as fh:
-            json.dump(results, fh)
-    print(("FAIL: " + "; ".join(failures)) if failures else f"PASS ({backend})")
+        write_report(report, results, indent=None)
+    print(summary_line(failures, passed=f"PASS ({backend})"))
     return 1 if failures else 0
 
 
 # --------------------------------------------------------------------------------------------
 # Main run: one child per backend, then the summary
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
 
 
 def _has_orjson() -> bool:
@@ -532,13 +519,10 @@ def _has_orjson() -> bool:
 
 def run_all(quick: bool) -> int:
     backends = (["orjson"] if _has_orjson() else []) + ["stdlib"]
+    print(machine_line(load_average=False))
     print(
-        f"python {platform.python_version()} ({platform.python_implementation()}, "
-        f"{platform.machine()}), nproc {os.cpu_count() or 1}"
-    )
-    print(
-        f"asgi-sse-adapter {_version('asgi-sse-adapter') or '?'}, "
-        f"orjson {_version('orjson') or 'not installed'}; backends: {', '.join(backends)}"
+        f"asgi-sse-adapter {dist_version('asgi-sse-adapter')}, "
+        f"orjson {dist_version('orjson', 'not installed')}; backends: {', '.join(backends)}"
     )
     print(f"targets: adapter <= {TARGET_VS_FLOOR}x floor, identity >= {TARGET_IDENTITY}x framer\n")
 
@@ -576,18 +560,13 @@ def run_all(quick: bool) -> int:
                 f"{row['framer_mb_s']:.0f} MB/s, {row['ratio']:.2f}x (>= {TARGET_IDENTITY}x)"
             )
     failed = [f"{r['backend']}: {f}" for r in reports for f in r["failures"]]
-    if failed:
-        print("\nFAIL: " + "; ".join(failed))
-        return 1
-    if status:
-        return status
-    print("\nPASS: all targets met")
-    return 0
+    if failed or not status:
+        print("\n" + summary_line(failed))
+    return 1 if failed else status
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
+    parser = arg_parser(__doc__)
     parser.add_argument(
         "--json",
         choices=("orjson", "stdlib"),
