@@ -82,7 +82,8 @@ class Reader(ABC):
         translation path decodes events as columns, without a ``ServerSentEvent`` each)."""
 
     def end(self) -> list[Part]:
-        """Parts owed at upstream end of stream (most formats owe none)."""
+        """Parts owed at upstream end of stream (most formats owe none): at its close, or
+        before the ``Done`` of its terminator (``JSONReader``)."""
         return []
 
     def complete(self) -> bool:
@@ -101,7 +102,8 @@ class JSONReader(Reader):
 
     def read_data(self, data: str, event: str | None) -> list[Part]:
         if data.startswith("[DONE]"):
-            return [Done()] if self.done_ends_stream else []
+            # The end of stream: what the reader still holds comes first (``end``).
+            return [*self.end(), Done()] if self.done_ends_stream else []
         if not data or data.isspace():
             return []
         obj = loads(data)

@@ -23,6 +23,8 @@ from ..parts import (
     MessageStart,
     Part,
     ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
     RefusalDelta,
     StreamError,
     TextDelta,
@@ -50,6 +52,22 @@ logger = logging.getLogger("asgi_sse_adapter")
 PREFIX = "chatcmpl-"
 # The delta fields that need no more than a look at ``content`` (``ChatReader._choice``).
 _PLAIN_DELTA = frozenset({"content", "role"})
+# ``ChatReader._plain`` while a signature is held: no delta is plain (content must release it).
+_NO_PLAIN: frozenset[str] = frozenset()
+# The reasoning items that carry signatures and encrypted reasoning (formats.md §8): litellm
+# ``thinking_blocks[]`` and OpenRouter/vLLM ``reasoning_details[]``. Text item type → its text key.
+_TEXT_ITEMS = {"thinking": "thinking", "reasoning.text": "text"}
+_DATA_ITEMS = frozenset({"redacted_thinking", "reasoning.encrypted"})
+# Whose signatures and encrypted data an item holds. Such blobs are valid only for the provider
+# that issued them (formats.md §8), and the canonical parts carry Anthropic's: an item's blob is
+# read only if its ``format`` is absent or null (litellm ``thinking_blocks``, vLLM: Anthropic's
+# fields) or names Anthropic (starts with ``anthropic-``, any version). OpenRouter's
+# ``reasoning_details[].format`` is one of ``unknown``, ``openai-responses-v1``,
+# ``azure-openai-responses-v1``, ``xai-responses-v1``, ``anthropic-claude-v1``,
+# ``google-gemini-v1`` (OpenRouter's ``ReasoningFormat``,
+# openrouter.ai/docs/sdks/go/api-reference/models/reasoningformat); ``unknown`` (issuer not
+# known), the others and non-strings are dropped. The item's text is read whatever its format.
+_ANTHROPIC_FORMAT = "anthropic-"
 # A content chunk after its text (see ``ChatWriter._content_head``).
 _CONTENT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -60,6 +78,46 @@ class _Call:
     name: str | None
     index: int = -1
     pending: list[str] = field(default_factory=list)
+
+
+def _reasoning_items(items: Any) -> list[tuple[str, str, str]]:
+    """A ``thinking_blocks``/``reasoning_details`` list as ``(text, signature, data)`` entries
+    in order: a text item has no data, an encrypted one only data. Empty placeholders are ``""``;
+    malformed items, other types (``reasoning.summary``…) and encrypted items of another
+    provider are skipped; a text item of another provider keeps its text, without signature
+    (``_ANTHROPIC_FORMAT``)."""
+    entries: list[tuple[str, str, str]] = []
+    if not isinstance(items, list):
+        return entries
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if not isinstance(kind, str):
+            continue
+        origin = item.get("format")
+        anthropic = origin is None or (
+            isinstance(origin, str) and origin.startswith(_ANTHROPIC_FORMAT)
+        )
+        if kind in _DATA_ITEMS:
+            data = item.get("data")
+            if anthropic and isinstance(data, str) and data:
+                entries.append(("", "", data))
+        elif kind in _TEXT_ITEMS:
+            text = item.get(_TEXT_ITEMS[kind])
+            signature = None
+            if anthropic:
+                signature = item.get("signature")
+                if not isinstance(signature, str) or not signature:
+                    signature = item.get("signature_delta")  # litellm before 1.63
+            entries.append(
+                (
+                    text if isinstance(text, str) else "",
+                    signature if isinstance(signature, str) else "",
+                    "",
+                )
+            )
+    return entries
 
 
 class ChatReader(JSONReader):
@@ -73,9 +131,21 @@ class ChatReader(JSONReader):
         self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._implicit: dict[int, int] = {}  # choice → key of the last call without ``index``
+        # Choice → the signature of its open reasoning segment, held until the segment ends
+        # (more reasoning after it, content, a call, a finish): signatures come last in a
+        # segment and a later one replaces it (the Anthropic SDKs assign ``signature_delta``).
+        self._held: dict[int, str] = {}
+        # The fast path's fields (``_NO_PLAIN`` while a signature is held, see ``_choice``).
+        self._plain = _PLAIN_DELTA
 
     def complete(self) -> bool:
         return self._seen <= self._finished
+
+    def end(self) -> list[Part]:
+        parts: list[Part] = []
+        for c in list(self._held):
+            self._release(c, parts)
+        return parts
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (an error also when it came as ``event: error``)."""
@@ -115,13 +185,17 @@ class ChatReader(JSONReader):
         delta = choice.get("delta")
         if isinstance(delta, dict):
             get = delta.get
-            # Most deltas hold content alone: the other fields are looked for only if present.
-            rich = not _PLAIN_DELTA.issuperset(delta)
+            # Most deltas hold content alone: the other fields are looked for only if present
+            # (or a signature is held: the content ends its segment, ``_signed_reasoning``).
+            rich = not self._plain.issuperset(delta)
             if rich:
                 reasoning = get("reasoning_content")
                 if not isinstance(reasoning, str) or not reasoning:
                     reasoning = get("reasoning")
-                if isinstance(reasoning, str) and reasoning:
+                items = get("thinking_blocks") or get("reasoning_details")
+                if items or self._held:
+                    self._signed_reasoning(delta, reasoning, items, c, parts)
+                elif isinstance(reasoning, str) and reasoning:
                     parts.append(ReasoningDelta(reasoning, c))
             text = get("content")
             if isinstance(text, str) and text:
@@ -133,9 +207,61 @@ class ChatReader(JSONReader):
             if finish == "error":
                 parts.append(StreamError("api_error", "upstream finished the choice with an error"))
                 return
+            if self._held:
+                self._release(c, parts)
             self._end_calls(c, parts)
             self._finished.add(c)
             parts.append(Finish(_openai.finish_in(finish), choice=c))
+
+    def _signed_reasoning(
+        self, delta: dict[str, Any], text: Any, items: Any, c: int, parts: list[Part]
+    ) -> None:
+        """The reasoning of a delta with ``thinking_blocks``/``reasoning_details`` items, or of
+        any rich delta while a signature is held."""
+        text = text if isinstance(text, str) else ""
+        entries = _reasoning_items(items)
+        # The text counts once. litellm and OpenRouter repeat each reasoning fragment in the
+        # text field and in an item (formats.md §8: one convention, text plus signature carrier),
+        # so reading both would double the thinking, and re-encoded thinking text no longer
+        # matches its signature. The items' text is read when it joins to exactly the field's
+        # text (their boundaries then split a chunk holding several signed blocks) or when the
+        # field is empty; otherwise the field is the text and the items give only signatures
+        # and encrypted data.
+        item_text = "".join(entry[0] for entry in entries)
+        from_items = bool(item_text) and (not text or item_text == text)
+        if text and not from_items:
+            self._reason(text, "", c, parts)
+        for piece, signature, data in entries:
+            if data:
+                self._release(c, parts)
+                parts.append(RedactedReasoning(data, c))
+                continue
+            if from_items and piece:
+                self._reason(piece, signature, c, parts)
+            if signature:
+                self._held[c] = signature
+                self._plain = _NO_PLAIN
+        get = delta.get
+        if c in self._held and (
+            get("content") or get("refusal") or get("tool_calls") or get("function_call")
+        ):
+            self._release(c, parts)
+
+    def _reason(self, text: str, signature: str, c: int, parts: list[Part]) -> None:
+        """A reasoning delta: after a held signature it starts a new segment, unless it comes
+        with that same signature (a provider repeating it on every fragment)."""
+        held = self._held.get(c)
+        if held is not None and held != signature:
+            self._release(c, parts)
+        parts.append(ReasoningDelta(text, c))
+
+    def _release(self, c: int, parts: list[Part]) -> None:
+        """Emit choice ``c``'s held signature, if any: its reasoning segment ended."""
+        signature = self._held.pop(c, None)
+        if signature is not None:
+            parts.append(ReasoningSignature(signature, c))
+            if not self._held:
+                self._plain = _PLAIN_DELTA
 
     def _after_content(self, delta: dict[str, Any], c: int, parts: list[Part]) -> None:
         """The fields of a (rich) delta read after its content: refusal, tool calls."""
@@ -387,7 +513,9 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
         chunk["choices"] = [
             {**as_dict(c), "delta": as_dict(as_dict(c).get("message"))} for c in choices
         ]
-    return [*ChatReader().read_object(chunk), Done()]
+    reader = ChatReader()
+    # The reader's end parts: a signature it holds when no finish reason ends its choice.
+    return [*reader.read_object(chunk), *reader.end(), Done()]
 
 
 FORMAT = Format(
