@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gzip
 import inspect
 import itertools
@@ -39,6 +40,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_sse_adapter import ServerSentEvent, SSEDecoder, SSEFramer
+from asgi_sse_adapter import session as session_module
 from asgi_sse_adapter.middleware import SSEAdapterMiddleware
 from asgi_sse_adapter.session import StreamReport
 from tests.servers import LiveServer, ServerFactory, live_server, serve, server_pool
@@ -429,7 +431,18 @@ async def drive(
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             complete.set()
 
-    scope: Scope = {
+    await app(http_scope(path, method, headers, spec_version), receive, send)
+    return exchange
+
+
+def http_scope(
+    path: str = "/v1/chat/completions",
+    method: str = "POST",
+    headers: Sequence[tuple[bytes, bytes]] = ((b"content-type", b"application/json"),),
+    spec_version: str = "2.3",
+) -> Scope:
+    """An HTTP request's scope as uvicorn builds it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": spec_version},
         "http_version": "1.1",
@@ -443,8 +456,6 @@ async def drive(
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    await app(scope, receive, send)
-    return exchange
 
 
 def request_message(body: bytes, more: bool = False) -> Message:
@@ -956,6 +967,184 @@ async def test_heartbeat_off_when_interval_none() -> None:
     app = ScriptedApp([events[0], b"".join(events[1:])], pauses={1: 0.3})
     exchange = await drive(middleware(app, ANTHROPIC, OPENAI), scripted=app)
     assert all(s.step >= 0 for s in exchange.bodies)
+
+
+async def run_stalled_streams(
+    n: int,
+    *,
+    stall: float,
+    interval: float,
+    send: Callable[[int, Message], Awaitable[None]],
+    upstream: str = OPENAI,
+    client: str = OPENAI,
+    on_complete: Callable[[StreamReport], None] | None = None,
+    during: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """``n`` concurrent requests through one middleware; each app sends its first event, stalls
+    for ``stall`` seconds, then ends. ``send(i, message)`` receives request ``i``'s messages;
+    ``during`` runs while the streams stall."""
+    events = upstream_events(upstream)
+    release = asyncio.Event()  # one shared wait: the stalled apps themselves hold no timers
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        await send({"type": "http.response.body", "body": events[0], "more_body": True})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"".join(events[1:])})
+
+    mw = middleware(app, upstream, client, heartbeat_interval=interval, on_complete=on_complete)
+    asyncio.get_running_loop().call_later(stall, release.set)
+
+    async def one(i: int) -> None:
+        done = asyncio.Event()
+
+        async def receive() -> Message:
+            if i >= 0 and not done.is_set():
+                done.set()
+                return request_message(b"{}")
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send_one(message: Message) -> None:
+            await send(i, message)
+
+        await mw(http_scope(), receive, send_one)
+
+    streams = [asyncio.create_task(one(i)) for i in range(n)]
+    if during is not None:
+        await during()
+    await asyncio.gather(*streams)
+
+
+@pytest.mark.anyio
+async def test_idle_streams_share_loop_timers() -> None:
+    """500 idle streams are kept alive by a handful of loop timers, not one each (issue 5: no
+    per-stream cost for heartbeats), and every stream still gets its keep-alives on time."""
+    sends: dict[int, list[tuple[float, bool]]] = {}
+    timers: list[int] = []
+
+    async def send(i: int, message: Message) -> None:
+        if message.get("body"):
+            ping = message["body"] == b": ping\n\n"
+            sends.setdefault(i, []).append((time.monotonic(), ping))
+
+    async def during() -> None:
+        await asyncio.sleep(0.5)
+        loop = asyncio.get_running_loop()
+        # asyncio's own heap of timers (every loop.call_at/call_later not yet run).
+        scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+        timers.append(len([t for t in scheduled if not t.cancelled()]))
+
+    await run_stalled_streams(500, stall=1.0, interval=0.2, send=send, during=during)
+    assert timers[0] <= 10, timers
+    assert sorted(sends) == list(range(500))
+    for stream in sends.values():
+        # During the stall (after the first event, before the rest): a keep-alive after each
+        # 0.2 s of silence, at most 25 ms late (an eighth of the interval).
+        times = [at for at, _ in stream[:-1]]
+        assert [ping for _, ping in stream[1:-1]] == [True] * (len(stream) - 2)
+        assert len(stream) - 2 >= 3, stream
+        assert all(0.2 <= b - a <= 0.26 for a, b in itertools.pairwise(times)), times
+
+
+@pytest.mark.anyio
+async def test_heartbeats_run_in_their_requests_context() -> None:
+    """A keep-alive is sent in the context of the request it belongs to, as the app's own sends
+    are (tracing middleware below us reads its span from a ContextVar), although one timer
+    serves many streams."""
+    request_id: contextvars.ContextVar[int] = contextvars.ContextVar("request_id")
+    seen: list[tuple[int, int]] = []
+    mw = middleware(
+        ScriptedApp([upstream_events(OPENAI)[0], b""], pauses={1: 0.3}),
+        OPENAI,
+        OPENAI,
+        heartbeat_interval=0.1,
+    )
+
+    async def one(i: int) -> None:
+        request_id.set(i)
+        sent_request = False
+
+        async def receive() -> Message:
+            nonlocal sent_request
+            if not sent_request:
+                sent_request = True
+                return request_message(b"{}")
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message.get("body") == b": ping\n\n":
+                seen.append((i, request_id.get(-1)))
+
+        await mw(http_scope(), receive, send)
+
+    await asyncio.gather(*(asyncio.create_task(one(i)) for i in range(20)))
+    assert len({i for i, _ in seen}) == 20
+    assert all(i == context for i, context in seen), seen
+
+
+@pytest.mark.anyio
+async def test_heartbeat_send_that_never_completes_is_abandoned(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A keep-alive to a client that stopped reading (the server's ``send`` waits forever) is
+    bounded: after ``HEARTBEAT_SEND_TIMEOUT`` the send is cancelled, the stream is reported
+    disconnected, and nothing is left running."""
+    monkeypatch.setattr(session_module, "HEARTBEAT_SEND_TIMEOUT", 0.2)
+    cancelled: list[int] = []
+    reports: list[StreamReport] = []
+
+    async def send(i: int, message: Message) -> None:
+        if message.get("body", b"").startswith(b":"):
+            try:
+                await asyncio.sleep(3600)  # the socket's buffer is full and stays full
+            except asyncio.CancelledError:
+                cancelled.append(i)
+                raise
+
+    before = len(asyncio.all_tasks())
+    with caplog.at_level(logging.WARNING, logger="asgi_sse_adapter"):
+        await run_stalled_streams(3, stall=0.6, interval=0.1, send=send, on_complete=reports.append)
+    await asyncio.sleep(0.05)  # the sync hook runs in a thread; let the report land
+    assert sorted(cancelled) == [0, 1, 2]
+    assert [r.outcome for r in reports] == ["disconnected"] * 3
+    assert caplog.text.count("heartbeat send timed out") == 3
+    assert len(asyncio.all_tasks()) == before
+
+
+@pytest.mark.anyio
+async def test_blocked_body_send_does_not_spin_the_heartbeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a body send waits on a client that is slow to read, the heartbeat looks at the
+    stream about once per interval, not in a busy loop (and sends nothing in between)."""
+    looks = 0
+    on_due = session_module.StreamSession._on_due
+
+    def counted(self: session_module.StreamSession) -> None:
+        nonlocal looks
+        looks += 1
+        on_due(self)
+
+    monkeypatch.setattr(session_module.StreamSession, "_on_due", counted)
+    pings = 0
+
+    async def send(i: int, message: Message) -> None:
+        nonlocal pings
+        body = message.get("body", b"")
+        if body.startswith(b":"):
+            pings += 1
+        elif (
+            body.startswith(b"data: ") and b"[DONE]" not in body and b'"finish_reason":null' in body
+        ):
+            await asyncio.sleep(0.6)  # the client reads the first event slowly
+
+    await run_stalled_streams(1, stall=0.0, interval=0.05, send=send)
+    # 0.6 s blocked at a 0.05 s interval: about 12 looks (a 1 ms re-check would be ~600).
+    assert looks <= 20, looks
+    assert pings == 0
 
 
 @pytest.mark.anyio
