@@ -166,6 +166,8 @@ class StreamAdapter:
         self._special = _ENDING | _REASONING if self._drop_reasoning else _ENDING
 
         self._outcome: Outcome | None = None
+        self.ended = False
+        """Whether the client stream has ended (nothing more will be emitted)."""
         self._error: StreamError | None = None
         self._events = 0
         self._seen_id = False
@@ -177,9 +179,15 @@ class StreamAdapter:
         self._last: bytes = b""
         self._ids_checked: bytes | None = None  # the last chunk already searched for ``id:``
         self._passthrough = self._framer is not None and self._decoder is None
+        self._hot = False  # ``_passthrough``, still running, and its first chunk seen
         self._frame: Callable[[bytes], bytes] = (
             self._framer.feed_joined if self._framer is not None else bytes
         )
+
+    def _end(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+        self.ended = True
+        self._hot = False
 
     def _get_writer(self) -> Writer:
         if self._writer is None:
@@ -187,11 +195,6 @@ class StreamAdapter:
         return self._writer
 
     # -- public API -------------------------------------------------------------------------
-
-    @property
-    def ended(self) -> bool:
-        """Whether the client stream has ended (nothing more will be emitted)."""
-        return self._outcome is not None
 
     @property
     def result(self) -> StreamResult:
@@ -207,20 +210,27 @@ class StreamAdapter:
 
     def feed(self, data: bytes) -> bytes:
         """Add upstream bytes; return the whole client events they complete (maybe ``b""``)."""
-        if self._outcome is not None or not data:
-            return b""
-        if self._passthrough:
-            # Identity without collection, the hot path: frame and keep references, no more.
+        if self._hot:
+            # Identity without collection, running, its first chunk seen: the hot path. Frame
+            # and keep references, no more.
             try:
                 joined = self._frame(data)
             except EventTooLarge as exc:
                 return self._identity_overflow(exc)
             if joined:
-                if self._head:
-                    self._previous = self._last
-                    self._last = joined
-                else:
-                    self._head = self._last = joined
+                self._previous = self._last
+                self._last = joined
+            return joined
+        if self._outcome is not None or not data:
+            return b""
+        if self._passthrough:
+            try:
+                joined = self._frame(data)
+            except EventTooLarge as exc:
+                return self._identity_overflow(exc)
+            if joined:
+                self._head = self._last = joined
+                self._hot = True
             return joined
         if self.identity:
             return self._feed_identity(data)
@@ -239,7 +249,11 @@ class StreamAdapter:
                     out,
                 )
             return b"".join(out)
-        self._apply(self._parts(values, types), out)
+        if len(values) == 1:
+            # One event per read, the usual shape of a live stream: no generator for it.
+            self._apply(self._read(values[0], None if types is None else types[0]), out)
+        else:
+            self._apply(self._parts(values, types), out)
         return b"".join(out)
 
     def close(self) -> bytes:
@@ -300,23 +314,24 @@ class StreamAdapter:
 
     def _parts(self, values: list[str], types: list[str | None] | None) -> Iterator[Part]:
         """The parts of events given as columns (``SSEDecoder.feed_fields``), read one event at a
-        time as ``_apply`` takes them: once a part ended the stream, the events after it are never
-        read. A malformed event ends the stream with an error."""
-        assert self._reader is not None
-        read = self._reader.read_data
+        time as ``_apply`` takes them: once a part ended the stream (a malformed event's error
+        among them), the events after it are never read."""
         if types is None:
             types = [None] * len(values)
+        read = self._read
         for data, type_ in zip(values, types, strict=True):
-            self._events += 1
-            try:
-                parts = read(data, type_)
-            except _INPUT_ERRORS as exc:
-                logger.warning("malformed upstream event: %s", exc.__class__.__name__)
-                yield _error(
-                    "malformed_upstream_event", f"malformed upstream event: {_describe(exc)}"
-                )
-                return
-            yield from parts
+            yield from read(data, type_)
+
+    def _read(self, data: str, type_: str | None) -> Iterable[Part]:
+        """The parts of one event; a malformed event is an error part (it ends the stream)."""
+        self._events += 1
+        try:
+            return self._reader.read_data(data, type_)  # type: ignore[union-attr]
+        except _INPUT_ERRORS as exc:
+            logger.warning("malformed upstream event: %s", exc.__class__.__name__)
+            return (
+                _error("malformed_upstream_event", f"malformed upstream event: {_describe(exc)}"),
+            )
 
     def _apply(self, parts: Iterable[Part], out: list[bytes]) -> None:
         """Fold ``parts`` into the content and write them, until one ends the stream."""
@@ -352,7 +367,7 @@ class StreamAdapter:
     def _finish_normally(self, out: list[bytes]) -> None:
         if not self.identity:
             self._writer.end(out)  # type: ignore[union-attr]
-        self._outcome = "complete"
+        self._end("complete")
 
     def _end_with_error(self, error: StreamError, outcome: Outcome, out: list[bytes]) -> None:
         writer = self._get_writer()
@@ -363,7 +378,7 @@ class StreamAdapter:
             self.content.add(visible)
             writer.write(visible, out)
         writer.error(error, out)
-        self._outcome = outcome
+        self._end(outcome)
         if outcome == "truncated":
             logger.warning("stream truncated: %s", error.message)
         else:
@@ -478,14 +493,14 @@ class StreamAdapter:
         fmt = self.client_format
         if upstream_error is not None:
             # The upstream's own error event went through; add only what this client still needs.
-            self._outcome = "failed"
+            self._end("failed")
             self._error = self.content.error = upstream_error
             logger.warning("stream failed: upstream reported an error")
             return fmt.terminator if self._options.done_after_error and not done else b""
         if done or (finished and failure is None):
             # A clean close after the finish reason is complete (its missing terminator is
             # added); a failure counts as complete only once the terminator itself went out.
-            self._outcome = "complete"
+            self._end("complete")
             if not done:
                 logger.info("upstream ended after its finish reason but without its terminator")
                 return fmt.terminator
@@ -497,7 +512,7 @@ class StreamAdapter:
         if fmt.resume_error is not None:
             # The tail must continue the upstream's own stream (its ids and counters).
             self._error = self.content.error = error
-            self._outcome = outcome
+            self._end(outcome)
             logger.warning("stream %s: %s", outcome, error.message)
             return fmt.resume_error(error, self._head, self._previous + self._last, self._options)
         out: list[bytes] = []

@@ -187,11 +187,6 @@ class _Framing:
             self._parts_len = 0
             self._scan_from = max(0, len(buf) - 2)
 
-    def _take_bytes(self, data: bytes) -> bytes:
-        """``_take`` for callers that hand the blocks on: always ``bytes``."""
-        region = self._take(data)
-        return bytes(region) if isinstance(region, bytearray) else region
-
     def _take_general(self, data: bytes) -> bytes | bytearray:
         """``_take`` for every case: BOM, CR line ends, a LF to swallow, a broken framing."""
         if self._broken:
@@ -371,7 +366,9 @@ class SSEFramer:
     def feed(self, data: bytes) -> list[bytes]:
         """Return the raw blocks completed by ``data``, each ending with its blank line."""
         framing = self._framing
-        region = framing._take_bytes(data)
+        region = framing._take(data)
+        if isinstance(region, bytearray):  # a large pending event, now ours: hand out bytes
+            region = bytes(region)
         if not region:
             if framing._overflow:
                 raise framing._fail_on([])
@@ -388,7 +385,9 @@ class SSEFramer:
     def feed_joined(self, data: bytes) -> bytes:
         """Like ``feed`` but return the completed blocks as one ``bytes`` (the passthrough path)."""
         framing = self._framing
-        region = framing._take_bytes(data)
+        region = framing._take(data)
+        if isinstance(region, bytearray):  # a large pending event, now ours: hand out bytes
+            region = bytes(region)
         if framing._max is not None and len(region) > framing._max:
             blocks = _split_blocks(region)
             bad = framing._oversized(blocks)
@@ -452,6 +451,14 @@ def _columns(region: bytes | bytearray) -> _Columns | str:
         # the buffer instead of decoding the whole block and then slicing it.
         start = 6 if region[5] == 0x20 else 5
         return [str(memoryview(region)[start:-2], "utf-8", "replace")], None
+    if region.startswith(b"event: "):
+        end = region.find(b"\n")
+        if region.startswith(b"data: ", end + 1) and region.find(b"\n", end + 1) == len(region) - 2:
+            # One event of an ``event: E`` line and one ``data: X`` line (a Messages stream
+            # read as it arrives): both values straight out of the buffer.
+            view = memoryview(region)
+            type_ = str(view[7:end], "utf-8", "replace")
+            return [str(view[end + 7 : -2], "utf-8", "replace")], [type_ or None]
     text = region.decode("utf-8", "replace")
     if text.startswith("data: ") and text.endswith("\n\n"):
         # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
