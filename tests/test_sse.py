@@ -437,6 +437,14 @@ def check_invariance(raw: bytes, cuts: Sequence[int]) -> None:
     assert b"".join(parts) == b"".join(blocks), chunks
     assert joined.close() == tail
 
+    # The translators' columns: the same events' data and types, whatever the cuts.
+    columns = SSEDecoder(max_event_size=None)
+    fields: list[tuple[str, str | None]] = []
+    for chunk in chunks:
+        values, types = columns.feed_fields(chunk)
+        fields += zip(values, types or [None] * len(values), strict=True)
+    assert fields == [(e.data, e.event) for e in expected_events], chunks
+
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_corpus_matches_reference(name: str) -> None:
