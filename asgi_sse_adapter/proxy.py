@@ -140,6 +140,8 @@ class UpstreamProxy:
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"upstream_url must be an http(s) URL, got {upstream_url!r}")
         self.upstream_url = upstream_url.rstrip("/")
+        self._root = httpx.URL(self.upstream_url)
+        self._endpoint_urls: dict[str, httpx.URL] = {}  # parsed targets of the format endpoints
         self.upstream = get_format(upstream_format)
         names = FORMATS if client_format is None else (client_format,)
         self.clients: dict[str, Format] = {get_format(n).endpoint: get_format(n) for n in names}
@@ -173,13 +175,12 @@ class UpstreamProxy:
     def client(self) -> httpx.AsyncClient:
         """The upstream client, created on first use unless one was injected."""
         if self._client is None:
-            connect, first_byte, idle, write = self.timeouts
+            connect, _, _, write = self.timeouts
             self._client = httpx.AsyncClient(
-                # One read timeout covers every read, so it is the larger limit; the first-byte
-                # and idle limits proper are enforced per request (``_Idle``).
-                timeout=httpx.Timeout(
-                    connect=connect, read=max(first_byte, idle), write=write, pool=connect
-                ),
+                # No read timeout: the first-byte and idle limits are the proxy's own watchdogs
+                # (``_Idle``, one lazily re-armed timer per request), where httpx would arm and
+                # cancel a timer around every read of the body.
+                timeout=httpx.Timeout(connect=connect, read=None, write=write, pool=connect),
                 limits=self.limits,
                 trust_env=False,
                 follow_redirects=False,
@@ -224,6 +225,10 @@ class UpstreamProxy:
         ``@evil.example/x`` a path, and ``upstream_url + path`` would then name another host;
         dot segments must not climb out of the upstream's base path either.
         """
+        return str(self._target(path, query))
+
+    def _target(self, path: str, query: bytes) -> httpx.URL:
+        """``upstream_url_for`` as a parsed URL (what the request is built from)."""
         if not path.startswith("/"):
             raise ValueError("the request target is not a path")
         base = self.upstream_url
@@ -236,12 +241,22 @@ class UpstreamProxy:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
             raise ValueError("the request target is not a valid path") from None
-        root = httpx.URL(base)
+        root = self._root
         prefix = root.path.rstrip("/")
         if (parsed.scheme, parsed.host, parsed.port) != (root.scheme, root.host, root.port) or (
             parsed.path != prefix and not parsed.path.startswith(prefix + "/")
         ):
             raise ValueError("the request target leaves the upstream")
+        return parsed
+
+    def _endpoint_target(self, path: str, query: bytes) -> httpx.URL:
+        """``_target`` for the upstream format's endpoint: parsed once when there is no query
+        (the usual case; other paths come from clients and are not kept)."""
+        if query:
+            return self._target(path, query)
+        url = self._endpoint_urls.get(path)
+        if url is None:
+            url = self._endpoint_urls[path] = self._target(path, b"")
         return url
 
 
@@ -275,7 +290,7 @@ class _Exchange:
         include_usage = False
         if client_format is None:
             try:
-                url = proxy.upstream_url_for(self.path, self.scope.get("query_string", b""))
+                url = proxy._target(self.path, self.scope.get("query_string", b""))
             except ValueError as exc:
                 logger.warning("rejected request target: %s", exc)
                 await self._error(400, "invalid_request_error", str(exc))
@@ -307,7 +322,7 @@ class _Exchange:
             stream = translated.stream
             include_usage = translated.include_usage
             path = proxy.upstream_path or proxy.upstream.endpoint
-            url = proxy.upstream_url_for(path, self.scope.get("query_string", b""))
+            url = proxy._endpoint_target(path, self.scope.get("query_string", b""))
             content = json.dumps(translated.body).encode()
             headers.append(("content-type", "application/json"))
         await self._forward(url, headers, content, client_format, stream, include_usage, dropped)
@@ -375,7 +390,7 @@ class _Exchange:
 
     async def _forward(
         self,
-        url: str,
+        url: httpx.URL,
         headers: list[tuple[str, str]],
         content: bytes,
         client_format: Format | None,
@@ -389,8 +404,8 @@ class _Exchange:
         task = asyncio.current_task()
         assert task is not None
         _, first_byte, _, _ = proxy.timeouts
-        # httpx's read timeout is the larger of the two limits (one value covers every read):
-        # the wait for the response head is held to the first-byte limit here.
+        # httpx reads without a timeout of its own: the wait for the response head is held to
+        # the first-byte limit here, the body's reads to the idle limit (``_stream``, ``_idle``).
         head = _Idle(first_byte, first_byte, task)
         try:
             response = await self._send_upstream(request)
@@ -472,10 +487,19 @@ class _Exchange:
         return out
 
     async def _read_whole(self, response: httpx.Response, limit: int) -> bytes | None:
-        """A whole (bounded) upstream body; if reading it fails, answer 502 (504 on a timeout)
-        in the client's format and return ``None``."""
+        """A whole (bounded) upstream body; if reading it fails, answer 502 (504 on a timeout,
+        or when the upstream is silent for the idle timeout) in the client's format and return
+        ``None``."""
+        idle = self._idle()
         try:
-            return await _read_bounded(response, limit)
+            return await _read_bounded(response, limit, idle)
+        except asyncio.CancelledError:
+            if not idle.fired:
+                raise
+            _uncancel(idle.task)
+            logger.warning("upstream idle for %gs while answering", idle.limit)
+            await self._error(504, "api_error", f"upstream sent nothing for {idle.limit:g} seconds")
+            return None
         except httpx.HTTPError as exc:
             name = exc.__class__.__name__
             logger.warning("upstream failed while answering: %s", name)
@@ -495,15 +519,30 @@ class _Exchange:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         self.response_started = True
+        idle = self._idle()
         try:
             async for chunk in response.aiter_bytes():
+                idle.touch()
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                if not idle.fired:
+                    raise
+                _uncancel(idle.task)
             # Not a clean end: return without the final message, so the server drops the
             # connection and the client sees an incomplete body instead of a complete one.
             logger.warning("upstream failed while relaying: %s", exc.__class__.__name__)
             return
+        finally:
+            idle.cancel()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _idle(self) -> _Idle:
+        """The watchdog of a body read after the response head: the idle timeout."""
+        task = asyncio.current_task()
+        assert task is not None
+        idle = self.proxy.timeouts[2]
+        return _Idle(idle, idle, task)
 
     async def _translate_error(self, response: httpx.Response, client_format: Format) -> None:
         raw = await self._read_whole(response, MAX_ERROR_BODY)
@@ -737,12 +776,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+async def _read_bounded(response: httpx.Response, limit: int, idle: _Idle) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            break
-        chunks.append(chunk)
+    try:
+        async for chunk in response.aiter_bytes():
+            idle.touch()
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+    finally:
+        idle.cancel()
     return b"".join(chunks)

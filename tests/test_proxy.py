@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -389,6 +390,54 @@ def test_idle_timeout_longer_than_first_byte_timeout(
     events = SSEDecoder().feed(raw)
     assert events[-1].data == "[DONE]"
     assert not any("error" in json.loads(e.data) for e in events[:-1])
+
+
+class _StallingBody:
+    """An upstream that sends its response head and the first bytes of the body, then goes
+    silent until the client leaves (records when it saw the disconnect)."""
+
+    def __init__(self) -> None:
+        self.left = threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body", False):
+            pass
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"id": "x", ', "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.left.set()
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])
+def test_idle_timeout_on_a_body_after_its_head(servers: ServerFactory, path: str) -> None:
+    """A body that stops after its head is bounded by the idle limit too (httpx reads without a
+    timeout of its own): a translated JSON answer becomes a 504 in the client's format, a relayed
+    one ends without its final message (the client sees an incomplete body, not a short
+    complete one); either way the upstream connection is closed."""
+    upstream = _StallingBody()
+    proxy = servers(
+        UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages", idle_timeout=0.4)
+    )
+    started = time.monotonic()
+    with httpx2.Client(timeout=10) as http:
+        if path == "/v1/models":
+            with pytest.raises(httpx2.RemoteProtocolError):
+                http.get(proxy.url + path).read()
+        else:
+            response = http.post(proxy.url + path, json={"model": "m", "messages": MESSAGES})
+            assert response.status_code == 504
+            assert "sent nothing for 0.4 seconds" in response.json()["error"]["message"]
+    assert 0.35 < time.monotonic() - started < 3
+    assert upstream.left.wait(3)
 
 
 def test_heartbeat_while_upstream_silent(servers: ServerFactory, fake: FakeUpstream) -> None:
