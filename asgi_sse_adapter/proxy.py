@@ -30,7 +30,7 @@ from .formats import FORMATS, get_format
 from .formats.base import Format, WriterOptions
 from .parts import Done, StreamError
 from .requests import RequestTranslationError, translate_request
-from .session import OnComplete, StreamSession
+from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamSession
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["UpstreamProxy"]
@@ -624,12 +624,15 @@ class _Exchange:
         idle = _Idle(first_byte, idle_timeout, task)
         chunks = response.aiter_bytes()
         drain = False
+        pushing = False
         try:
             await session.start(200, headers)
             self.response_started = True
             async for chunk in chunks:
                 idle.touch()
+                pushing = True
                 await session.push(chunk)
+                pushing = False
                 if session.finished:
                     # The upstream's own last event ended the client's stream: the rest of its
                     # body (normally just the chunked terminator) is read below, so that the
@@ -638,10 +641,17 @@ class _Exchange:
                     break
             await session.close()
         except asyncio.CancelledError:
-            if idle.fired:
+            if idle.fired and pushing:
+                # Not the upstream but the client went quiet: the send waited the whole idle
+                # limit for it to read. Treated as gone (no farewell, which would wait too),
+                # so the upstream is closed instead of held open, generating, indefinitely.
+                _uncancel(task)
+                logger.warning("client read nothing for %gs: stream abandoned", idle.limit)
+                session.mark_disconnected()
+            elif idle.fired:
                 _uncancel(task)
                 logger.warning("upstream idle for %gs: stream ended", idle.limit)
-                await session.fail(f"upstream sent nothing for {idle.limit:g} seconds")
+                await _farewell(session, f"upstream sent nothing for {idle.limit:g} seconds")
             elif session.disconnected:
                 _uncancel(task)  # our watcher's cancellation: the client left
             else:
@@ -649,7 +659,7 @@ class _Exchange:
         except httpx.HTTPError as exc:
             # Mid-stream failures are expected conditions in a proxy: tell the client, log.
             logger.warning("upstream failed mid-stream: %s", exc.__class__.__name__)
-            await session.fail(f"upstream stream failed ({exc.__class__.__name__})")
+            await _farewell(session, f"upstream stream failed ({exc.__class__.__name__})")
         except OSError:
             session.mark_disconnected()
         finally:
@@ -759,6 +769,16 @@ async def _drain(chunks: AsyncIterator[bytes], task: asyncio.Task[Any]) -> None:
         pass
     finally:
         guard.cancel()
+
+
+async def _farewell(session: StreamSession, reason: str) -> None:
+    """The error tail after an upstream failure, bounded like a heartbeat: a client that
+    stopped reading must not hold the exchange (and its upstream connection) open."""
+    try:
+        await asyncio.wait_for(session.fail(reason), HEARTBEAT_SEND_TIMEOUT)
+    except asyncio.TimeoutError:
+        logger.warning("error tail not delivered: client not reading; stream abandoned")
+        session.mark_disconnected()
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:

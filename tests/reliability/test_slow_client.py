@@ -173,3 +173,32 @@ def test_firehose_is_fast_without_backpressure() -> None:
     asyncio.run(main())
     assert firehose.sent >= OFFER
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.usefixtures("quiet")
+def test_client_that_stops_reading_releases_the_upstream(servers: ServerFactory) -> None:
+    """Proxy mode, a client that sends its request, reads the response head and then nothing
+    (a frozen tab, a half-open connection): once the proxy's sends have waited the idle limit
+    for it, the stream is abandoned as a disconnect, without a farewell that would wait too, and
+    the upstream connection is closed, so the upstream stops generating."""
+    firehose = Firehose()
+    upstream = servers(firehose)
+    proxy = servers(UpstreamProxy(upstream.url, upstream_format="openai-chat", idle_timeout=0.5))
+    body = json.dumps(client_request("openai-chat")).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port_of(proxy.url)))
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"content-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        # Not reading: the proxy's send waits; the upstream is held back meanwhile.
+        assert wait_until(lambda: firehose.done, timeout=8.0), "the upstream was never closed"
+        assert 0.4 < time.monotonic() - started < 5.0
