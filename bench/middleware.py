@@ -472,6 +472,28 @@ def noop_wrapper(app: ASGIApp) -> ASGIApp:
     return wrapper
 
 
+def boundary_wrapper(app: ASGIApp) -> ASGIApp:
+    """A lower bound for any wrapper that keeps whole events per message and heartbeats idle
+    streams: it only checks that each body ends at an event boundary (the case where nothing
+    is held back) and notes when it sent. It frames nothing split across messages, sends no
+    heartbeat and orders nothing against one: information, not a usable middleware."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        last = [0.0]
+
+        async def wrapped_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if body and not body.endswith(b"\n\n"):
+                    raise AssertionError("the benchmark's app sends whole events")
+                last[0] = time.monotonic()
+            await send(message)
+
+        await app(scope, receive, wrapped_send)
+
+    return wrapper
+
+
 def _scope() -> Scope:
     return {
         "type": "http",
@@ -511,6 +533,7 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
     apps: dict[str, ASGIApp] = {
         "bare": chat,
         "no-op wrapper": noop_wrapper(chat),
+        "boundary check": boundary_wrapper(chat),
         "mw passthrough": SSEAdapterMiddleware(
             chat, upstream_format="openai-chat", client_format="openai-chat"
         ),
@@ -555,6 +578,11 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
     print_header(header)
     print(f"{'bare':<18} {bare:>11.3f} {0:>12.3f}")
     print(f"{'no-op wrapper':<18} {med['no-op wrapper']:>11.3f} {noop:>12.3f} {1:>17.2f}")
+    boundary = med["boundary check"] - bare
+    print(
+        f"{'boundary check':<18} {med['boundary check']:>11.3f} {boundary:>12.3f} "
+        f"{boundary / noop:>17.2f}  (information: the least a whole-events wrapper does)"
+    )
     print(
         f"{'mw passthrough':<18} {med['mw passthrough']:>11.3f} {mw:>12.3f} {ratio:>17.2f}  "
         f"≤ {TARGET_PER_MESSAGE}  {verdict(ok)}"
@@ -574,6 +602,7 @@ def per_message(rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
         "mw_us": med["mw passthrough"],
         "noop_overhead_us": noop,
         "mw_overhead_us": mw,
+        "boundary_overhead_us": boundary,
         "ratio": ratio,
         "translate_overhead_us": translate,
         "whole_ratio": med["mw passthrough"] / med["no-op wrapper"],
