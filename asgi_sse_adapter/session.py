@@ -422,22 +422,28 @@ class _HeartbeatWheel:
     message (a stream is re-filed only when its deadline comes and it turns out to have been busy).
     """
 
-    __slots__ = ("_buckets", "_loop")
+    __slots__ = ("_buckets",)
 
+    # By loop, weakly (the wheel holds no reference to its loop, so both go together); a loop
+    # that takes no weak references keeps its wheel for the process's life.
     _wheels: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HeartbeatWheel]] = (
         weakref.WeakKeyDictionary()
     )
+    _kept: ClassVar[dict[asyncio.AbstractEventLoop, _HeartbeatWheel]] = {}
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._buckets: dict[float, dict[StreamSession, None]] = {}
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _HeartbeatWheel:
-        """The loop's wheel (made on first use; it goes with the loop)."""
-        wheel = cls._wheels.get(loop)
+        """The loop's wheel (made on first use)."""
+        wheel = cls._wheels.get(loop) or cls._kept.get(loop)
         if wheel is None:
-            wheel = cls._wheels[loop] = cls(loop)
+            wheel = cls()
+            try:
+                cls._wheels[loop] = wheel
+            except TypeError:
+                cls._kept[loop] = wheel
         return wheel
 
     def add(self, session: StreamSession, deadline: float, width: float) -> float:
@@ -446,7 +452,7 @@ class _HeartbeatWheel:
         bucket = self._buckets.get(due)
         if bucket is None:
             bucket = self._buckets[due] = {}
-            loop = self._loop
+            loop = session._loop
             loop.call_at(loop.time() + max(due - time.monotonic(), 0.0), self._fire, due)
         bucket[session] = None
         return due
