@@ -296,6 +296,20 @@ class _Responder:
 
     async def send(self, message: Message) -> None:
         mode = self.mode
+        if mode == "adapt" and self.inflate is None and message["type"] == "http.response.body":
+            # The per-event hot path, tested first: ``_on_body`` inlined for a plain body (a
+            # coroutine less per body message).
+            session = self.session
+            assert session is not None
+            body = message.get("body", b"")
+            if body:
+                await session.push(body)
+            if not message.get("more_body", False):
+                await session.close()
+                self.mode = "done"
+            elif session.finished:
+                self.mode = "done"
+            return
         kind = message["type"]
         if mode == "passthrough":
             await self.real_send(message)
@@ -303,28 +317,16 @@ class _Responder:
             await self._on_start(message)
         elif kind == "http.response.body":
             if mode == "adapt":
-                if self.inflate is not None:
-                    await self._on_body(message)
-                    return
-                # ``_on_body`` inlined for plain bodies, the per-event hot path (a coroutine less
-                # per body message).
-                session = self.session
-                assert session is not None
-                body = message.get("body", b"")
-                more = bool(message.get("more_body", False))
-                if body:
-                    await session.push(body)
-                if not more:
-                    await session.close()
-                    self.mode = "done"
-                elif session.finished:
-                    self.mode = "done"
+                await self._on_body(message)
             elif mode == "error":
                 await self._on_error_body(message)
             elif mode != "done":
                 await self.real_send(message)
-        elif kind == "http.response.trailers" and self.trailers:
-            await self.real_send(message)
+        elif kind == "http.response.trailers":
+            if self.trailers:
+                await self.real_send(message)
+            # Otherwise the response went out without ``trailers`` (translated into an error
+            # answer, or committed by ``heartbeat_before_start``): they cannot follow.
         elif mode == "adapt" and self.session is not None and not self.early:
             # pathsend, zerocopysend, anything unknown after an SSE start: opaque from here on.
             logger.warning("%s on an adapted SSE response: forwarding it, adapting stops", kind)
@@ -352,10 +354,15 @@ class _Responder:
                 return
             if encoding != b"identity":
                 self.inflate = _Inflater()
-            self.trailers = bool(message.get("trailers", False))
+            trailers = bool(message.get("trailers", False))
             if self.early:
+                if trailers:
+                    logger.warning(
+                        "trailers dropped: the stream was committed before the app answered"
+                    )
                 self.mode = "adapt"
                 return
+            self.trailers = trailers
             self.session = self._new_session()
             self.mode = "adapt"
             extra = {"trailers": True} if self.trailers else {}

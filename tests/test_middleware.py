@@ -1169,6 +1169,55 @@ async def test_heartbeat_before_start_commits_early_and_replays_body() -> None:
     assert app.received == request
 
 
+def trailers_app(raw: bytes) -> ASGIApp:
+    """An app that declares trailers, streams ``raw`` and ends with a trailers message."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.sleep(0.05)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [SSE], "trailers": True}
+        )
+        await send({"type": "http.response.body", "body": raw, "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [(b"x-usage", b"7")]})
+
+    return app
+
+
+@pytest.mark.anyio
+async def test_trailers_follow_an_adapted_stream() -> None:
+    """An adapted response keeps the app's ``trailers`` declaration, and its trailers follow
+    the final body message."""
+    exchange = await drive(
+        middleware(trailers_app(b"".join(anthropic_events())), ANTHROPIC, OPENAI)
+    )
+    exchange.assert_well_formed()
+    assert exchange.start.get("trailers") is True
+    assert exchange.messages[-1] == {
+        "type": "http.response.trailers",
+        "headers": [(b"x-usage", b"7")],
+    }
+
+
+@pytest.mark.anyio
+async def test_heartbeat_before_start_drops_trailers(caplog: pytest.LogCaptureFixture) -> None:
+    """Committed before the app answered, the response announced no trailers: the app's
+    trailers are dropped (with a warning) rather than sent where the server expects none."""
+    mw = middleware(
+        trailers_app(b"".join(anthropic_events())),
+        ANTHROPIC,
+        OPENAI,
+        heartbeat_before_start=True,
+    )
+    with caplog.at_level(logging.WARNING, LOG):
+        exchange = await drive(mw, request=chat_request())
+    exchange.assert_well_formed()
+    assert "trailers" not in exchange.start
+    assert [m["type"] for m in exchange.messages].count("http.response.trailers") == 0
+    assert text_of(exchange.events, OPENAI) == "Hello world"
+    assert any("trailers dropped" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.anyio
 async def test_heartbeat_before_start_error_becomes_error_event() -> None:
     """Headers committed early, an app that answers 529 overloaded_error gives an OpenAI client
@@ -2050,6 +2099,22 @@ def test_heartbeat_timing_over_loopback(starlette_server: Served) -> None:
     assert len(pings) >= 4
     gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert sum(0.05 <= g <= 0.3 for g in gaps) >= len(gaps) - 1, gaps
+
+
+def test_heartbeats_on_uvloop(start_server: ServerFactory) -> None:
+    """Under uvloop (uvicorn's default loop when installed) keep-alives keep their spacing and
+    the stream completes: the heartbeat wheel works on its timers and clock too."""
+    pytest.importorskip("uvloop")
+    if not hasattr(asyncio, "Runner"):
+        pytest.skip("a uvloop server in a thread needs asyncio.Runner (Python 3.11+)")
+    server = start_server(starlette_app(heartbeat_interval=0.1), loop="uvloop")
+    assert type(server.loop).__module__.startswith("uvloop")
+    chunks = read_timed(server.url + "/v1/chat/completions", {"model": "stall", "stream": True})
+    pings = [at for at, chunk in chunks if chunk == b": ping\n\n"]
+    assert len(pings) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert sum(0.05 <= g <= 0.3 for g in gaps) >= len(gaps) - 1, gaps
+    assert b"[DONE]" in chunks[-1][1]
 
 
 def test_heartbeat_before_start_over_loopback(start_server: ServerFactory) -> None:

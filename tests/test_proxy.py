@@ -4,6 +4,7 @@ disconnects (issue "UpstreamProxy")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -440,9 +441,21 @@ def test_idle_timeout_on_a_body_after_its_head(servers: ServerFactory, path: str
     assert upstream.left.wait(3)
 
 
-def test_heartbeat_while_upstream_silent(servers: ServerFactory, fake: FakeUpstream) -> None:
-    """While the upstream thinks, the client receives comment keep-alives between events."""
-    _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=0.1)
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_heartbeat_while_upstream_silent(
+    servers: ServerFactory, fake: FakeUpstream, loop: str
+) -> None:
+    """While the upstream thinks, the client receives comment keep-alives between events (on
+    asyncio's loop and on uvloop, uvicorn's default when installed)."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+        if not hasattr(asyncio, "Runner"):
+            pytest.skip("a uvloop server in a thread needs asyncio.Runner (Python 3.11+)")
+    upstream = servers(fake)
+    proxy = servers(
+        UpstreamProxy(upstream.url, upstream_format="anthropic-messages", heartbeat_interval=0.1),
+        loop=loop,
+    )
     raw = _raw_stream(
         proxy.url,
         "/v1/chat/completions",
