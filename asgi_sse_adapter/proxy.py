@@ -56,7 +56,10 @@ HOP_BY_HOP = frozenset(
         "proxy-authorization",
     }
 )
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+# The client's API credentials: forwarded only with ``forward_credentials``.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+# Never forwarded: the client's cookies belong to the gateway's origin, not the upstream's.
+NEVER_FORWARDED = frozenset({"host", "content-length", "accept-encoding", "cookie"})
 # Upstream response headers a client may see: request ids and rate-limit information.
 RESPONSE_HEADER_ALLOW = (
     "x-request-id",
@@ -91,8 +94,8 @@ class UpstreamProxy:
         upstream_path: override the upstream endpoint path.
         api_key: the upstream key, injected as ``Authorization: Bearer`` (OpenAI family) or
             ``x-api-key`` (Anthropic); clients' own credentials are then never forwarded.
-        forward_credentials: forward the client's ``Authorization``/``x-api-key`` (only when no
-            ``api_key`` is configured).
+        forward_credentials: forward the client's ``Authorization``/``x-api-key``/``api-key``
+            (only when no ``api_key`` is configured; its ``Cookie`` never is).
         anthropic_version: ``anthropic-version`` sent to Anthropic upstreams when the client
             sent none.
         client: an ``httpx.AsyncClient`` the caller owns (then limits/timeouts are the caller's).
@@ -365,7 +368,7 @@ class _Exchange:
             for k, v in self.scope.get("headers", [])
         ]
         named = {t.strip().lower() for k, v in raw if k == "connection" for t in v.split(",")}
-        drop = HOP_BY_HOP | named | {"host", "content-length", "accept-encoding"}
+        drop = HOP_BY_HOP | named | NEVER_FORWARDED
         if rewritten:
             drop |= {"content-type"}
         keep_credentials = proxy.forward_credentials and proxy.api_key is None

@@ -114,6 +114,8 @@ def test_request_headers_never_forwarded(
             else:
                 assert seen["authorization"] == "Bearer client-key-AAAA"
                 assert seen["x-api-key"] == "client-key-BBBB"
+            # The gateway's cookies are never the upstream's business.
+            assert "cookie" not in seen, path
             assert "client-key" not in json.dumps(seen) or expected == "client"
 
 
