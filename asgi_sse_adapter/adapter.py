@@ -31,7 +31,9 @@ from .parts import (
     RedactedReasoning,
     StreamError,
     TextDelta,
+    TextRun,
     Usage,
+    text_delta,
 )
 from .sse import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -163,7 +165,22 @@ class StreamAdapter:
             self._reader = self.upstream_format.reader()
             self._writer = self.client_format.writer(self._options, self.content)
         # The part types ``_apply`` does not simply fold in and write.
-        self._special = _ENDING | _REASONING if self._drop_reasoning else _ENDING
+        self._special = _SPECIAL | _REASONING if self._drop_reasoning else _SPECIAL
+        # Text runs (``TextRun``), where the reader can recognise them and the writer can write
+        # them whole: a read of many text events then costs one part, not one per event.
+        reader, writer = self._reader, self._writer
+        self._read_run = (
+            reader.read_text_run
+            if reader is not None
+            and writer is not None
+            and type(reader).read_text_run is not Reader.read_text_run
+            else None
+        )
+        self._write_run = (
+            writer.write_run
+            if writer is not None and type(writer).write_run is not Writer.write_run
+            else None
+        )
 
         self._outcome: Outcome | None = None
         self.ended = False
@@ -319,8 +336,22 @@ class StreamAdapter:
         if types is None:
             types = [None] * len(values)
         read = self._read
-        for data, type_ in zip(values, types, strict=True):
-            yield from read(data, type_)
+        read_run = self._read_run
+        if read_run is None:
+            for data, type_ in zip(values, types, strict=True):
+                yield from read(data, type_)
+            return
+        i, n = 0, len(values)
+        while i < n:
+            texts, end = read_run(values, types, i)
+            if end > i:
+                self._events += end - i
+                if texts:
+                    yield TextRun(texts)
+                i = end
+            if i < n:
+                yield from read(values[i], types[i])
+                i += 1
 
     def _read(self, data: str, type_: str | None) -> Iterable[Part]:
         """The parts of one event; a malformed event is an error part (it ends the stream)."""
@@ -342,6 +373,9 @@ class StreamAdapter:
         for part in parts:
             kind = type(part)  # parts are final classes: ``is`` and ``in`` do for isinstance
             if kind in special:
+                if kind is TextRun:
+                    self._apply_run(part, out)  # type: ignore[arg-type]
+                    continue
                 if kind is StreamError:
                     self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
                     return
@@ -351,6 +385,19 @@ class StreamAdapter:
                 continue  # reasoning dropped
             content.add(part)
             writer.write(part, out)
+
+    def _apply_run(self, run: TextRun, out: list[bytes]) -> None:
+        """A ``TextRun``: whole, if the writer writes runs; else as its single deltas."""
+        if self._write_run is not None:
+            self.content.add(run)
+            self._write_run(run, out)
+            return
+        writer = self._writer
+        assert writer is not None
+        for text in run.texts:
+            delta = text_delta(text, run.choice)
+            self.content.add(delta)
+            writer.write(delta, out)
 
     def _done(self, out: list[bytes]) -> None:
         """The upstream's explicit end of stream."""
@@ -520,7 +567,7 @@ class StreamAdapter:
         return b"".join(out)
 
 
-_ENDING: frozenset[type[Part]] = frozenset({StreamError, Done})
+_SPECIAL: frozenset[type[Part]] = frozenset({StreamError, Done, TextRun})
 _REASONING: frozenset[type[Part]] = frozenset(
     {ReasoningDelta, ReasoningSignature, RedactedReasoning}
 )

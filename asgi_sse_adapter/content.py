@@ -23,6 +23,7 @@ from .parts import (
     RefusalDelta,
     StreamError,
     TextDelta,
+    TextRun,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -122,6 +123,8 @@ class Content:
                     seg.fragments.append(part.text)
                     return
             self.choice(part.choice)._last("text").fragments.append(part.text)
+        elif isinstance(part, TextRun):
+            self.choice(part.choice)._last("text").fragments.extend(part.texts)
         elif isinstance(part, ReasoningDelta):
             c = self.choice(part.choice)
             seg = c._last("reasoning")

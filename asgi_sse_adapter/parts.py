@@ -36,6 +36,7 @@ __all__ = [
     "RefusalDelta",
     "StreamError",
     "TextDelta",
+    "TextRun",
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
@@ -120,6 +121,17 @@ def text_delta(text: str, choice: int = 0) -> TextDelta:
     _set_text(part, text)
     _set_choice(part, choice)
     return part
+
+
+@dataclass(frozen=True, slots=True)
+class TextRun:
+    """Consecutive text deltas of one choice, as one part: ``TextDelta(text, choice)`` for each
+    of ``texts`` in order (none empty). A reader hands on a run when one read completes many
+    text events (most of a stream at speed); a writer still emits one client event per text, so
+    the client's bytes are the same as for the deltas one by one."""
+
+    texts: list[str]
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +245,7 @@ class Done:
 Part: TypeAlias = (
     MessageStart
     | TextDelta
+    | TextRun
     | ReasoningDelta
     | ReasoningSignature
     | RedactedReasoning

@@ -14,6 +14,7 @@ open blocks (farion1231/cc-switch#2303) and never loses an argument fragment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from .._json import dumps, loads
@@ -30,6 +31,7 @@ from ..parts import (
     RefusalDelta,
     StreamError,
     TextDelta,
+    TextRun,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -93,6 +95,28 @@ class MessagesReader(JSONReader):
             if isinstance(text, str):
                 return [text_delta(text)] if text else []
         return super().read_data(data, name)
+
+    def read_text_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[list[str], int]:
+        """The text deltas of the last started text block from ``values[start]`` on, by the
+        exact shape ``read_data`` recognises (so each reads into the same part there)."""
+        head = self._text_data
+        size = len(head)
+        texts: list[str] = []
+        for end in range(start, len(values)):
+            data = values[end]
+            if not (data.startswith(head) and data.endswith('"}}')):
+                return texts, end
+            try:
+                text = loads(data[size:-2])
+            except ValueError:
+                return texts, end
+            if not isinstance(text, str):
+                return texts, end
+            if text:
+                texts.append(text)
+        return texts, len(values)
 
     def read_object(self, obj: dict[str, Any], name: str | None = None) -> list[Part]:
         """Parts for one decoded event (``name``: its ``event:`` line, the fallback type)."""
@@ -307,6 +331,14 @@ class MessagesWriter(Writer):
             self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
 
     # -- Writer -----------------------------------------------------------------------------
+
+    def write_run(self, run: TextRun, out: list[bytes]) -> None:
+        # One text delta per text, as ``write`` makes them, with the block's head looked up once.
+        if run.choice != 0:
+            logger.debug("anthropic-messages has no choices: choice %s dropped", run.choice)
+            return
+        head = self._text_head or self._text_block(out)
+        out += [head + dumps(text) + b"}}\n\n" for text in run.texts]
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if getattr(part, "choice", 0) != 0:

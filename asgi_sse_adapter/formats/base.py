@@ -12,13 +12,13 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .._json import dumps, loads
 from ..content import Content
-from ..parts import Done, Part, StreamError
+from ..parts import Done, Part, StreamError, TextRun, text_delta
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -86,6 +86,19 @@ class Reader(ABC):
         before the ``Done`` of its terminator (``JSONReader``)."""
         return []
 
+    def read_text_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[list[str], int]:
+        """The texts of the plain text deltas among the events (``data`` and type columns, as
+        ``SSEDecoder.feed_fields`` gives them) from ``start`` on, up to the first other event, and
+        the index after them.
+
+        For readers that recognise a text delta without reading it whole (the adapter then
+        hands on one ``TextRun`` for them). Every event it counts must be one ``read_data``
+        turns into ``[TextDelta(text)]`` or, for an empty text, ``[]``; the texts leave out
+        the empty ones. The adapter calls it only on readers that override it."""
+        return [], start
+
     def complete(self) -> bool:
         """Whether every choice the upstream opened has finished, including choices that never
         produced content (formats without choices: always)."""
@@ -132,6 +145,13 @@ class Writer(ABC):
     @abstractmethod
     def write(self, part: Part, out: list[bytes]) -> None:
         """Emit whatever ``part`` calls for now (possibly nothing: writers may hold events)."""
+
+    def write_run(self, run: TextRun, out: list[bytes]) -> None:
+        """``write`` of each text of ``run`` as a ``TextDelta``, in fewer steps: for writers that
+        override it (the adapter calls it only on those; ``content`` then already holds the
+        whole run). Others get the run as single deltas, ``content`` updated before each."""
+        for text in run.texts:
+            self.write(text_delta(text, run.choice), out)
 
     @abstractmethod
     def end(self, out: list[bytes]) -> None:

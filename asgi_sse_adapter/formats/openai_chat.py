@@ -11,10 +11,11 @@ asked for; then ``data: [DONE]``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps
+from .._json import dumps, loads
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
@@ -28,6 +29,7 @@ from ..parts import (
     RefusalDelta,
     StreamError,
     TextDelta,
+    TextRun,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -68,6 +70,11 @@ _DATA_ITEMS = frozenset({"redacted_thinking", "reasoning.encrypted"})
 # openrouter.ai/docs/sdks/go/api-reference/models/reasoningformat); ``unknown`` (issuer not
 # known), the others and non-strings are dropped. The item's text is read whatever its format.
 _ANTHROPIC_FORMAT = "anthropic-"
+# What a plain content chunk holds, in OpenAI's key order (``ChatReader.read_text_run``).
+_CONTENT_MARK = '"delta":{"content":'
+# The field OpenAI adds to every chunk by default, a random alphanumeric value
+# (``stream_options.include_obfuscation``).
+_OBFUSCATION = '"obfuscation":"'
 # A content chunk after its text (see ``ChatWriter._content_head``).
 _CONTENT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -120,6 +127,79 @@ def _reasoning_items(items: Any) -> list[tuple[str, str, str]]:
     return entries
 
 
+class _Template:
+    """A plain content chunk as a template: the bytes before its text, and after it (with the
+    ``obfuscation`` value OpenAI adds to every chunk left open, alphanumeric).
+
+    A chunk that fits it is the template's chunk with another text (one JSON string, checked
+    by decoding it alone) and another obfuscation value: it reads into the same part as the
+    template's chunk did, with the new text, so only the text needs decoding."""
+
+    __slots__ = ("head", "tail", "tail_end")
+
+    def __init__(self, head: str, tail: str, tail_end: str) -> None:
+        self.head = head
+        self.tail = tail  # up to the obfuscation value (the whole rest if there is none)
+        self.tail_end = tail_end  # after it ("" if there is none)
+
+    @classmethod
+    def of(cls, data: str) -> _Template | None:
+        """The template of a chunk that read whole into a plain text delta (``None`` if its
+        text's end cannot be found, which then costs it only the fast path)."""
+        start = data.find(_CONTENT_MARK) + len(_CONTENT_MARK)
+        end = _string_end(data, start)
+        if end < 0:
+            return None
+        head, tail = data[:start], data[end:]
+        value = tail.rfind(_OBFUSCATION)
+        if value < 0:
+            return cls(head, tail, "")
+        value += len(_OBFUSCATION)
+        close = tail.find('"', value)
+        if close < 0 or not (tail[value:close].isalnum() or close == value):
+            return cls(head, tail, "")
+        return cls(head, tail[:value], tail[close:])
+
+    def text_of(self, data: str) -> str | None:
+        """The text of ``data`` if it fits the template, else ``None``."""
+        head = self.head
+        if not data.startswith(head):
+            return None
+        if self.tail_end:
+            if not data.endswith(self.tail_end):
+                return None
+            cut = data.rfind(self.tail)
+            value = data[cut + len(self.tail) : len(data) - len(self.tail_end)]
+            if cut < len(head) or not (value.isalnum() or not value):
+                return None
+        else:
+            if not data.endswith(self.tail):
+                return None
+            cut = len(data) - len(self.tail)
+        try:
+            text = loads(data[len(head) : cut])
+        except ValueError:
+            return None
+        return text if type(text) is str else None
+
+
+def _string_end(data: str, start: int) -> int:
+    """The index after the JSON string literal opening at ``data[start]`` (-1 if none)."""
+    if data[start : start + 1] != '"':
+        return -1
+    i = start + 1
+    while True:
+        i = data.find('"', i)
+        if i < 0:
+            return -1
+        backslashes = 0
+        while data[i - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return i + 1
+        i += 1
+
+
 class ChatReader(JSONReader):
     """Chat chunks → parts. Accepts missing ``index``, resent ``id``/``name``, content and finish
     in one chunk, ``choices: null``, usage on any chunk, and no ``[DONE]`` (formats.md §4.2)."""
@@ -137,6 +217,8 @@ class ChatReader(JSONReader):
         self._held: dict[int, str] = {}
         # The fast path's fields (``_NO_PLAIN`` while a signature is held, see ``_choice``).
         self._plain = _PLAIN_DELTA
+        # The last plain content chunk read whole, around its text (``read_text_run``).
+        self._template: _Template | None = None
 
     def complete(self) -> bool:
         return self._seen <= self._finished
@@ -146,6 +228,55 @@ class ChatReader(JSONReader):
         for c in list(self._held):
             self._release(c, parts)
         return parts
+
+    def read_data(self, data: str, event: str | None) -> list[Part]:
+        """``read`` of a chunk given by its ``data`` and ``event`` fields.
+
+        A plain content chunk of choice 0 that fits the last one read whole (``_Template``)
+        decodes only its text, as the Messages reader does with its text deltas; any other chunk
+        is parsed whole, and one that reads into exactly such a text delta becomes the
+        template."""
+        text = self._template_text(data, event)
+        if text is not None:
+            return [text_delta(text)] if text else []
+        parts = super().read_data(data, event)
+        if (
+            len(parts) == 1
+            and type(parts[0]) is TextDelta
+            and parts[0].choice == 0
+            and event != "error"
+            and self._plain is _PLAIN_DELTA
+            and _CONTENT_MARK in data
+        ):
+            self._template = _Template.of(data)
+        return parts
+
+    def read_text_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[list[str], int]:
+        """The chunks from ``values[start]`` on that fit the template (``read_data``)."""
+        texts: list[str] = []
+        template_text = self._template_text
+        for end in range(start, len(values)):
+            text = template_text(values[end], types[end])
+            if text is None:
+                return texts, end
+            if text:
+                texts.append(text)
+        return texts, len(values)
+
+    def _template_text(self, data: str, event: str | None) -> str | None:
+        """The text of a chunk that fits the template, while the template holds: choice 0 still
+        open and no signature held (the chunk would end its segment). ``None`` otherwise."""
+        template = self._template
+        if (
+            template is None
+            or event == "error"
+            or self._plain is not _PLAIN_DELTA
+            or 0 in self._finished
+        ):
+            return None
+        return template.text_of(data)
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (an error also when it came as ``event: error``)."""
@@ -383,6 +514,12 @@ class ChatWriter(Writer):
         head = self._prefix + b'{"index":' + dumps(c) + b',"delta":{"content":'
         self._content_heads[c] = head
         return head
+
+    def write_run(self, run: TextRun, out: list[bytes]) -> None:
+        # One content chunk per text, as ``write`` makes them, with the head looked up once.
+        head = self._content_heads.get(run.choice) or self._content_head(run.choice, out)
+        if head is not None:
+            out += [head + dumps(text) + _CONTENT_TAIL for text in run.texts]
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if isinstance(part, TextDelta):
