@@ -110,7 +110,7 @@ class MessagesReader(JSONReader):
                 return texts, end
             try:
                 text = loads(data[size:-2])
-            except ValueError:
+            except (ValueError, RecursionError):  # read whole, such an event fails there
                 return texts, end
             if not isinstance(text, str):
                 return texts, end

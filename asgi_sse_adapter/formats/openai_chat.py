@@ -10,6 +10,7 @@ asked for; then ``data: [DONE]``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ _CONTENT_MARK = '"delta":{"content":'
 # The field OpenAI adds to every chunk by default, a random alphanumeric value
 # (``stream_options.include_obfuscation``).
 _OBFUSCATION = '"obfuscation":"'
+# Plain chunks that may fail to fit the template before a stream stops making templates.
+_MAX_MISFITS = 8
 # A content chunk after its text (see ``ChatWriter._content_head``).
 _CONTENT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -143,14 +146,27 @@ class _Template:
         self.tail_end = tail_end  # after it ("" if there is none)
 
     @classmethod
-    def of(cls, data: str) -> _Template | None:
-        """The template of a chunk that read whole into a plain text delta (``None`` if its
-        text's end cannot be found, which then costs it only the fast path)."""
+    def of(cls, data: str, text: str) -> _Template | None:
+        """The template of a chunk that read whole into exactly ``TextDelta(text)`` (choice 0),
+        or ``None`` if its text cannot be located for certain.
+
+        The first ``"delta":{"content":`` need not be choice 0's text (a foreign field before
+        ``choices``, choice 1 listed first, a repeated ``content`` key): so a probe, the chunk
+        with another string in that place, must parse with exactly that string as the first
+        choice's content, and the first choice must be choice 0."""
         start = data.find(_CONTENT_MARK) + len(_CONTENT_MARK)
         end = _string_end(data, start)
         if end < 0:
             return None
         head, tail = data[:start], data[end:]
+        probe = text + "\x00"  # any other string
+        try:
+            obj = loads(head + json.dumps(probe) + tail)
+            choice = obj["choices"][0]
+            if choice["delta"]["content"] != probe or choice.get("index", 0) != 0:
+                return None
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+            return None
         value = tail.rfind(_OBFUSCATION)
         if value < 0:
             return cls(head, tail, "")
@@ -178,7 +194,7 @@ class _Template:
             cut = len(data) - len(self.tail)
         try:
             text = loads(data[len(head) : cut])
-        except ValueError:
+        except (ValueError, RecursionError):  # read whole, such a chunk fails there
             return None
         return text if type(text) is str else None
 
@@ -217,8 +233,10 @@ class ChatReader(JSONReader):
         self._held: dict[int, str] = {}
         # The fast path's fields (``_NO_PLAIN`` while a signature is held, see ``_choice``).
         self._plain = _PLAIN_DELTA
-        # The last plain content chunk read whole, around its text (``read_text_run``).
+        # The last plain content chunk read whole, around its text (``read_data``), and how
+        # many plain chunks did not fit the template before it.
         self._template: _Template | None = None
+        self._misfits = 0
 
     def complete(self) -> bool:
         return self._seen <= self._finished
@@ -247,8 +265,13 @@ class ChatReader(JSONReader):
             and event != "error"
             and self._plain is _PLAIN_DELTA
             and _CONTENT_MARK in data
+            and self._misfits < _MAX_MISFITS
         ):
-            self._template = _Template.of(data)
+            if self._template is not None:
+                # A plain chunk the template did not fit: chunks that vary beyond their text
+                # (per-chunk logprobs, say) would otherwise pay a probe parse each.
+                self._misfits += 1
+            self._template = _Template.of(data, parts[0].text)
         return parts
 
     def read_text_run(
