@@ -1,0 +1,1094 @@
+"""Text runs (``TextRun``) change nothing anyone can see.
+
+When one ``feed()`` completes many upstream events, ``StreamAdapter`` asks the reader for runs of
+plain text deltas (``Reader.read_text_run``) and hands each run on as one ``TextRun``
+(``Writer.write_run``, ``Content.add``); a read completing a single event takes the per-event
+path. The contract: the client's bytes and the ``StreamResult`` (outcome, response, usage, error,
+events) are exactly those of the per-event path, for every input.
+
+The reference is the upstream fed one event per ``feed()`` (a single-event read never forms a
+run); it is compared with the same upstream fed whole and in read sizes of a socket's, with the
+same ``clock`` and ``id_factory``:
+
+1. every fixture scenario and long text-heavy ones, both upstream formats (``openai-chat``,
+   ``anthropic-messages``), every client format, with and without ``include_usage``,
+   ``reasoning="drop"``, ``visible_errors``;
+2. crafted events in the middle of runs of text deltas that must end a run (or that a run may
+   swallow only if the per-event path reads them as plain text), under the installed JSON
+   backend and under the standard library's (the package's fallback without orjson);
+3. hypothesis: random sequences of those events and random read splits;
+4. the runs really happen (direct ``read_text_run`` calls, the writer's ``write_run`` called),
+   and the official SDKs accept a run-heavy stream in each direction.
+
+The reference itself is checked too: the per-event path reads the crafted streams as they read
+with every event parsed whole (the readers' shortcuts, which the runs share, change nothing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asgi_sse_adapter import SSEDecoder
+from asgi_sse_adapter import _json as json_backend
+from asgi_sse_adapter.adapter import StreamAdapter, StreamResult
+from asgi_sse_adapter.formats.anthropic_messages import MessagesReader, MessagesWriter
+from asgi_sse_adapter.formats.openai_chat import ChatReader, ChatWriter
+from asgi_sse_adapter.parts import TextDelta, TextRun
+from tests.fixtures import (
+    CHAT_SCENARIOS,
+    HELLO,
+    MESSAGES_SCENARIOS,
+    REFUSAL,
+    THOUGHT,
+    THOUGHT_UNSIGNED,
+    TOOLU_WEATHER,
+    UNICODE,
+    WEATHER,
+    Scenario,
+    Text,
+    chat_stream,
+    messages_stream,
+)
+from tests.test_translate import (
+    CLOCK,
+    consume_chat_chunks,
+    counter_ids,
+    final_completion,
+    final_message,
+)
+
+CHAT = "openai-chat"
+MESSAGES = "anthropic-messages"
+UPSTREAMS = (CHAT, MESSAGES)
+CLIENTS = (CHAT, "openai-text", "openai-responses", MESSAGES, "anthropic-text")
+OPTION_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "include_usage": {"include_usage": True},
+    "drop_reasoning": {"reasoning": "drop"},
+    "visible_errors": {"visible_errors": True},
+    "all": {"include_usage": True, "reasoning": "drop", "visible_errors": True},
+}
+# Read sizes: None is the whole upstream in one feed; the others are a socket's usual reads.
+READ_SIZES: tuple[int | None, ...] = (None, 1460, 4096, 16384)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_adapter(caplog: pytest.LogCaptureFixture) -> None:
+    """Malformed input logs a warning per stream; keep thousands of records out of the run."""
+    caplog.set_level(logging.CRITICAL + 1, "asgi_sse_adapter")
+
+
+# -- running both paths ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One adapter run: the client bytes, the result, and how many events runs consumed."""
+
+    out: bytes
+    result: StreamResult
+    run_events: int
+    runs: int
+
+
+def translate(upstream: str, client: str, pieces: Sequence[bytes], options: dict[str, Any]) -> Run:
+    """Feed ``pieces`` to a deterministic adapter and close it; record the text runs it read."""
+    adapter = StreamAdapter(
+        upstream_format=upstream,
+        client_format=client,
+        clock=lambda: CLOCK,
+        id_factory=counter_ids(),
+        **options,
+    )
+    counted = [0, 0]
+    inner = adapter._read_run
+    if inner is not None:
+        read_run = inner
+
+        def recording(
+            values: Sequence[str], types: Sequence[str | None], start: int
+        ) -> tuple[list[str], int]:
+            texts, end = read_run(values, types, start)
+            if end > start:
+                counted[0] += end - start
+                counted[1] += 1
+            return texts, end
+
+        adapter._read_run = recording
+    out = [adapter.feed(piece) for piece in pieces]
+    out.append(adapter.close())
+    assert adapter.ended
+    return Run(b"".join(out), adapter.result, counted[0], counted[1])
+
+
+def by_size(data: bytes, size: int | None) -> list[bytes]:
+    """``data`` in reads of ``size`` bytes (``None``: one read)."""
+    if size is None:
+        return [data]
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def first_difference(got: bytes, want: bytes, reference: str = "per-event path") -> str:
+    """Where two client streams part, event by event (for the assertion message)."""
+    a, b = got.split(b"\n\n"), want.split(b"\n\n")
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"event {i}: got {x[:300]!r}, {reference} gave {y[:300]!r}"
+    return f"got {len(a)} event blocks, {reference} gave {len(b)}"
+
+
+def attempt(
+    upstream: str, client: str, pieces: Sequence[bytes], options: dict[str, Any]
+) -> Run | Exception:
+    """``translate``, or what it raised (the per-event path may raise for some input, and the
+    other paths must then raise the same)."""
+    try:
+        return translate(upstream, client, pieces, options)
+    except Exception as exc:
+        return exc
+
+
+def assert_same(
+    upstream: str,
+    client: str,
+    events: Sequence[bytes],
+    options: dict[str, Any],
+    splits: Sequence[Sequence[bytes]],
+    label: str = "",
+) -> list[Run]:
+    """Each split of ``events`` gives the bytes and result of one event per ``feed()``."""
+    reference = attempt(upstream, client, events, options)
+    runs = []
+    for pieces in splits:
+        got = attempt(upstream, client, pieces, options)
+        where = f"{label} {upstream}->{client} {options} reads={[len(p) for p in pieces][:8]}"
+        if isinstance(reference, Exception):
+            assert type(got) is type(reference), f"{where}: per-event path raised {reference!r}"
+            continue
+        assert not isinstance(got, Exception), f"{where}: raised {got!r}, per-event path did not"
+        assert reference.runs == 0, "one event per feed must never form a run"
+        assert got.out == reference.out, f"{where}: {first_difference(got.out, reference.out)}"
+        assert got.result == reference.result, f"{where}: result"
+        runs.append(got)
+    return runs
+
+
+def read_splits(data: bytes, sizes: Sequence[int | None] = READ_SIZES) -> list[list[bytes]]:
+    """``data`` in each read size, duplicates (a size over the stream's length) left out."""
+    out: list[list[bytes]] = []
+    for size in sizes:
+        pieces = by_size(data, size)
+        if pieces not in out:
+            out.append(pieces)
+    return out
+
+
+def events_of(data: bytes) -> list[bytes]:
+    """A fixture stream cut at its event boundaries (its events end in ``\\n\\n``, none
+    holds a blank line)."""
+    blocks = [block + b"\n\n" for block in data.split(b"\n\n")[:-1]]
+    assert b"".join(blocks) == data
+    return blocks
+
+
+# -- 1. fixture and long streams ------------------------------------------------------------------
+
+# Text that looks like the readers' own shortcuts and markers, non-BMP characters, escapes and an
+# empty fragment (which a run counts but does not carry).
+TRICKY = (
+    '"}}',
+    '"delta":{"content":',
+    '\\"delta\\":{\\"content\\":',
+    "😀 smile",
+    "",
+    '"text":"x"}}',
+    "line\nbreak\r\n\t\x00\u2028",
+    "data: [DONE]\n\n",
+    "日本語",
+)
+LONG = Text(tuple(f"word{i} " if i % 10 else TRICKY[(i // 10) % len(TRICKY)] for i in range(240)))
+LONG_2 = Text(tuple(f"more {i}, " for i in range(60)))
+
+LONG_CHAT = [
+    Scenario("long_text", (LONG,), "stop"),
+    Scenario("long_unicode", (UNICODE, LONG, UNICODE), "length"),
+    Scenario("long_mixed", (THOUGHT_UNSIGNED, LONG, WEATHER, LONG_2), "tool_calls"),
+    Scenario("long_refusal", (LONG, REFUSAL, LONG_2), "stop"),
+    Scenario("long_usage_on_finish", (LONG,), "stop", usage_layout="on_finish"),
+    Scenario("long_combined_finish", (LONG,), "stop", chat_quirk="combined_finish"),
+    Scenario("long_empty_finish", (LONG,), "stop", chat_quirk="empty_finish"),
+    Scenario("long_truncated", (LONG,), None),
+    Scenario("long_error", (LONG,), None, error=("server_error", "The server had an error")),
+    Scenario("long_no_terminator", (LONG,), "stop", terminator=False),
+]
+LONG_MESSAGES = [
+    Scenario("long_text", (LONG,), "end_turn"),
+    Scenario("long_unicode", (UNICODE, LONG, UNICODE), "max_tokens"),
+    Scenario("long_mixed", (THOUGHT, LONG, TOOLU_WEATHER, LONG_2), "tool_use"),
+    Scenario("long_two_blocks", (LONG, HELLO, LONG_2), "end_turn"),
+    Scenario("long_truncated", (LONG,), None),
+    Scenario("long_error", (HELLO, LONG), None, error=("overloaded_error", "Overloaded")),
+    Scenario("long_no_terminator", (LONG,), "end_turn", terminator=False),
+]
+STREAMS: dict[str, list[tuple[str, bytes]]] = {
+    CHAT: [(s.name, chat_stream(s)) for s in [*CHAT_SCENARIOS.values(), *LONG_CHAT]],
+    MESSAGES: [
+        (s.name, messages_stream(s)) for s in [*MESSAGES_SCENARIOS.values(), *LONG_MESSAGES]
+    ],
+}
+
+
+@pytest.mark.parametrize("options", OPTION_SETS.values(), ids=list(OPTION_SETS))
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+def test_scenarios_whole_and_in_reads(upstream: str, client: str, options: dict[str, Any]) -> None:
+    """Every fixture scenario and the long ones: fed whole and in 1460/4096/16384-byte reads,
+    the client bytes and ``result`` equal those of one event per ``feed()``."""
+    run_events = 0
+    for name, data in STREAMS[upstream]:
+        runs = assert_same(upstream, client, events_of(data), options, read_splits(data), name)
+        run_events += sum(r.run_events for r in runs)
+    if upstream != client:  # identity passes bytes through: no reader, no runs
+        assert run_events > 1000, "the streams fed whole must form text runs"
+
+
+# -- 2. crafted run-breakers ----------------------------------------------------------------------
+
+
+def sse(data: str, event: str | None = None) -> bytes:
+    """One SSE event holding ``data`` (one line) and, if given, an ``event:`` line."""
+    head = f"event: {event}\n" if event is not None else ""
+    return (head + f"data: {data}\n\n").encode()
+
+
+CHAT_ENVELOPE = (
+    '{"id":"chatcmpl-run","object":"chat.completion.chunk","created":1700000123,'
+    '"model":"gpt-4o-run","system_fingerprint":"fp_run",'
+)
+
+
+def chat_body(
+    delta: str, *, index: str = "0", finish: str = "null", extra: str = "", envelope: str = ""
+) -> str:
+    """A chunk's JSON, OpenAI's key order: one choice with ``delta`` (JSON text)."""
+    choice = f'{{"index":{index},"delta":{delta},"logprobs":null,"finish_reason":{finish}}}'
+    return (envelope or CHAT_ENVELOPE) + f'"choices":[{choice}]{extra}}}'
+
+
+def chat_text(text: str, *, ascii_only: bool = False, obfuscation: str | None = None) -> bytes:
+    """A plain content chunk, as OpenAI sends it (with its random ``obfuscation`` field, if
+    given: OpenAI's default, ``stream_options.include_obfuscation``)."""
+    extra = "" if obfuscation is None else ',"obfuscation":' + json.dumps(obfuscation)
+    delta = '{"content":' + json.dumps(text, ensure_ascii=ascii_only) + "}"
+    return sse(chat_body(delta, extra=extra))
+
+
+def two_choices(first: str, second: str) -> bytes:
+    """A chunk with two choices (JSON texts of the choice objects), in this order."""
+    return sse(CHAT_ENVELOPE + f'"choices":[{first},{second}]}}')
+
+
+CHAT_ROLE = sse(chat_body('{"role":"assistant","content":"","refusal":null}'))
+CHAT_FINISH = sse(chat_body("{}", finish='"stop"'))
+CHAT_USAGE = sse(
+    CHAT_ENVELOPE + '"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,'
+    '"total_tokens":12}}'
+)
+CHAT_DONE = b"data: [DONE]\n\n"
+CONTENT_X = '{"content":"x"}'
+DEEP = "[" * 100_000 + "]" * 100_000
+
+CHAT_BREAKERS: dict[str, list[bytes]] = {
+    # Unreadable events.
+    "malformed_json": [sse('{"choices":[{"index":0,"delta":{"content":"x"')],
+    "malformed_mark_only": [sse('"delta":{"content":"x"}')],
+    "malformed_bad_escape": [sse(chat_body('{"content":"a\\q"}'))],
+    "not_an_object": [sse('[{"delta":{"content":"x"}}]')],
+    "deep_nesting": [sse(chat_body(CONTENT_X, extra=f',"x":{DEEP}'))],
+    "deep_nesting_in_text": [sse(chat_body('{"content":' + "[" * 100_000 + "}"))],
+    "huge_float": [sse(chat_body(CONTENT_X, extra=',"x":1e400'))],
+    "huge_int": [sse(chat_body(CONTENT_X, extra=',"x":' + "1" * 5000))],
+    "lone_surrogate": [sse(chat_body('{"content":"\\ud83d"}'))],
+    # Errors.
+    "error_event": [
+        sse('{"error":{"message":"boom","type":"server_error","param":null,"code":null}}', "error")
+    ],
+    "error_event_on_content_chunk": [sse(chat_body(CONTENT_X), "error")],
+    "error_field_with_content": [
+        sse(chat_body(CONTENT_X, extra=',"error":{"message":"bad","type":"server_error"}'))
+    ],
+    "error_string_with_content": [sse(chat_body(CONTENT_X, extra=',"error":"bad"'))],
+    "error_falsy_with_content": [
+        sse(chat_body(CONTENT_X, extra=',"error":null')),
+        sse(chat_body(CONTENT_X, extra=',"error":{}')),
+        sse(chat_body(CONTENT_X, extra=',"error":""')),
+        sse(chat_body(CONTENT_X, extra=',"error":0')),
+    ],
+    "object_error_with_content": [
+        sse(
+            chat_body(
+                CONTENT_X,
+                envelope='{"id":"x","object":"error","message":"bad","type":"server_error",',
+            )
+        )
+    ],
+    "finish_error": [sse(chat_body(CONTENT_X, finish='"error"'))],
+    # Usage.
+    "usage_dict": [
+        sse(
+            chat_body(
+                CONTENT_X,
+                extra=',"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}',
+            )
+        )
+    ],
+    "usage_null_and_number": [
+        sse(chat_body(CONTENT_X, extra=',"usage":null')),
+        sse(chat_body(CONTENT_X, extra=',"usage":5')),
+    ],
+    "usage_chunk": [CHAT_USAGE],
+    # Finish reasons (later text of the finished choice is dropped).
+    "finish_with_content": [sse(chat_body(CONTENT_X, finish='"stop"'))],
+    "finish_alone": [sse(chat_body("{}", finish='"length"'))],
+    "finish_empty_string": [sse(chat_body(CONTENT_X, finish='""'))],
+    "finish_false": [sse(chat_body(CONTENT_X, finish="false"))],
+    # Other choices and odd indexes.
+    "choice_1": [sse(chat_body(CONTENT_X, index="1"))],
+    "choice_1_finishes": [
+        sse(chat_body(CONTENT_X, index="1")),
+        sse(chat_body("{}", index="1", finish='"stop"')),
+    ],
+    "choice_2_gap": [sse(chat_body(CONTENT_X, index="2"))],
+    "index_null": [sse(chat_body(CONTENT_X, index="null"))],
+    "index_true": [sse(chat_body(CONTENT_X, index="true"))],
+    "index_false": [sse(chat_body(CONTENT_X, index="false"))],
+    "index_string": [sse(chat_body(CONTENT_X, index='"0"'))],
+    "index_float": [sse(chat_body(CONTENT_X, index="0.0"))],
+    "index_negative": [sse(chat_body(CONTENT_X, index="-1"))],
+    "index_huge": [sse(chat_body(CONTENT_X, index="1000000"))],
+    "no_index": [sse(CHAT_ENVELOPE + '"choices":[{"delta":{"content":"x"}}]}')],
+    "two_choices": [
+        sse(
+            CHAT_ENVELOPE + '"choices":[{"index":0,"delta":{"content":"a"}},'
+            '{"index":1,"delta":{"content":"b"}}]}'
+        )
+    ],
+    "two_choices_same_index": [
+        sse(
+            CHAT_ENVELOPE + '"choices":[{"index":0,"delta":{"content":"a"}},'
+            '{"index":0,"delta":{"content":"b"}}]}'
+        )
+    ],
+    "no_choice_mark_elsewhere": [
+        sse(CHAT_ENVELOPE + '"choices":[],"x":{"delta":{"content":"y"}}}'),
+        sse(CHAT_ENVELOPE + '"choices":null,"x":{"delta":{"content":"y"}}}'),
+        sse(CHAT_ENVELOPE + '"choices":["x"],"x":{"delta":{"content":"y"}}}'),
+        sse(CHAT_ENVELOPE + '"choices":{"a":1},"x":{"delta":{"content":"y"}}}'),
+        sse(CHAT_ENVELOPE + '"choices":[{"index":0,"delta":"s"}],"x":{"delta":{"content":"y"}}}'),
+        sse(CHAT_ENVELOPE + '"choices":[[1]],"x":{"delta":{"content":"y"}}}'),
+    ],
+    "mark_in_another_field": [
+        sse(chat_body('{"reasoning_content":"r"}', extra=',"x":{"delta":{"content":"fake"}}')),
+        sse(chat_body("{}", extra=',"x":{"delta":{"content":"fake"}}')),
+    ],
+    # Deltas with more than content.
+    "content_and_tool_calls": [
+        sse(
+            chat_body(
+                '{"content":"x","tool_calls":[{"index":0,"id":"call_r","type":"function",'
+                '"function":{"name":"f","arguments":"{}"}}]}'
+            )
+        )
+    ],
+    "content_and_reasoning_content": [sse(chat_body('{"content":"x","reasoning_content":"t"}'))],
+    "content_and_reasoning": [sse(chat_body('{"content":"x","reasoning":"t"}'))],
+    "content_and_refusal": [
+        sse(chat_body('{"content":"x","refusal":"no"}')),
+        sse(chat_body('{"content":"x","refusal":null}')),
+    ],
+    "content_and_function_call": [
+        sse(chat_body('{"content":"x","function_call":{"name":"f","arguments":"{}"}}'))
+    ],
+    "content_then_role": [sse(chat_body('{"content":"x","role":"assistant"}'))],
+    "role_first": [
+        sse(chat_body('{"role":null,"content":"x"}')),
+        sse(chat_body('{"role":"assistant","content":"y"}')),
+    ],
+    "signed_reasoning": [
+        sse(
+            chat_body(
+                '{"reasoning_content":"r","thinking_blocks":[{"type":"thinking",'
+                '"thinking":"r","signature":"c2ln"}]}'
+            )
+        )
+    ],
+    "reasoning_chunk": [sse(chat_body('{"reasoning_content":"\\"delta\\":{\\"content\\":"}'))],
+    "tool_call_chunk": [
+        sse(
+            chat_body(
+                '{"tool_calls":[{"index":0,"id":"call_r","type":"function",'
+                '"function":{"name":"f","arguments":"{\\"a\\":1}"}}]}'
+            )
+        )
+    ],
+    # Content that is no text.
+    "content_number": [sse(chat_body('{"content":5}'))],
+    "content_null": [sse(chat_body('{"content":null}'))],
+    "content_list": [sse(chat_body('{"content":["a"]}'))],
+    "content_object": [sse(chat_body('{"content":{"a":"b"}}'))],
+    "content_true": [sse(chat_body('{"content":true}'))],
+    "content_empty": [sse(chat_body('{"content":""}')), sse(chat_body('{"content":""}'))],
+    # Text that is odd but plain.
+    "surrogate_pair_escaped": [sse(chat_body('{"content":"\\ud83d\\ude00"}'))],
+    "escapes": [sse(chat_body('{"content":"a\\"}}\\\\\\n\\t\\u0000\\u2028\\/"}'))],
+    "text_quote_braces": [chat_text('"}}'), chat_text('"}]}')],
+    "text_with_mark": [chat_text('"delta":{"content":'), chat_text('\\"delta\\":{\\"content\\":')],
+    "ascii_escaped_text": [chat_text("😀 ünï", ascii_only=True)],
+    "whitespace_no_mark": [
+        sse('{ "choices" : [ { "index" : 0 , "delta" : { "content" : "x" } } ] }'),
+    ],
+    "whitespace_after_mark": [
+        sse(chat_body('{"content": "x" }')),
+        sse(chat_body('{"content":"y"}') + "  "),
+        sse(chat_body('{"content":\t"z"\n}')),
+    ],
+    "duplicate_keys": [sse(chat_body('{"content":"a","content":"b"}'))],
+    "extra_choice_fields": [
+        sse(
+            CHAT_ENVELOPE + '"choices":[{"index":0,"delta":{"content":"x"},'
+            '"logprobs":{"content":[]},"finish_reason":null,"matched_stop":null}]}'
+        )
+    ],
+    # OpenAI's obfuscation field, alphanumeric or not.
+    "obfuscation": [
+        chat_text("o1", obfuscation="a1B2"),
+        chat_text("o2", obfuscation="Zz9"),
+        chat_text("o3", obfuscation=""),
+        chat_text("o4", obfuscation="a-b"),
+        chat_text("o5", obfuscation='q"}]}'),
+        chat_text("o6", obfuscation="ünï"),
+        chat_text("o7", obfuscation="a1B2"),
+    ],
+    # Chunks whose first content mark is not the text choice 0 reads: what they say differs
+    # from a chunk of the same shape read before them only at that first mark.
+    "mark_before_choices": [
+        sse(chat_body(CONTENT_X, envelope=CHAT_ENVELOPE + '"x":{"delta":{"content":"p"}},')),
+        sse(chat_body(CONTENT_X, envelope=CHAT_ENVELOPE + '"x":{"delta":{"content":"q"}},')),
+    ],
+    "empty_choice_1_first": [
+        two_choices('{"index":1,"delta":{"content":""}}', '{"index":0,"delta":{"content":"a"}}'),
+        two_choices('{"index":1,"delta":{"content":"B"}}', '{"index":0,"delta":{"content":"a"}}'),
+    ],
+    "finished_choice_1_first": [
+        sse(chat_body(CONTENT_X, index="1")),
+        sse(chat_body("{}", index="1", finish='"stop"')),
+        two_choices('{"index":1,"delta":{"content":"c"}}', '{"index":0,"delta":{"content":"a"}}'),
+        two_choices('{"index":1,"delta":{"content":"D"}}', '{"index":0,"delta":{"content":"a"}}'),
+    ],
+    "duplicate_content_keys": [
+        sse(chat_body('{"content":"a","content":"b"}')),
+        sse(chat_body('{"content":"c","content":"b"}')),
+    ],
+    # Framing.
+    "two_data_lines": [
+        (
+            "data: " + CHAT_ENVELOPE + "\n"
+            'data: "choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+        ).encode()
+    ],
+    "crlf": [chat_text("cr").replace(b"\n", b"\r\n")],
+    "comment_id_retry": [b": keepalive\n\n", b"id: 7\n" + chat_text("i"), b"retry: 100\n\n"],
+    "event_message": [sse(chat_body(CONTENT_X), "message")],
+    "empty_data": [b"data: \n\n", b"data:  \n\n"],
+    "azure_preamble": [
+        sse(
+            '{"choices":[],"created":0,"id":"","model":"","object":"",'
+            '"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}'
+        )
+    ],
+    # Ends of stream in the middle (what follows must be ignored).
+    "done": [CHAT_DONE],
+}
+
+MESSAGES_START = sse(
+    '{"type":"message_start","message":{"id":"msg_run","type":"message","role":"assistant",'
+    '"content":[],"model":"claude-run","stop_reason":null,"stop_sequence":null,'
+    '"usage":{"input_tokens":11,"output_tokens":1}}}',
+    "message_start",
+)
+MESSAGES_PING = sse('{"type":"ping"}', "ping")
+MESSAGES_DELTA = sse(
+    '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    '"usage":{"output_tokens":9}}',
+    "message_delta",
+)
+MESSAGES_STOP = sse('{"type":"message_stop"}', "message_stop")
+
+
+def block_start(index: int, block: str = '{"type":"text","text":""}') -> bytes:
+    """A ``content_block_start``."""
+    body = f'{{"type":"content_block_start","index":{index},"content_block":{block}}}'
+    return sse(body, "content_block_start")
+
+
+def block_stop(index: int) -> bytes:
+    """A ``content_block_stop``."""
+    return sse(f'{{"type":"content_block_stop","index":{index}}}', "content_block_stop")
+
+
+def delta_event(delta: str, index: int = 0, name: str | None = "content_block_delta") -> bytes:
+    """A ``content_block_delta`` holding ``delta`` (JSON text), the API's key order."""
+    return sse(f'{{"type":"content_block_delta","index":{index},"delta":{delta}}}', name)
+
+
+def messages_text(text: str, index: int = 0, *, ascii_only: bool = False) -> bytes:
+    """A text delta, as Anthropic sends it."""
+    encoded = json.dumps(text, ensure_ascii=ascii_only)
+    return delta_event('{"type":"text_delta","text":' + encoded + "}", index)
+
+
+TEXT_HEAD = '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+
+# Each: the events, and the block index the text after them goes to.
+MESSAGES_BREAKERS: dict[str, tuple[list[bytes], int]] = {
+    # Unreadable events.
+    "malformed_json": ([sse(TEXT_HEAD + '"a"}', "content_block_delta")], 0),
+    "malformed_bad_escape": ([sse(TEXT_HEAD + '"a\\q"}}', "content_block_delta")], 0),
+    "malformed_garbage": ([sse("{not json}", "content_block_delta")], 0),
+    "not_an_object": ([sse('["x"]', "content_block_delta")], 0),
+    "deep_nesting_in_text": ([sse(TEXT_HEAD + "[" * 100_000 + '"}}', "content_block_delta")], 0),
+    "deep_nesting_elsewhere": ([sse(TEXT_HEAD + '"a"},"x":' + DEEP + "}")], 0),
+    "lone_surrogate": ([sse(TEXT_HEAD + '"\\ud83d"}}', "content_block_delta")], 0),
+    "huge_float_elsewhere": ([sse(TEXT_HEAD + '"a"},"x":1e400}')], 0),
+    # Errors.
+    "error_event": (
+        [
+            sse(
+                '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+                "error",
+            )
+        ],
+        0,
+    ),
+    "error_by_name_only": ([sse('{"error":{"type":"api_error","message":"x"}}', "error")], 0),
+    "error_name_on_text_delta": ([sse(TEXT_HEAD + '"x"}}', "error")], 0),
+    # Other blocks.
+    "text_for_block_1": ([messages_text("x", 1), messages_text("y", 1)], 0),
+    "next_text_block": ([block_stop(0), block_start(1), messages_text("n", 1)], 1),
+    "next_text_block_with_text": (
+        [block_stop(0), block_start(1, '{"type":"text","text":"pre"}')],
+        1,
+    ),
+    "next_block_text_for_0": ([block_stop(0), block_start(1)], 0),
+    "thinking_block_between": (
+        [
+            block_stop(0),
+            block_start(1, '{"type":"thinking","thinking":"","signature":""}'),
+            delta_event('{"type":"thinking_delta","thinking":"hmm"}', 1),
+            delta_event('{"type":"signature_delta","signature":"c2ln"}', 1),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "tool_block_between": (
+        [
+            block_stop(0),
+            block_start(1, '{"type":"tool_use","id":"toolu_r","name":"f","input":{}}'),
+            delta_event('{"type":"input_json_delta","partial_json":"{\\"a\\":1}"}', 1),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "block_start_no_index": (
+        [block_stop(0), sse('{"type":"content_block_start","content_block":{"type":"text"}}')],
+        1,
+    ),
+    # Other deltas in the text block.
+    "thinking_delta": ([delta_event('{"type":"thinking_delta","thinking":"t"}')], 0),
+    "signature_delta": ([delta_event('{"type":"signature_delta","signature":"c2ln"}')], 0),
+    "input_json_delta": ([delta_event('{"type":"input_json_delta","partial_json":"{}"}')], 0),
+    "citations_delta": (
+        [delta_event('{"type":"citations_delta","citation":{"type":"char_location"}}')],
+        0,
+    ),
+    "delta_without_type": ([delta_event('{"text":"x"}')], 0),
+    # Text deltas of another shape.
+    "extra_field_in_delta": ([delta_event('{"type":"text_delta","text":"a","x":1}')], 0),
+    "extra_field_after_text": ([delta_event('{"type":"text_delta","text":"a","x":"b"}')], 0),
+    "extra_top_level_field": ([sse(TEXT_HEAD + '"a"},"x":"y"}')], 0),
+    "key_order": (
+        [sse('{"index":0,"type":"content_block_delta","delta":{"text":"x","type":"text_delta"}}')],
+        0,
+    ),
+    "whitespace": (
+        [
+            sse(
+                '{"type": "content_block_delta", "index": 0, '
+                '"delta": {"type": "text_delta", "text": "x"}}'
+            ),
+            sse(TEXT_HEAD + ' "y"}}'),
+            sse(TEXT_HEAD + '"z"}} '),
+        ],
+        0,
+    ),
+    "index_missing": (
+        [sse('{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}')],
+        0,
+    ),
+    "index_string": (
+        [delta_event('{"type":"text_delta","text":"x"}').replace(b'"index":0', b'"index":"0"')],
+        0,
+    ),
+    "text_not_string": (
+        [
+            delta_event('{"type":"text_delta","text":5}'),
+            delta_event('{"type":"text_delta","text":null}'),
+            delta_event('{"type":"text_delta","text":["a"]}'),
+        ],
+        0,
+    ),
+    "empty_text": ([messages_text(""), messages_text("")], 0),
+    "surrogate_pair_escaped": ([sse(TEXT_HEAD + '"\\ud83d\\ude00"}}')], 0),
+    "escapes": ([sse(TEXT_HEAD + '"a\\"}}\\\\\\n\\t\\u0000\\u2028\\/"}}')], 0),
+    "text_quote_braces": ([messages_text('"}}'), messages_text('\\"}}'), messages_text("}}")], 0),
+    "text_with_head": (
+        [messages_text(TEXT_HEAD + '"x"}}'), messages_text('"delta":{"content":')],
+        0,
+    ),
+    "ascii_escaped_text": ([messages_text("😀 ünï", ascii_only=True)], 0),
+    # Other events.
+    "ping": ([MESSAGES_PING], 0),
+    "message_delta_usage": (
+        [sse('{"type":"message_delta","delta":{},"usage":{"output_tokens":4}}', "message_delta")],
+        0,
+    ),
+    "message_start_again": ([MESSAGES_START], 0),
+    "unknown_event": ([sse('{"type":"future_event","x":1}', "future_event")], 0),
+    "done_marker": ([CHAT_DONE], 0),
+    # Framing.
+    "two_data_lines": (
+        [
+            (
+                b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,\n'
+                b'data: "delta":{"type":"text_delta","text":"x"}}\n\n'
+            )
+        ],
+        0,
+    ),
+    "crlf": ([messages_text("cr").replace(b"\n", b"\r\n")], 0),
+    "comment_id_retry": ([b": keepalive\n\n", b"id: 7\n" + messages_text("i"), b"retry: 9\n\n"], 0),
+    "no_event_name": ([delta_event('{"type":"text_delta","text":"x"}', name=None)], 0),
+    # Ends of stream in the middle (what follows must be ignored).
+    "message_stop": ([MESSAGES_STOP], 0),
+}
+
+RUN_1 = ("Hel", "lo", ", wor", "ld")
+RUN_2 = ("!", " How", " are", " you?")
+
+
+def chat_with(breaker: Sequence[bytes]) -> list[bytes]:
+    """A Chat stream: role chunk, a run of text, ``breaker``, another run, finish, usage."""
+    return [
+        CHAT_ROLE,
+        *(chat_text(t) for t in RUN_1),
+        *breaker,
+        *(chat_text(t) for t in RUN_2),
+        CHAT_FINISH,
+        CHAT_USAGE,
+        CHAT_DONE,
+    ]
+
+
+def messages_with(breaker: Sequence[bytes], after: int) -> list[bytes]:
+    """A Messages stream: a text block's run, ``breaker``, another run (block ``after``)."""
+    return [
+        MESSAGES_START,
+        MESSAGES_PING,
+        block_start(0),
+        *(messages_text(t) for t in RUN_1),
+        *breaker,
+        *(messages_text(t, after) for t in RUN_2),
+        block_stop(after),
+        MESSAGES_DELTA,
+        MESSAGES_STOP,
+    ]
+
+
+CRAFTED: list[Any] = [
+    *(pytest.param(CHAT, chat_with(b), id=f"chat-{name}") for name, b in CHAT_BREAKERS.items()),
+    *(
+        pytest.param(MESSAGES, messages_with(b, after), id=f"messages-{name}")
+        for name, (b, after) in MESSAGES_BREAKERS.items()
+    ),
+]
+
+
+@pytest.fixture(params=["installed", "stdlib"])
+def json_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The JSON backend: the installed one (orjson in the test envs), or the standard library's,
+    the package's own fallback when orjson is not installed (``asgi_sse_adapter._json``)."""
+    if request.param == "stdlib":
+        use_stdlib_json(monkeypatch)
+    return str(request.param)
+
+
+def use_stdlib_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every package module use ``asgi_sse_adapter._json``'s stdlib functions."""
+    stdlib_loads: Callable[[str | bytes], Any] = json.loads
+    stdlib_dumps = json_backend._dumps_stdlib
+    loads, dumps = json_backend.loads, json_backend.dumps  # before ``_json`` itself is patched
+    patched = 0
+    for name, module in list(sys.modules.items()):
+        if name != "asgi_sse_adapter" and not name.startswith("asgi_sse_adapter."):
+            continue
+        if getattr(module, "loads", None) is loads:
+            monkeypatch.setattr(module, "loads", stdlib_loads)
+            patched += 1
+        if getattr(module, "dumps", None) is dumps:
+            monkeypatch.setattr(module, "dumps", stdlib_dumps)
+    assert patched >= 3, "the readers' modules no longer import loads from _json"
+
+
+@pytest.mark.parametrize(("upstream", "events"), CRAFTED)
+def test_run_breakers(upstream: str, events: list[bytes], json_impl: str) -> None:
+    """An odd event in the middle of a run of text deltas: every client, every option set, fed
+    whole and in reads, gives the bytes and result of one event per ``feed()``; fed whole, the
+    text before it was read as a run."""
+    data = b"".join(events)
+    # Reads of 97 and 301 bytes cut the runs anywhere, and end reads inside events.
+    splits = read_splits(data, (None, 97, 301, 1460))
+    for client in CLIENTS:
+        for options in OPTION_SETS.values():
+            runs = assert_same(upstream, client, events, options, splits)
+            if upstream != client and runs:  # (no runs: the per-event path raised)
+                # The first text after the role chunk may be read whole (to learn its shape).
+                assert runs[0].run_events >= len(RUN_1) - 1, "the text before it formed no run"
+
+
+def test_oversized_event_in_a_run() -> None:
+    """An event over ``max_event_size`` after a run: the run's text, then the error tail."""
+    big = chat_text("y" * 5000)
+    for upstream, events in (
+        (CHAT, chat_with([big])),
+        (MESSAGES, messages_with([messages_text("y" * 5000)], 0)),
+    ):
+        data = b"".join(events)
+        for client in CLIENTS:
+            options = {"max_event_size": 2000, "visible_errors": True}
+            runs = assert_same(upstream, client, events, options, read_splits(data, (None, 777)))
+            assert runs[0].result.outcome == "failed"
+
+
+def full_parse_events(events: Sequence[bytes]) -> list[bytes]:
+    """``events`` with one more member in each JSON object, a field no format reads
+    (``"x_nonce"``, the event's position): what the events say is unchanged, but no event has
+    the shape of another any more, so the readers' shortcuts (``MessagesReader``'s exact text
+    delta shape, ``ChatReader``'s chunk template) never apply and every event is parsed whole."""
+    out: list[bytes] = []
+    for position, block in enumerate(events):
+        for event in SSEDecoder(max_event_size=None).feed(block):
+            data = event.data
+            try:
+                obj = json.loads(data)
+            except (ValueError, RecursionError):
+                obj = None
+            if isinstance(obj, dict) and obj and data.rstrip().endswith("}"):
+                data = data.rstrip()[:-1] + f',"x_nonce":{position}}}'
+            lines = [f"event: {event.event}"] if event.event is not None else []
+            lines += [f"data: {line}" for line in data.split("\n")]
+            out.append(("\n".join(lines) + "\n\n").encode())
+    return out
+
+
+@pytest.mark.parametrize(("upstream", "events"), CRAFTED)
+def test_shortcuts_read_what_a_full_parse_reads(upstream: str, events: list[bytes]) -> None:
+    """The per-event path, the reference above, reads each event as a full parse does: the
+    crafted streams translate as they do with every event parsed whole (``full_parse_events``).
+    The runs rely on it: they take a text wherever the reader's shortcut would."""
+    full = full_parse_events(events)
+    for client in CLIENTS:
+        if client == upstream:
+            continue  # identity passes the bytes through
+        got = attempt(upstream, client, events, {})
+        want = attempt(upstream, client, full, {})
+        if isinstance(want, Exception):
+            assert type(got) is type(want), f"{client}: a full parse raised {want!r}"
+            continue
+        assert not isinstance(got, Exception), f"{client}: raised {got!r}"
+        diff = first_difference(got.out, want.out, "a full parse")
+        assert got.out == want.out, f"{client}: {diff}"
+        assert got.result == want.result, f"{client}: result"
+
+
+# -- 3. hypothesis --------------------------------------------------------------------------------
+
+texts = st.text(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(['"', "\\", "}", "\n", "\r", "\u2028", "😀", "\x00", ":"]),
+    ),
+    max_size=12,
+) | st.sampled_from(TRICKY)
+
+
+obfuscations = (
+    st.none()
+    | st.sampled_from(["", "a-b", "ü1", "x y"])
+    | st.text("abcXYZ019", min_size=1, max_size=6)
+)
+
+
+@st.composite
+def chat_upstreams(draw: st.DrawFn) -> list[bytes]:
+    """A Chat upstream: runs of plain text chunks among the crafted events, some ending."""
+    events: list[bytes] = [CHAT_ROLE] if draw(st.booleans()) or draw(st.booleans()) else []
+    breakers = st.sampled_from(sorted(CHAT_BREAKERS))
+    for _ in range(draw(st.integers(0, 8))):
+        run = draw(st.lists(st.tuples(texts, st.booleans(), obfuscations), max_size=8))
+        events += [chat_text(t, ascii_only=a, obfuscation=o) for t, a, o in run]
+        if draw(st.integers(0, 3)) == 0:
+            events.append(CHAT_ROLE)
+        else:
+            events += CHAT_BREAKERS[draw(breakers)]
+    ending = draw(st.sampled_from(["finish", "done", "usage", "none"]))
+    if ending == "finish":
+        events += [CHAT_FINISH, CHAT_USAGE, CHAT_DONE]
+    elif ending == "done":
+        events.append(CHAT_DONE)
+    elif ending == "usage":
+        events += [CHAT_USAGE, CHAT_FINISH]
+    return events
+
+
+@st.composite
+def messages_upstreams(draw: st.DrawFn) -> list[bytes]:
+    """A Messages upstream: runs of text deltas (for one of a few blocks) among the crafted
+    events and block changes, some ending."""
+    events: list[bytes] = [MESSAGES_START] if draw(st.booleans()) or draw(st.booleans()) else []
+    block = 0
+    events.append(block_start(block))
+    breakers = st.sampled_from(sorted(MESSAGES_BREAKERS))
+    for _ in range(draw(st.integers(0, 8))):
+        index = draw(st.sampled_from([block, block, block, block + 1, 0]))
+        run = draw(st.lists(st.tuples(texts, st.booleans()), max_size=8))
+        events += [messages_text(t, index, ascii_only=a) for t, a in run]
+        choice = draw(st.integers(0, 3))
+        if choice == 0:
+            events += [block_stop(block), block_start(block + 1)]
+            block += 1
+        else:
+            breaker, _ = MESSAGES_BREAKERS[draw(breakers)]
+            events += breaker
+    ending = draw(st.sampled_from(["stop", "no_stop", "none"]))
+    if ending != "none":
+        events += [block_stop(block), MESSAGES_DELTA]
+    if ending == "stop":
+        events.append(MESSAGES_STOP)
+    return events
+
+
+def random_split(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` cut at ``cuts`` (taken modulo its length)."""
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+RANDOM = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def check_random(upstream: str, events: list[bytes], data: st.DataObject) -> None:
+    """Fed whole and split at random, ``events`` give what one event per feed gives."""
+    # Not the identity pair: it has no reader or writer runs (its split invariance is
+    # test_translate's), and its end-of-stream guess depends on the last reads' bytes.
+    client = data.draw(st.sampled_from([c for c in CLIENTS if c != upstream]), label="client")
+    options = OPTION_SETS[data.draw(st.sampled_from(sorted(OPTION_SETS)), label="options")]
+    whole = b"".join(events)
+    cuts = data.draw(st.lists(st.integers(0, 2**20), max_size=12), label="cuts")
+    assert_same(upstream, client, events, options, [[whole], random_split(whole, cuts)])
+
+
+@RANDOM
+@given(events=chat_upstreams(), data=st.data())
+def test_random_chat_upstreams(events: list[bytes], data: st.DataObject) -> None:
+    """Hypothesis, Chat upstream: any mix of text runs and crafted events, fed whole or split
+    anywhere, gives the bytes and result of one event per ``feed()``."""
+    check_random(CHAT, events, data)
+
+
+@RANDOM
+@given(events=messages_upstreams(), data=st.data())
+def test_random_messages_upstreams(events: list[bytes], data: st.DataObject) -> None:
+    """Hypothesis, Messages upstream: the same."""
+    check_random(MESSAGES, events, data)
+
+
+# -- 4. the runs happen ---------------------------------------------------------------------------
+
+
+def columns(events: Sequence[bytes]) -> tuple[list[str], list[str | None]]:
+    """The ``data`` and type columns of ``events``, as the adapter decodes them."""
+    values, types = SSEDecoder(max_event_size=None).feed_fields(b"".join(events))
+    return values, types if types is not None else [None] * len(values)
+
+
+def test_messages_reader_reads_a_run() -> None:
+    """``MessagesReader.read_text_run`` on a started text block consumes every text delta up to
+    the next other event; empty texts count as events but are left out of the texts."""
+    texts = ["a", "", "b\n", '"}}', "😀", "c"]
+    events = [
+        MESSAGES_START,
+        block_start(0),
+        *(messages_text(t) for t in texts),
+        messages_text("x", 1),
+        *(messages_text(t) for t in texts),
+        block_stop(0),
+    ]
+    values, types = columns(events)
+    reader = MessagesReader()
+    for i in range(2):
+        reader.read_data(values[i], types[i])
+    assert reader.read_text_run(values, types, 2) == (["a", "b\n", '"}}', "😀", "c"], 8)
+    assert reader.read_text_run(values, types, 8) == ([], 8)  # block 1's delta ends the run
+    assert reader.read_data(values[8], types[8]) == [TextDelta("x")]
+    assert reader.read_text_run(values, types, 9) == (["a", "b\n", '"}}', "😀", "c"], 15)
+    assert reader.read_text_run(values, types, 15) == ([], 15)
+    # Each event the run counted reads, one at a time, into the same texts.
+    one_by_one = [p for i in range(2, 8) for p in reader.read_data(values[i], types[i])]
+    assert one_by_one == [TextDelta(t) for t in texts if t]
+    assert read_like_the_adapter(MessagesReader(), values, types, 0, len(values))[1] == [6, 6]
+
+
+def read_like_the_adapter(
+    reader: ChatReader | MessagesReader,
+    values: list[str],
+    types: list[str | None],
+    start: int,
+    stop: int,
+) -> tuple[list[Any], list[int]]:
+    """Read ``values[start:stop]`` as ``StreamAdapter._parts`` does: runs where the reader finds
+    them, single events otherwise. The parts (a run's texts as ``TextDelta``) and run lengths."""
+    parts: list[Any] = []
+    lengths: list[int] = []
+    i = start
+    while i < stop:
+        texts, end = reader.read_text_run(values[:stop], types[:stop], i)
+        assert i <= end <= stop
+        if end > i:
+            lengths.append(end - i)
+            parts += [TextDelta(t) for t in texts]
+            i = end
+        else:
+            parts += reader.read_data(values[i], types[i])
+            i += 1
+    return parts, lengths
+
+
+def test_chat_reader_reads_a_run() -> None:
+    """``ChatReader.read_text_run`` consumes the plain content chunks of choice 0 once the stream
+    started (all of them but perhaps the first, read whole), each into the part it reads into;
+    it never starts before the stream did nor reads past a chunk that is not plain content."""
+    texts = ["a", "", "b\n", '"}}', "😀", "c", "d"]
+    events = [
+        CHAT_ROLE,
+        *(chat_text(t) for t in texts),
+        CHAT_FINISH,
+        *(chat_text(t) for t in texts),
+    ]
+    values, types = columns(events)
+    reader = ChatReader()
+    assert reader.read_text_run(values, types, 0) == ([], 0)  # not started
+    reader.read_data(values[0], types[0])
+    parts, lengths = read_like_the_adapter(reader, values, types, 1, 8)
+    assert parts == [TextDelta(t) for t in texts if t]
+    assert max(lengths) >= len(texts) - 1, lengths
+    assert reader.read_text_run(values, types, 8) == ([], 8)  # the finish chunk
+    reader.read_data(values[8], types[8])
+    for i in range(9, len(values)):  # choice 0 finished: its text is no run
+        assert reader.read_text_run(values, types, i) == ([], i)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "client", "writer"),
+    [
+        (CHAT, MESSAGES, MessagesWriter),
+        (MESSAGES, CHAT, ChatWriter),
+    ],
+    ids=["chat->messages", "messages->chat"],
+)
+def test_adapter_hands_the_writer_one_run(
+    upstream: str, client: str, writer: type[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole stream of N text deltas in one ``feed()`` reaches the writer as one ``TextRun``
+    of N texts; one event per ``feed()`` never does; the bytes are the same."""
+    n = 200
+    calls: list[int] = []
+    write_run = writer.write_run
+
+    def counting(self: Any, run: TextRun, out: list[bytes]) -> None:
+        calls.append(len(run.texts))
+        write_run(self, run, out)
+
+    monkeypatch.setattr(writer, "write_run", counting)
+    blocks = (Text(tuple(f"t{i} " for i in range(n))),)
+    scenario = Scenario("many", blocks, "stop" if upstream == CHAT else "end_turn")
+    data = chat_stream(scenario) if upstream == CHAT else messages_stream(scenario)
+    whole = translate(upstream, client, [data], {})
+    # One run: all N texts, or all but the first (read whole to learn the chunks' shape).
+    assert len(calls) == 1
+    assert calls[0] >= n - 1
+    assert whole.runs == 1
+    calls.clear()
+    one_by_one = translate(upstream, client, events_of(data), {})
+    assert calls == []
+    assert whole.out == one_by_one.out
+    assert whole.result == one_by_one.result
+
+
+# -- the SDKs -------------------------------------------------------------------------------------
+
+SDK_TEXT = Text(tuple(f"chunk {i} {TRICKY[i % len(TRICKY)]}" for i in range(300)))
+
+
+def sdk_output(upstream: str, client: str) -> bytes:
+    """The client bytes of a run-heavy stream fed whole (read in runs), checked equal to those
+    of one event per ``feed()``."""
+    scenario = Scenario("sdk", (SDK_TEXT,), "stop" if upstream == CHAT else "end_turn")
+    data = chat_stream(scenario) if upstream == CHAT else messages_stream(scenario)
+    whole = translate(upstream, client, [data], {"include_usage": True})
+    assert whole.run_events >= len(SDK_TEXT.chunks) - 1
+    assert whole.out == translate(upstream, client, events_of(data), {"include_usage": True}).out
+    return whole.out
+
+
+def test_openai_sdk_reads_a_run_heavy_stream() -> None:
+    """Messages → Chat, read in runs: the openai SDK's chunks and final completion hold the
+    whole text, and the bytes are those of the per-event path."""
+    out = sdk_output(MESSAGES, CHAT)
+    seen = consume_chat_chunks(out, include_usage=True)
+    assert seen.text == SDK_TEXT.text
+    assert seen.finish == "stop"
+    assert seen.usage is not None
+    final, exc = final_completion(out)
+    assert exc is None
+    assert final["choices"][0]["message"]["content"] == SDK_TEXT.text
+
+
+def test_anthropic_sdk_reads_a_run_heavy_stream() -> None:
+    """Chat → Messages, read in runs: the anthropic SDK's final message holds the whole text in
+    one block, and the bytes are those of the per-event path."""
+    final = final_message(sdk_output(CHAT, MESSAGES))
+    assert [b["type"] for b in final["content"]] == ["text"]
+    assert final["content"][0]["text"] == SDK_TEXT.text
+    assert final["stop_reason"] == "end_turn"
