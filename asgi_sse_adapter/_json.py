@@ -13,10 +13,17 @@ from typing import Any
 __all__ = ["BACKEND", "dumps", "loads"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _dumps_stdlib(obj: Any) -> bytes:
-    return _encode(obj).encode()
+    text = _encode(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate, which the stdlib reads from an upstream's "\ud83d" (orjson refuses
+        # the event instead): written as its escape again, the way it came.
+        return _encode_ascii(obj).encode()
 
 
 dumps: Callable[[Any], bytes]

@@ -1,5 +1,5 @@
 """Bugs the reliability suite found in ``adapter.py`` / ``formats/``, kept as regression tests
-with the failing inputs that showed them (R1, R2, R2b, R3, R4: all fixed)."""
+with the failing inputs that showed them (R1, R2, R2b, R3, R4, R5: all fixed)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,25 @@ def test_r2b_filler_choices_are_finished() -> None:
                 if choice["finish_reason"] is not None:
                     finished.add(choice["index"])
     assert announced == finished, (announced, finished)
+
+
+@pytest.mark.parametrize("client", ["openai-chat", "anthropic-messages", "openai-responses"])
+def test_r5_lone_surrogate_with_stdlib_json(client: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R5 (found by tests/test_text_runs.py): without orjson, the standard library reads an
+    upstream's lone ``\\ud83d`` escape into a lone surrogate, and writing it as UTF-8 raised
+    ``UnicodeEncodeError`` out of ``feed()``. It is now written as its escape again."""
+    from asgi_sse_adapter import _json
+    from tests.test_text_runs import use_stdlib_json
+
+    use_stdlib_json(monkeypatch)
+    adapter = StreamAdapter(upstream_format="openai-chat", client_format=client)
+    raw = (
+        _chat(0, {"role": "assistant", "content": ""})
+        + b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"a\\ud83d"}}]}\n\n'
+        + _chat(0, {}, "stop")
+        + b"data: [DONE]\n\n"
+    )
+    out = adapter.feed(raw) + adapter.close()
+    assert adapter.result.outcome == "complete"
+    assert b"\\ud83d" in out
+    assert _json._dumps_stdlib("a\ud83d") == b'"a\\ud83d"'
