@@ -7,7 +7,9 @@ time passed by calling ``heartbeat()``. The ASGI middleware, the upstream proxy 
 gateway drive it.
 
 Identity (same format on both sides) decodes nothing: raw event blocks are re-framed by
-``SSEFramer`` and the stream's end is recognised by a byte search for the format's markers.
+``SSEFramer``, and how the stream ended is read from its last events when it closes. A read that
+completes many text deltas is translated as one ``TextRun`` where the reader and the writer know
+runs (the same client bytes as one delta at a time).
 """
 
 from __future__ import annotations
