@@ -422,6 +422,10 @@ def _has_dispatchable(tail: bytes) -> bool:
     return False
 
 
+# From this size on, a read holding one ``data`` event has its value decoded straight out of the
+# buffer (below it, decoding the block whole and slicing the text is cheaper).
+_SLICED = 64 * 1024
+
 _Columns = tuple[list[str], list[str | None] | None]
 """Events as two columns: ``data`` values, and types (``None``: no event had one)."""
 
@@ -446,19 +450,15 @@ def _columns(region: bytes | bytearray) -> _Columns | str:
     (OpenAI) or every block ``event: E`` + ``data: X`` (Anthropic). Anything else, or a mix,
     goes line by line.
     """
-    if region.find(b"\n") == len(region) - 2 and region.startswith(b"data:"):
-        # One event of one ``data`` line (a large one, say): decode the value straight out of
-        # the buffer instead of decoding the whole block and then slicing it.
+    if (
+        len(region) >= _SLICED
+        and region.find(b"\n") == len(region) - 2
+        and region.startswith(b"data:")
+    ):
+        # One large event of one ``data`` line: decode the value straight out of the buffer
+        # instead of decoding the whole block and then copying the value out of it.
         start = 6 if region[5] == 0x20 else 5
         return [str(memoryview(region)[start:-2], "utf-8", "replace")], None
-    if region.startswith(b"event: "):
-        end = region.find(b"\n")
-        if region.startswith(b"data: ", end + 1) and region.find(b"\n", end + 1) == len(region) - 2:
-            # One event of an ``event: E`` line and one ``data: X`` line (a Messages stream
-            # read as it arrives): both values straight out of the buffer.
-            view = memoryview(region)
-            type_ = str(view[7:end], "utf-8", "replace")
-            return [str(view[end + 7 : -2], "utf-8", "replace")], [type_ or None]
     text = region.decode("utf-8", "replace")
     if text.startswith("data: ") and text.endswith("\n\n"):
         # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
@@ -468,6 +468,10 @@ def _columns(region: bytes | bytearray) -> _Columns | str:
             return values, None
     if not text.startswith("event: "):
         return text
+    end = text.find("\n")
+    if text.startswith("data: ", end + 1) and text.find("\n", end + 1) == len(text) - 2:
+        # One ``event: E`` + ``data: X`` block (a Messages stream read as it arrives).
+        return [text[end + 7 : -2]], [text[7:end] or None]
     lines = _lines(text)
     # Every block is ``event: E`` then ``data: X``: columns of the line list.
     if len(lines) % 3 or any(lines[2::3]):
