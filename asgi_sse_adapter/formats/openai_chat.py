@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,8 @@ _CONTENT_MARK = '"delta":{"content":'
 # The field OpenAI adds to every chunk by default, a random alphanumeric value
 # (``stream_options.include_obfuscation``).
 _OBFUSCATION = '"obfuscation":"'
+# What an argument fragment of a call holds, in OpenAI's key order (``ChatReader.read_data``).
+_ARGUMENTS_MARK = '"function":{"arguments":'
 # Plain chunks that may fail to fit the template before a stream stops making templates.
 _MAX_MISFITS = 8
 # A content chunk after its text (see ``ChatWriter._content_head``).
@@ -131,12 +133,13 @@ def _reasoning_items(items: Any) -> list[tuple[str, str, str]]:
 
 
 class _Template:
-    """A plain content chunk as a template: the bytes before its text, and after it (with the
-    ``obfuscation`` value OpenAI adds to every chunk left open, alphanumeric).
+    """A chunk as a template: the bytes before one JSON string (its text, or a call's argument
+    fragment), and after it (with the ``obfuscation`` value OpenAI adds to every chunk left
+    open, alphanumeric).
 
-    A chunk that fits it is the template's chunk with another text (one JSON string, checked
+    A chunk that fits it is the template's chunk with another string (one JSON string, checked
     by decoding it alone) and another obfuscation value: it reads into the same part as the
-    template's chunk did, with the new text, so only the text needs decoding."""
+    template's chunk did, with the new string, so only the string needs decoding."""
 
     __slots__ = ("head", "tail", "tail_end")
 
@@ -146,35 +149,32 @@ class _Template:
         self.tail_end = tail_end  # after it ("" if there is none)
 
     @classmethod
-    def of(cls, data: str, text: str) -> _Template | None:
-        """The template of a chunk that read whole into exactly ``TextDelta(text)`` (choice 0),
-        or ``None`` if its text cannot be located for certain.
+    def of(cls, data: str, value: str, mark: str, locate: Callable[[Any], Any]) -> _Template | None:
+        """The template of a chunk that read whole into exactly one part carrying ``value``, the
+        JSON string right after the first ``mark``; ``None`` if it cannot be located for certain.
 
-        The first ``"delta":{"content":`` need not be choice 0's text (a foreign field before
-        ``choices``, choice 1 listed first, a repeated ``content`` key): so a probe, the chunk
-        with another string in that place, must parse with exactly that string as the first
-        choice's content, and the first choice must be choice 0."""
-        start = data.find(_CONTENT_MARK) + len(_CONTENT_MARK)
+        The first ``mark`` need not be where the part's string came from (a foreign field before
+        ``choices``, choice 1 listed first, a repeated key): so a probe, the chunk with another
+        string in that place, must parse with exactly that string where ``locate`` looks."""
+        start = data.find(mark) + len(mark)
         end = _string_end(data, start)
         if end < 0:
             return None
         head, tail = data[:start], data[end:]
-        probe = text + "\x00"  # any other string
+        probe = value + "\x00"  # any other string
         try:
-            obj = loads(head + json.dumps(probe) + tail)
-            choice = obj["choices"][0]
-            if choice["delta"]["content"] != probe or choice.get("index", 0) != 0:
+            if locate(loads(head + json.dumps(probe) + tail)) != probe:
                 return None
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
             return None
-        value = tail.rfind(_OBFUSCATION)
-        if value < 0:
+        cut = tail.rfind(_OBFUSCATION)
+        if cut < 0:
             return cls(head, tail, "")
-        value += len(_OBFUSCATION)
-        close = tail.find('"', value)
-        if close < 0 or not (tail[value:close].isalnum() or close == value):
+        cut += len(_OBFUSCATION)
+        close = tail.find('"', cut)
+        if close < 0 or not (tail[cut:close].isalnum() or close == cut):
             return cls(head, tail, "")
-        return cls(head, tail[:value], tail[close:])
+        return cls(head, tail[:cut], tail[close:])
 
     def text_of(self, data: str) -> str | None:
         """The text of ``data`` if it fits the template, else ``None``."""
@@ -197,6 +197,22 @@ class _Template:
         except (ValueError, RecursionError):  # read whole, such a chunk fails there
             return None
         return text if type(text) is str else None
+
+
+def _content_at(obj: Any) -> Any:
+    """Choice 0's text in a chunk whose first choice is choice 0 (else ``None``)."""
+    choice = obj["choices"][0]
+    return choice["delta"]["content"] if choice.get("index", 0) == 0 else None
+
+
+def _arguments_at(obj: Any) -> Any:
+    """The argument fragment of the one call, with an explicit index, in choice 0's delta (else
+    ``None``): without an index a call is matched by the reader's state, which moves on."""
+    choice = obj["choices"][0]
+    (call,) = choice["delta"]["tool_calls"]
+    if choice.get("index", 0) != 0 or type(call["index"]) is not int:
+        return None
+    return call["function"]["arguments"]
 
 
 def _string_end(data: str, start: int) -> int:
@@ -237,6 +253,9 @@ class ChatReader(JSONReader):
         # many plain chunks did not fit the template before it.
         self._template: _Template | None = None
         self._misfits = 0
+        # The same for the last argument fragment of a call read whole, and the call's index.
+        self._args_template: _Template | None = None
+        self._args_index = -1
 
     def complete(self) -> bool:
         return self._seen <= self._finished
@@ -250,28 +269,33 @@ class ChatReader(JSONReader):
     def read_data(self, data: str, event: str | None) -> list[Part]:
         """``read`` of a chunk given by its ``data`` and ``event`` fields.
 
-        A plain content chunk of choice 0 that fits the last one read whole (``_Template``)
-        decodes only its text, as the Messages reader does with its text deltas; any other chunk
-        is parsed whole, and one that reads into exactly such a text delta becomes the
-        template."""
+        A plain content chunk of choice 0, or an argument fragment of one of its calls, that fits
+        the last such chunk read whole (``_Template``) decodes only its string, as the Messages
+        reader does with its text deltas; any other chunk is parsed whole, and one that reads
+        into exactly such a part becomes the template."""
         text = self._template_text(data, event)
         if text is not None:
             return [text_delta(text)] if text else []
+        if self._args_template is not None and self._templates_hold(event):
+            args = self._args_template.text_of(data)
+            if args is not None:
+                return [ToolCallDelta(self._args_index, args, 0)] if args else []
         parts = super().read_data(data, event)
-        if (
-            len(parts) == 1
-            and type(parts[0]) is TextDelta
-            and parts[0].choice == 0
-            and event != "error"
-            and self._plain is _PLAIN_DELTA
-            and _CONTENT_MARK in data
-            and self._misfits < _MAX_MISFITS
-        ):
-            if self._template is not None:
-                # A plain chunk the template did not fit: chunks that vary beyond their text
-                # (per-chunk logprobs, say) would otherwise pay a probe parse each.
-                self._misfits += 1
-            self._template = _Template.of(data, parts[0].text)
+        if len(parts) == 1 and self._misfits < _MAX_MISFITS and self._templates_hold(event):
+            part = parts[0]
+            if type(part) is TextDelta and part.choice == 0 and _CONTENT_MARK in data:
+                if self._template is not None:
+                    # A plain chunk the template did not fit: chunks that vary beyond their
+                    # text (per-chunk logprobs, say) would otherwise pay a probe parse each.
+                    self._misfits += 1
+                self._template = _Template.of(data, part.text, _CONTENT_MARK, _content_at)
+            elif type(part) is ToolCallDelta and part.choice == 0 and _ARGUMENTS_MARK in data:
+                if self._args_template is not None and self._args_index == part.index:
+                    self._misfits += 1
+                self._args_template = _Template.of(
+                    data, part.arguments, _ARGUMENTS_MARK, _arguments_at
+                )
+                self._args_index = part.index
         return parts
 
     def read_text_run(
@@ -289,17 +313,16 @@ class ChatReader(JSONReader):
         return texts, len(values)
 
     def _template_text(self, data: str, event: str | None) -> str | None:
-        """The text of a chunk that fits the template, while the template holds: choice 0 still
-        open and no signature held (the chunk would end its segment). ``None`` otherwise."""
+        """The text of a chunk that fits the content template while it holds, else ``None``."""
         template = self._template
-        if (
-            template is None
-            or event == "error"
-            or self._plain is not _PLAIN_DELTA
-            or 0 in self._finished
-        ):
+        if template is None or not self._templates_hold(event):
             return None
         return template.text_of(data)
+
+    def _templates_hold(self, event: str | None) -> bool:
+        """Whether a chunk fitting a template reads as its template did: not an ``error``
+        event, choice 0 still open, and no signature held (the chunk would end its segment)."""
+        return event != "error" and self._plain is _PLAIN_DELTA and 0 not in self._finished
 
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded chunk (an error also when it came as ``event: error``)."""
