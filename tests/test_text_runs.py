@@ -293,6 +293,29 @@ def chat_text(text: str, *, ascii_only: bool = False, obfuscation: str | None = 
     return sse(chat_body(delta, extra=extra))
 
 
+def chat_tool(
+    index: int | None,
+    *,
+    call_id: str | None = None,
+    name: str | None = None,
+    args: str = "",
+    obfuscation: str | None = None,
+) -> bytes:
+    """A tool-call chunk, OpenAI's key order: one call (``index`` ``None``: no ``index`` key)."""
+    call: dict[str, Any] = {} if index is None else {"index": index}
+    if call_id is not None:
+        call.update({"id": call_id, "type": "function"})
+    call["function"] = ({"name": name} if name is not None else {}) | {"arguments": args}
+    extra = "" if obfuscation is None else ',"obfuscation":' + json.dumps(obfuscation)
+    delta = '{"tool_calls":[' + json.dumps(call, separators=(",", ":")) + "]}"
+    return sse(chat_body(delta, extra=extra))
+
+
+def chat_tool_raw(calls: str) -> bytes:
+    """A tool-call chunk whose ``tool_calls`` list holds ``calls`` (JSON text) as they are."""
+    return sse(chat_body('{"tool_calls":[' + calls + "]}"))
+
+
 def two_choices(first: str, second: str) -> bytes:
     """A chunk with two choices (JSON texts of the choice objects), in this order."""
     return sse(CHAT_ENVELOPE + f'"choices":[{first},{second}]}}')
@@ -498,6 +521,84 @@ CHAT_BREAKERS: dict[str, list[bytes]] = {
     "duplicate_content_keys": [
         sse(chat_body('{"content":"a","content":"b"}')),
         sse(chat_body('{"content":"c","content":"b"}')),
+    ],
+    # Tool calls and their argument fragments (``ChatReader``'s argument template).
+    "tool_args": [
+        chat_tool(0, call_id="call_a", name="f", args=""),
+        *(chat_tool(0, args=a) for a in ('{"q":', '"x', 'y\\"}', '"', "}")),
+    ],
+    "tool_args_obfuscation": [
+        chat_tool(0, call_id="call_a", name="f", args="{"),
+        chat_tool(0, args='"a"', obfuscation="Ab1"),
+        chat_tool(0, args=":1", obfuscation="z9"),
+        chat_tool(0, args="}", obfuscation="a-b"),
+    ],
+    "tool_args_no_index": [
+        chat_tool(None, call_id="call_a", name="f", args="{"),
+        chat_tool(None, args='"a":'),
+        chat_tool(None, call_id="call_b", name="g", args="{"),
+        chat_tool(None, args='"b":'),
+        chat_tool(None, args="2}"),
+    ],
+    "tool_args_index_true": [
+        chat_tool(0, call_id="call_a", name="f", args="{"),
+        chat_tool(0, args='"a":'),
+        chat_tool_raw('{"index":true,"function":{"arguments":"1}"}}'),
+    ],
+    "tool_args_two_calls": [
+        chat_tool(0, call_id="call_a", name="f", args="{"),
+        chat_tool(1, call_id="call_b", name="g", args="{"),
+        chat_tool(0, args='"a":1'),
+        chat_tool(1, args='"b":2'),
+        chat_tool(0, args="}"),
+        chat_tool(1, args="}"),
+        chat_tool_raw(
+            '{"index":0,"function":{"arguments":" "}},{"index":1,"function":{"arguments":" "}}'
+        ),
+    ],
+    "tool_args_foreign_mark": [
+        chat_tool(0, call_id="call_a", name="f", args="{"),
+        sse(
+            chat_body(
+                '{"tool_calls":[{"index":0,"function":{"arguments":"1"}}]}',
+                envelope=CHAT_ENVELOPE + '"x":{"function":{"arguments":"p"}},',
+            )
+        ),
+        sse(
+            chat_body(
+                '{"tool_calls":[{"index":0,"function":{"arguments":"1"}}]}',
+                envelope=CHAT_ENVELOPE + '"x":{"function":{"arguments":"q"}},',
+            )
+        ),
+    ],
+    "tool_args_repeated_key": [
+        chat_tool(0, call_id="call_a", name="f", args="{"),
+        chat_tool_raw('{"index":0,"function":{"arguments":"a","arguments":"b"}}'),
+        chat_tool_raw('{"index":0,"function":{"arguments":"c","arguments":"b"}}'),
+    ],
+    "tool_args_pending_then_named": [
+        chat_tool(0, call_id="call_a", args="{"),
+        chat_tool(0, args='"a":'),
+        chat_tool(0, name="f", args="1"),
+        chat_tool(0, args="}"),
+    ],
+    "tool_args_choice_1": [
+        sse(
+            chat_body(
+                '{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":""}}]}',
+                index="1",
+            )
+        ),
+        sse(chat_body('{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}', index="1")),
+        sse(chat_body('{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}', index="1")),
+    ],
+    "tool_args_odd_strings": [
+        chat_tool(0, call_id="call_a", name="f", args=""),
+        chat_tool(0, args='"}}]}'),
+        chat_tool(0, args='\\"function\\":{\\"arguments\\":'),
+        chat_tool(0, args="😀\u2028"),
+        chat_tool_raw('{"index":0,"function":{"arguments":5}}'),
+        chat_tool_raw('{"index":0,"function":{"arguments":null}}'),
     ],
     # Framing.
     "two_data_lines": [
