@@ -65,6 +65,10 @@ _TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
 # A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
 # index %d, up to the text (see ``MessagesReader.read_data``).
 _TEXT_DELTA_DATA = '{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+# The same for an argument fragment of a tool block (``MessagesReader.read_data``).
+_JSON_DELTA_DATA = (
+    '{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":'
+)
 
 
 class MessagesReader(JSONReader):
@@ -79,6 +83,10 @@ class MessagesReader(JSONReader):
         self._tools = 0
         self._usage = _anthropic.UsageState()
         self._text_data = _TEXT_DELTA_DATA % 0  # for the last text block started
+        # The same for the arguments of the tool block started last (``None``: the block
+        # started last is no tool block), and that block's state.
+        self._json_data: str | None = None
+        self._json_block: list[Any] = []
 
     def read_data(self, data: str, name: str | None) -> list[Part]:
         """``read`` of an event given by its ``data`` and ``event`` fields."""
@@ -94,6 +102,19 @@ class MessagesReader(JSONReader):
                 text = None
             if isinstance(text, str):
                 return [text_delta(text)] if text else []
+        json_head = self._json_data
+        if json_head is not None and data.startswith(json_head) and data.endswith('"}}'):
+            # An argument fragment of the tool block started last, by the same reasoning.
+            try:
+                partial = loads(data[len(json_head) : -2])
+            except ValueError:
+                partial = None
+            block = self._json_block
+            if isinstance(partial, str) and block[0] == "tool":
+                if not partial:
+                    return []
+                block[2] = True
+                return [ToolCallDelta(block[1], partial)]
         return super().read_data(data, name)
 
     def read_text_run(
@@ -160,6 +181,7 @@ class MessagesReader(JSONReader):
         block = as_dict(obj.get("content_block"))
         btype = as_str(block.get("type"))
         key = len(self._blocks) if index is None else index
+        self._json_data = None  # a block at this index may replace the tool block there
         if btype == "text":
             self._blocks[key] = ["text"]
             if index is not None:
@@ -182,7 +204,10 @@ class MessagesReader(JSONReader):
         if btype == "tool_use":
             tool = self._tools
             self._tools += 1
-            self._blocks[key] = ["tool", tool, False, block.get("input")]
+            entry = self._blocks[key] = ["tool", tool, False, block.get("input")]
+            if index is not None:
+                self._json_data = _JSON_DELTA_DATA % index
+                self._json_block = entry
             return [ToolCallStart(tool, as_str(block.get("id")), as_str(block.get("name")) or "")]
         # server_tool_use, *_tool_result, container_upload…: executed by Anthropic, so an
         # OpenAI client must never see them as calls to run.

@@ -80,6 +80,8 @@ _OBFUSCATION = '"obfuscation":"'
 _ARGUMENTS_MARK = '"function":{"arguments":'
 # Plain chunks that may fail to fit the template before a stream stops making templates.
 _MAX_MISFITS = 8
+# An argument chunk after its fragment (see ``ChatWriter.write``).
+_ARGS_TAIL = b'}}]},"logprobs":null,"finish_reason":null}]}\n\n'
 # A content chunk after its text (see ``ChatWriter._content_head``).
 _CONTENT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -519,6 +521,8 @@ class ChatWriter(Writer):
         self._choices: set[int] = set()
         self._finished: set[int] = set()
         self._call_ids: dict[tuple[int, int], str] = {}
+        # (choice, call) → its argument chunk up to the fragment (``write``).
+        self._args_heads: dict[tuple[int, int], bytes] = {}
         self._args: set[tuple[int, int]] = set()
         self._id = ""
         self._created = 0
@@ -578,8 +582,20 @@ class ChatWriter(Writer):
             key = (part.choice, part.index)
             if part.arguments and key in self._call_ids and part.choice not in self._finished:
                 self._args.add(key)
-                call = {"index": part.index, "function": {"arguments": part.arguments}}
-                self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+                # ``_chunk(c, {"tool_calls": [{"index": i, "function": {"arguments": a}}]})``:
+                # the same bytes, only the fragment through ``dumps`` (its call has started, so
+                # the choice is open and the envelope made).
+                head = self._args_heads.get(key)
+                if head is None:
+                    head = self._args_heads[key] = (
+                        self._prefix
+                        + b'{"index":'
+                        + dumps(part.choice)
+                        + b',"delta":{"tool_calls":[{"index":'
+                        + dumps(part.index)
+                        + b',"function":{"arguments":'
+                    )
+                out.append(head + dumps(part.arguments) + _ARGS_TAIL)
         elif isinstance(part, ReasoningDelta):
             if part.choice not in self._finished:
                 self._chunk(part.choice, {self.options.reasoning_field: part.text}, None, out)
