@@ -647,6 +647,19 @@ def block_stop(index: int) -> bytes:
     return sse(f'{{"type":"content_block_stop","index":{index}}}', "content_block_stop")
 
 
+TOOL_BLOCK = '{"type":"tool_use","id":"toolu_1","name":"f","input":{}}'
+
+
+def json_delta(partial: str, index: int) -> bytes:
+    """An argument fragment, as the API sends it (compact JSON, its key order)."""
+    return delta_event(
+        '{"type":"input_json_delta","partial_json":'
+        + json.dumps(partial, ensure_ascii=False)
+        + "}",
+        index,
+    )
+
+
 def delta_event(delta: str, index: int = 0, name: str | None = "content_block_delta") -> bytes:
     """A ``content_block_delta`` holding ``delta`` (JSON text), the API's key order."""
     return sse(f'{{"type":"content_block_delta","index":{index},"delta":{delta}}}', name)
@@ -683,6 +696,64 @@ MESSAGES_BREAKERS: dict[str, tuple[list[bytes], int]] = {
     ),
     "error_by_name_only": ([sse('{"error":{"type":"api_error","message":"x"}}', "error")], 0),
     "error_name_on_text_delta": ([sse(TEXT_HEAD + '"x"}}', "error")], 0),
+    # Tool blocks and their argument fragments (``MessagesReader``'s argument shape).
+    "tool_block": (
+        [
+            block_stop(0),
+            block_start(1, TOOL_BLOCK),
+            *(json_delta(p, 1) for p in ('{"q":', '"x', 'y\\"}', '"}}', "", "}")),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "tool_fragments_after_stop": (
+        [
+            block_stop(0),
+            block_start(1, TOOL_BLOCK),
+            json_delta("{", 1),
+            block_stop(1),
+            json_delta('"late":1}', 1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "tool_block_replaced_at_its_index": (
+        [
+            block_stop(0),
+            block_start(1, TOOL_BLOCK),
+            json_delta("{", 1),
+            block_start(1),
+            json_delta("}", 1),
+            messages_text("t", 1),
+        ],
+        1,
+    ),
+    "tool_fragment_for_another_index": (
+        [
+            block_stop(0),
+            block_start(1, TOOL_BLOCK),
+            json_delta("{", 2),
+            json_delta("{", 1),
+            json_delta('"a":1}', 1),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "tool_fragment_not_a_string": (
+        [
+            block_stop(0),
+            block_start(1, TOOL_BLOCK),
+            delta_event('{"type":"input_json_delta","partial_json":5}', 1),
+            delta_event('{"type":"input_json_delta","partial_json":"a","more":1}', 1),
+            json_delta("😀\u2028", 1),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
+    "tool_fragment_in_text_block": ([json_delta("{}", 0)], 0),
     # Other blocks.
     "text_for_block_1": ([messages_text("x", 1), messages_text("y", 1)], 0),
     "next_text_block": ([block_stop(0), block_start(1), messages_text("n", 1)], 1),
@@ -1193,3 +1264,32 @@ def test_anthropic_sdk_reads_a_run_heavy_stream() -> None:
     assert [b["type"] for b in final["content"]] == ["text"]
     assert final["content"][0]["text"] == SDK_TEXT.text
     assert final["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("fragment", ['{"a":', '"x\\"y', "😀 ünï\u2028", "\x00\n", '"}}]}', " "])
+def test_chat_writer_argument_chunk_is_the_dict_encoding(fragment: str) -> None:
+    """``ChatWriter`` writes an argument fragment with a cached head and only the fragment
+    encoded: the bytes are exactly those of encoding the chunk's choice as a dict, as it did
+    (and as it still does for the call's first chunk)."""
+    from asgi_sse_adapter._json import dumps
+    from asgi_sse_adapter.content import Content
+    from asgi_sse_adapter.formats.base import WriterOptions
+    from asgi_sse_adapter.formats.openai_chat import ChatWriter
+    from asgi_sse_adapter.parts import MessageStart, ToolCallDelta, ToolCallStart
+
+    content = Content()
+    writer = ChatWriter(WriterOptions(clock=lambda: 1.0, id_factory=lambda: "x"), content)
+    out: list[bytes] = []
+    for part in (MessageStart(id="run", model="m"), ToolCallStart(2, "call_1", "f")):
+        content.add(part)
+        writer.write(part, out)
+    for _ in range(2):  # the head made, then reused
+        out.clear()
+        writer.write(ToolCallDelta(2, fragment), out)
+        choice = {
+            "index": 0,
+            "delta": {"tool_calls": [{"index": 2, "function": {"arguments": fragment}}]},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        assert out == [writer._prefix + dumps(choice) + b"]}\n\n"]
