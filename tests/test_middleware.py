@@ -43,6 +43,7 @@ from asgi_sse_adapter import ServerSentEvent, SSEDecoder, SSEFramer
 from asgi_sse_adapter import session as session_module
 from asgi_sse_adapter.middleware import SSEAdapterMiddleware
 from asgi_sse_adapter.session import StreamReport
+from tests.reliability._support import http_scope
 from tests.servers import LiveServer, ServerFactory, live_server, serve, server_pool
 
 Message = MutableMapping[str, Any]
@@ -431,31 +432,10 @@ async def drive(
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             complete.set()
 
-    await app(http_scope(path, method, headers, spec_version), receive, send)
+    await app(
+        http_scope(path, method=method, headers=headers, spec_version=spec_version), receive, send
+    )
     return exchange
-
-
-def http_scope(
-    path: str = "/v1/chat/completions",
-    method: str = "POST",
-    headers: Sequence[tuple[bytes, bytes]] = ((b"content-type", b"application/json"),),
-    spec_version: str = "2.3",
-) -> Scope:
-    """An HTTP request's scope as uvicorn builds it."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": spec_version},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": list(headers),
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
 
 
 def request_message(body: bytes, more: bool = False) -> Message:
@@ -1009,7 +989,7 @@ async def run_stalled_streams(
         async def send_one(message: Message) -> None:
             await send(i, message)
 
-        await mw(http_scope(), receive, send_one)
+        await mw(http_scope("/v1/chat/completions"), receive, send_one)
 
     streams = [asyncio.create_task(one(i)) for i in range(n)]
     if during is not None:
@@ -1084,7 +1064,7 @@ async def test_heartbeats_run_in_their_requests_context() -> None:
             if message.get("body") == b": ping\n\n":
                 seen.append((i, request_id.get(-1)))
 
-        await mw(http_scope(), receive, send)
+        await mw(http_scope("/v1/chat/completions"), receive, send)
 
     await asyncio.gather(*(asyncio.create_task(one(i)) for i in range(20)))
     assert len({i for i, _ in seen}) == 20

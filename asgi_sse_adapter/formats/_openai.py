@@ -4,12 +4,12 @@ reasons, and the error envelope (formats.md §2.1, §5, §6, §9)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from .._json import dumps
 from ..content import Content
 from ..parts import FinishReason, StreamError, Usage
-from .base import ERROR_STATUS, WriterOptions, as_dict, as_int, as_str
+from .base import ERROR_STATUS, Writer, WriterOptions, as_dict, as_int, as_str
 
 logger = logging.getLogger("asgi_sse_adapter")
 
@@ -153,4 +153,31 @@ class Envelope:
             + f',"object":"{object_}","created":{self.created},"model":'.encode()
             + dumps(self.model)
             + b',"choices":['
+        )
+
+
+class EnvelopeWriter(Writer):
+    """A Chat or Completions writer: every chunk opens with the stream's ``Envelope``, made when
+    the first chunk is written (``_identity``) and kept as ``_id``, ``_created``, ``_model`` and
+    ``_prefix`` (the chunk's bytes up to its ``choices`` list)."""
+
+    id_prefix: ClassVar[str]
+    chunk_object: ClassVar[str]
+
+    def __init__(self, options: WriterOptions, content: Content) -> None:
+        super().__init__(options, content)
+        self._prefix = b""
+        self._id = ""
+        self._created = 0
+        self._model = ""
+
+    def _identity(self) -> None:
+        if self._prefix:
+            return
+        env = Envelope(self.content, self.options, self.id_prefix, self.chunk_object)
+        self._id, self._created, self._model, self._prefix = (
+            env.id,
+            env.created,
+            env.model,
+            env.head,
         )

@@ -46,6 +46,7 @@ debug). Finish reasons: ``end_turn``, ``stop_sequence``, ``pause_turn``, ``refus
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import abstractmethod
 from typing import Any
@@ -378,15 +379,10 @@ FORMAT = Format(
     response_parts=response_parts,
 )
 
-FORMAT_2023_01_01 = Format(
-    name="anthropic-text",
-    family="anthropic",
+FORMAT_2023_01_01 = dataclasses.replace(
+    FORMAT,
     reader=_cumulative_reader,
     writer=TextCompletionsCumulativeWriter,
-    error_body=_anthropic.error_body,
-    parse_error_body=_anthropic.parse_error_body,
-    endpoint="/v1/complete",
-    response_parts=response_parts,
     terminator=b"data: [DONE]\n\n",
     terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
 )

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from .._json import dumps, loads
 from ..content import Content
-from ..parts import Done, Part, StreamError, TextRun, text_delta
+from ..parts import Done, Part, StreamError, TextRun
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -147,11 +147,10 @@ class Writer(ABC):
         """Emit whatever ``part`` calls for now (possibly nothing: writers may hold events)."""
 
     def write_run(self, run: TextRun, out: list[bytes]) -> None:
-        """``write`` of each text of ``run`` as a ``TextDelta``, in fewer steps: for writers that
-        override it (the adapter calls it only on those; ``content`` then already holds the
-        whole run). Others get the run as single deltas, ``content`` updated before each."""
-        for text in run.texts:
-            self.write(text_delta(text, run.choice), out)
+        """``write`` of each text of ``run`` as a ``TextDelta``, in fewer steps, for writers that
+        override it (``content`` then already holds the whole run). The adapter calls it only on
+        those: others get the run as single deltas, ``content`` updated before each."""
+        raise NotImplementedError
 
     @abstractmethod
     def end(self, out: list[bytes]) -> None:

@@ -41,7 +41,6 @@ from . import _openai
 from .base import (
     Format,
     JSONReader,
-    Writer,
     as_dict,
     as_int,
     as_str,
@@ -275,15 +274,17 @@ class ChatReader(JSONReader):
         the last such chunk read whole (``_Template``) decodes only its string, as the Messages
         reader does with its text deltas; any other chunk is parsed whole, and one that reads
         into exactly such a part becomes the template."""
-        text = self._template_text(data, event)
-        if text is not None:
-            return [text_delta(text)] if text else []
-        if self._args_template is not None and self._templates_hold(event):
+        hold = self._templates_hold(event)
+        if hold and self._template is not None:
+            text = self._template.text_of(data)
+            if text is not None:
+                return [text_delta(text)] if text else []
+        if hold and self._args_template is not None:
             args = self._args_template.text_of(data)
             if args is not None:
                 return [ToolCallDelta(self._args_index, args, 0)] if args else []
         parts = super().read_data(data, event)
-        if len(parts) == 1 and self._misfits < _MAX_MISFITS and self._templates_hold(event):
+        if len(parts) == 1 and self._misfits < _MAX_MISFITS and hold:
             part = parts[0]
             if type(part) is TextDelta and part.choice == 0 and _CONTENT_MARK in data:
                 if self._template is not None:
@@ -509,12 +510,14 @@ class ChatReader(JSONReader):
             parts.append(ToolCallEnd(state.index, c))
 
 
-class ChatWriter(Writer):
+class ChatWriter(_openai.EnvelopeWriter):
     """Parts → Chat chunks (module docstring: the contract)."""
+
+    id_prefix = PREFIX
+    chunk_object = "chat.completion.chunk"
 
     def __init__(self, options: Any, content: Content) -> None:
         super().__init__(options, content)
-        self._prefix = b""
         # Choice → its content chunk up to the text, for the choices open and not finished: a
         # text delta, most of a stream, then costs one lookup (``write``).
         self._content_heads: dict[int, bytes] = {}
@@ -524,20 +527,6 @@ class ChatWriter(Writer):
         # (choice, call) → its argument chunk up to the fragment (``write``).
         self._args_heads: dict[tuple[int, int], bytes] = {}
         self._args: set[tuple[int, int]] = set()
-        self._id = ""
-        self._created = 0
-        self._model = ""
-
-    def _identity(self) -> None:
-        if self._prefix:
-            return
-        env = _openai.Envelope(self.content, self.options, PREFIX, "chat.completion.chunk")
-        self._id, self._created, self._model, self._prefix = (
-            env.id,
-            env.created,
-            env.model,
-            env.head,
-        )
 
     def _open(self, c: int, out: list[bytes]) -> None:
         """Choices first appear in ascending order, each with its one role chunk."""

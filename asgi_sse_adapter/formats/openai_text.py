@@ -42,7 +42,6 @@ from . import _openai
 from .base import (
     Format,
     JSONReader,
-    Writer,
     as_int,
     as_str,
     as_timestamp,
@@ -129,29 +128,17 @@ class CompletionsReader(JSONReader):
         return False
 
 
-class CompletionsWriter(Writer):
+class CompletionsWriter(_openai.EnvelopeWriter):
     """Parts → Completions chunks (module docstring: the contract)."""
+
+    id_prefix = PREFIX
+    chunk_object = "text_completion"
 
     def __init__(self, options: Any, content: Content) -> None:
         super().__init__(options, content)
-        self._prefix = b""
         self._choices: set[int] = set()
         self._finished: set[int] = set()
         self._warned_tools = False
-        self._id = ""
-        self._created = 0
-        self._model = ""
-
-    def _identity(self) -> None:
-        if self._prefix:
-            return
-        env = _openai.Envelope(self.content, self.options, PREFIX, "text_completion")
-        self._id, self._created, self._model, self._prefix = (
-            env.id,
-            env.created,
-            env.model,
-            env.head,
-        )
 
     def _emit(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
         self._identity()
