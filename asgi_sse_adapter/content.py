@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .parts import (
+    ArgumentsRun,
     Extension,
     Finish,
     FinishReason,
@@ -32,6 +33,8 @@ from .parts import (
 )
 
 __all__ = ["ChoiceContent", "Content", "Segment"]
+
+_NO_USAGE = Usage()
 
 SegmentKind = Literal["text", "reasoning", "redacted_reasoning", "refusal", "tool_call"]
 
@@ -94,7 +97,7 @@ class Content:
     id: str | None = None
     model: str | None = None
     created: int | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = _NO_USAGE  # immutable, so shared (a frozen dataclass is slow to make)
     usage_reported: bool = False
     choices: dict[int, ChoiceContent] = field(default_factory=dict)
     error: StreamError | None = None
@@ -136,6 +139,10 @@ class Content:
             call = self.choice(part.choice).tools.get(part.index)
             if call is not None:
                 call.fragments.append(part.arguments)
+        elif isinstance(part, ArgumentsRun):
+            call = self.choice(part.choice).tools.get(part.index)
+            if call is not None:
+                call.fragments.extend(part.fragments)
         elif isinstance(part, ToolCallStart):
             c = self.choice(part.choice)
             seg = Segment("tool_call", tool_index=part.index, tool_id=part.id, tool_name=part.name)

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias
 __all__ = [
     "FINISH_REASONS",
     "MAX_CHOICES",
+    "ArgumentsRun",
     "Done",
     "Extension",
     "Finish",
@@ -131,6 +132,17 @@ class TextRun:
     the client's bytes are the same as for the deltas one by one."""
 
     texts: list[str]
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentsRun:
+    """Consecutive argument fragments of one started call, as one part: ``ToolCallDelta(index,
+    fragment, choice)`` for each of ``fragments`` in order (none empty). The counterpart of
+    ``TextRun`` for a call whose arguments stream in many small events."""
+
+    index: int
+    fragments: list[str]
     choice: int = 0
 
 
@@ -246,6 +258,7 @@ Part: TypeAlias = (
     MessageStart
     | TextDelta
     | TextRun
+    | ArgumentsRun
     | ReasoningDelta
     | ReasoningSignature
     | RedactedReasoning

@@ -386,6 +386,17 @@ class SSEFramer:
         """Like ``feed`` but return the completed blocks as one ``bytes`` (the passthrough path)."""
         framing = self._framing
         region = framing._take(data)
+        # The regular case (a ``bytes`` region within the bound, no overflow), tested inline;
+        # ``StreamAdapter``'s identity hot path repeats this test around ``_take`` itself.
+        if region.__class__ is bytes and not framing._overflow and len(region) <= framing._limit:
+            return region
+        return self._settle(region)
+
+    def _settle(self, region: bytes | bytearray) -> bytes:
+        """``feed_joined``'s result for a region ``_take`` returned outside the regular case:
+        a large pending event handed out as ``bytes``, or ``EventTooLarge`` with the whole
+        blocks before the oversized event."""
+        framing = self._framing
         if isinstance(region, bytearray):  # a large pending event, now ours: hand out bytes
             region = bytes(region)
         if framing._max is not None and len(region) > framing._max:
@@ -416,6 +427,8 @@ class SSEFramer:
 
 def _has_dispatchable(tail: bytes) -> bool:
     """Whether an unterminated tail holds a ``data`` field, i.e. would have fired an event."""
+    if not tail:
+        return False
     for line in _LINE_BREAK.split(_normalise(tail)):
         if line == "data" or line.startswith("data:"):
             return True

@@ -14,7 +14,9 @@ same ``clock`` and ``id_factory``:
    ``anthropic-messages``), every client format, with and without ``include_usage``,
    ``reasoning="drop"``, ``visible_errors``;
 2. crafted events in the middle of runs of text deltas that must end a run (or that a run may
-   swallow only if the per-event path reads them as plain text), under the installed JSON
+   swallow only if the per-event path reads them as plain text), and texts inside runs written
+   with every kind of JSON escape, or with what JSON refuses there (the runs' texts are decoded
+   and encoded together: ``load_strings``, ``dump_strings``), under the installed JSON
    backend and under the standard library's (the package's fallback without orjson);
 3. hypothesis: random sequences of those events and random read splits;
 4. the runs really happen (direct ``read_text_run`` calls, the writer's ``write_run`` called),
@@ -43,7 +45,7 @@ from asgi_sse_adapter import _json as json_backend
 from asgi_sse_adapter.adapter import StreamAdapter, StreamResult
 from asgi_sse_adapter.formats.anthropic_messages import MessagesReader, MessagesWriter
 from asgi_sse_adapter.formats.openai_chat import ChatReader, ChatWriter
-from asgi_sse_adapter.parts import TextDelta, TextRun
+from asgi_sse_adapter.parts import ArgumentsRun, TextDelta, TextRun, ToolCallDelta, ToolCallEnd
 from tests.fixtures import (
     CHAT_SCENARIOS,
     HELLO,
@@ -866,6 +868,144 @@ MESSAGES_BREAKERS: dict[str, tuple[list[bytes], int]] = {
     "message_stop": ([MESSAGES_STOP], 0),
 }
 
+# Escapes inside runs. ``MessagesReader.read_text_run`` decodes a run's texts still encoded, all
+# together (``load_strings``), or one at a time where that cannot be certain (a text ending with
+# a backslash, an event that does not read); ``MessagesWriter`` and ``ChatWriter`` encode a run's
+# texts in one call (``dump_strings``). Each entry sits between the plain runs of
+# ``messages_with`` / ``chat_with``, so it joins them into one run where it reads as text.
+
+# Texts JSON escapes (or that look like the encoding of a list of strings), written by
+# ``json.dumps`` as an upstream does. None ends with a backslash (that makes ``load_strings``
+# decline the run: entries of their own) or with a quote and a comma (see below).
+ESCAPING_TEXTS = (
+    "a\nb",
+    'say "hi"',
+    '"',
+    "back\\slash",
+    "\\x",
+    '\\"',
+    "/</",
+    "café",
+    "😀",
+    "",
+    "tab\tx\x01\x00\x1f\x7f",
+    "\u2028\u2029\u00a0",
+    'x","y',
+    '","',
+    '["a","b"]',
+    "a\\u0000b",  # a backslash, then "u0000": what an encoder writes for NUL
+    "日本語",
+)
+
+
+def messages_raw(body: str, head: str = TEXT_HEAD) -> bytes:
+    """A text delta whose text is ``body`` written between the quotes as it stands: escapes of
+    any form, or characters JSON refuses there."""
+    return sse(head + '"' + body + '"}}', "content_block_delta")
+
+
+def chat_raw(body: str) -> bytes:
+    """A content chunk whose text is ``body`` written between the quotes as it stands."""
+    return sse(chat_body('{"content":"' + body + '"}'))
+
+
+MESSAGES_ESCAPE_RUNS: dict[str, list[bytes]] = {
+    "escapes": [messages_text(t) for t in ESCAPING_TEXTS],
+    "escapes_ascii": [messages_text(t, ascii_only=True) for t in ESCAPING_TEXTS],
+    "escape_newline": [messages_raw("a\\nb")],
+    "escape_quote": [messages_raw('say \\"hi\\"'), messages_raw('\\"')],
+    "escape_backslash": [messages_raw("a\\\\b"), messages_raw("\\\\x")],
+    "escape_solidus": [messages_raw("\\/path\\/"), messages_raw("\\/")],
+    "escape_unicode": [messages_raw("caf\\u00e9"), messages_raw("\\u00E9\\u0022\\u005c")],
+    "escape_surrogate_pair": [messages_raw("\\ud83d\\ude00 ok")],
+    "escape_surrogate_pair_split": [messages_raw("a\\ud83d"), messages_raw("\\ude00b")],
+    "escape_lone_surrogate": [messages_raw("\\ud800")],
+    "escape_lone_surrogate_later": [messages_raw("x\\n"), messages_raw("y\\udfff")],
+    # The stdlib reads a lone surrogate (orjson refuses the event): the writers then write that
+    # text with ASCII escapes, and only that one.
+    "escape_lone_surrogate_among_non_ascii": [
+        messages_text("é😀\x7f"),
+        messages_raw("\\ud800"),
+        messages_raw("caf\\u00e9"),
+        messages_text("\u2028日本"),
+    ],
+    "escape_broken_unicode": [messages_raw("\\n"), messages_raw("\\u12"), messages_raw("34")],
+    "text_ends_with_backslash": [messages_raw("a\\\\"), messages_raw("b\\n")],
+    "texts_of_backslashes": [
+        messages_raw("\\\\"),
+        messages_raw("\\\\\\\\"),
+        messages_raw('\\\\\\"'),
+    ],
+    "raw_quote": [messages_raw("x\\n"), messages_raw('a"b')],
+    "raw_quote_merging": [messages_raw('a","b')],
+    "raw_quote_after_backslash": [messages_raw('a\\\\"b')],
+    # Bodies that decode together though not alone: joined as a list's items, ``a\`` and ``,"``
+    # read as ``["a\",",""]`` (two strings), the three below as ``["x",["","y",""],"z"]``.
+    "raw_quote_escaped_by_the_join": [messages_raw("a\\"), messages_raw(',"')],
+    "raw_quotes_regrouping": [messages_raw('x",["'), messages_raw("y"), messages_raw('"],"z')],
+    "raw_tab": [messages_raw("a\tb")],
+    "raw_control": [messages_raw("\\n"), messages_raw("a\x01b")],
+    "raw_nul": [messages_raw("\x00")],
+    "raw_del": [messages_raw("a\x7fb\\n")],
+    "raw_separators": [
+        messages_raw("a\u2028b"),
+        messages_raw("\u00a0"),
+        messages_raw("\u2029\\n"),
+    ],
+    "empty_texts": [messages_raw(""), messages_raw("\\n"), messages_raw("")],
+    "degenerate_text": [sse(TEXT_HEAD + '"}}', "content_block_delta")],
+    "degenerate_text_after_escape": [
+        messages_raw("\\n"),
+        sse(TEXT_HEAD + '"}}', "content_block_delta"),
+    ],
+    "whitespace_after_key": [
+        sse(TEXT_HEAD + ' "a\\nb"}}', "content_block_delta"),
+        sse(TEXT_HEAD + '\t"c"}}', "content_block_delta"),
+        messages_raw("d\\n"),
+    ],
+    "middle_escape": [messages_text("p"), messages_raw("q\\nr"), messages_text("s")],
+    # A text ending with a quote and a comma: its encoding ``\",`` is followed by the next
+    # text's ``","`` when a writer encodes the run as a list.
+    "text_ending_quote_comma": [
+        messages_text('",'),
+        messages_text("x"),
+        messages_text('a\\",'),
+        messages_text("y"),
+    ],
+}
+
+CHAT_ESCAPE_RUNS: dict[str, list[bytes]] = {
+    "escapes": [chat_text(t) for t in ESCAPING_TEXTS],
+    "escapes_ascii": [chat_text(t, ascii_only=True) for t in ESCAPING_TEXTS],
+    "escapes_obfuscation": [chat_text(t, obfuscation="a1B2") for t in ESCAPING_TEXTS],
+    "escape_forms": [
+        chat_raw("\\/path\\/"),
+        chat_raw("caf\\u00e9 \\u0022\\u005c"),
+        chat_raw("\\ud83d\\ude00"),
+        chat_raw("\\b\\f\\n\\r\\t"),
+    ],
+    "escape_surrogate_pair_split": [chat_raw("a\\ud83d"), chat_raw("\\ude00b")],
+    "escape_lone_surrogate": [chat_text("a\n"), chat_raw("\\ud800"), chat_text("b\n")],
+    "escape_lone_surrogate_among_non_ascii": [
+        chat_text("é😀\x7f"),
+        chat_raw("\\ud800"),
+        chat_raw("caf\\u00e9"),
+        chat_text("\u2028日本"),
+    ],
+    "text_ends_with_backslash": [chat_text("a\\"), chat_text("\\"), chat_text("b")],
+    "raw_quote": [chat_text("x\n"), chat_raw('a"b')],
+    "raw_control": [chat_raw("a\tb"), chat_raw("\x01")],
+    "raw_separators": [chat_raw("a\u2028b"), chat_raw("\u00a0"), chat_raw("\u2029\\n")],
+    "empty_texts": [chat_text(""), chat_text("\n"), chat_text("")],
+    "middle_escape": [chat_text("p"), chat_text("q\nr"), chat_text("s")],
+    "text_ending_quote_comma": [
+        chat_text('",'),
+        chat_text("x"),
+        chat_text('a\\",'),
+        chat_text("y"),
+    ],
+}
+
 RUN_1 = ("Hel", "lo", ", wor", "ld")
 RUN_2 = ("!", " How", " are", " you?")
 
@@ -904,6 +1044,14 @@ CRAFTED: list[Any] = [
         pytest.param(MESSAGES, messages_with(b, after), id=f"messages-{name}")
         for name, (b, after) in MESSAGES_BREAKERS.items()
     ),
+    *(
+        pytest.param(CHAT, chat_with(b), id=f"chat-run_{name}")
+        for name, b in CHAT_ESCAPE_RUNS.items()
+    ),
+    *(
+        pytest.param(MESSAGES, messages_with(b, 0), id=f"messages-run_{name}")
+        for name, b in MESSAGES_ESCAPE_RUNS.items()
+    ),
 ]
 
 
@@ -931,6 +1079,14 @@ def use_stdlib_json(monkeypatch: pytest.MonkeyPatch) -> None:
         if getattr(module, "dumps", None) is dumps:
             monkeypatch.setattr(module, "dumps", stdlib_dumps)
     assert patched >= 3, "the readers' modules no longer import loads from _json"
+    # A list encoder of ``dump_strings``' own (the writers' runs), looked up in ``_json`` per
+    # call, if it has one: its stdlib counterpart. Nothing in ``_json`` may reach orjson then.
+    stdlib_list = getattr(json_backend, "_dumps_list_stdlib", None)
+    if stdlib_list is not None:
+        monkeypatch.setattr(json_backend, "_dumps_list", stdlib_list)
+    if json_backend.BACKEND == "orjson":
+        left = [name for name, value in vars(json_backend).items() if value in (loads, dumps)]
+        assert not left, f"_json still reaches orjson through {left}"
 
 
 @pytest.mark.parametrize(("upstream", "events"), CRAFTED)
@@ -1226,6 +1382,182 @@ def test_adapter_hands_the_writer_one_run(
     assert calls == []
     assert whole.out == one_by_one.out
     assert whole.result == one_by_one.result
+
+
+# -- argument runs -------------------------------------------------------------------------------
+
+FRAGMENTS = ['{"city":', ' "Zürich', "\\", '", "q": "say \\"hi\\"', "", '\n"}', "😀", '",']
+
+
+def test_messages_reader_reads_an_arguments_run() -> None:
+    """``MessagesReader.read_arguments_run`` consumes the argument fragments of the tool block
+    started last up to the next other event (empty ones counted, left out), each the fragment
+    reading it alone gives; the block then knows its arguments came as deltas."""
+    events = [
+        MESSAGES_START,
+        block_start(0),
+        messages_text("hi"),
+        block_stop(0),
+        # Input in the start block, then deltas: the deltas are the arguments (formats.md §4.1).
+        block_start(1, TOOL_BLOCK.replace("{}", '{"pre":1}')),
+        *(json_delta(f, 1) for f in FRAGMENTS),
+        json_delta("x", 0),  # another index: not this block's shape
+        *(json_delta(f, 1) for f in FRAGMENTS),
+        block_stop(1),
+    ]
+    values, types = columns(events)
+    reader = MessagesReader()
+    for i in range(5):
+        reader.read_data(values[i], types[i])
+    n = len(FRAGMENTS)
+    assert reader.read_text_run(values, types, 5) == ([], 5)  # fragments are no text
+    expected = ArgumentsRun(0, [f for f in FRAGMENTS if f])
+    assert reader.read_arguments_run(values, types, 5) == (expected, 5 + n)
+    assert reader.read_arguments_run(values, types, 5 + n) == (None, 5 + n)
+    reader.read_data(values[5 + n], types[5 + n])
+    assert reader.read_arguments_run(values, types, 6 + n) == (expected, 6 + 2 * n)
+    assert reader.read_data(values[-1], types[-1]) == [ToolCallEnd(0)]  # no start input resent
+    alone = MessagesReader()
+    for i in range(5):
+        alone.read_data(values[i], types[i])
+    one_by_one = [p for i in range(5, 5 + n) for p in alone.read_data(values[i], types[i])]
+    assert one_by_one == [ToolCallDelta(0, f) for f in FRAGMENTS if f]
+    # No tool block started last: nothing is a run.
+    fresh = MessagesReader()
+    fresh.read_data(values[0], types[0])
+    assert fresh.read_arguments_run(values, types, 5) == (None, 5)
+
+
+def test_chat_reader_reads_an_arguments_run() -> None:
+    """``ChatReader.read_arguments_run`` consumes the argument chunks that fit the template of
+    the last one read whole (explicit index), each into the fragment reading it alone gives,
+    and stops at a chunk of another call, an ``event: error`` chunk, or a finished choice."""
+    start = chat_tool(0, call_id="call_1", name="f")
+    events = [
+        CHAT_ROLE,
+        start,
+        *(chat_tool(0, args=f) for f in FRAGMENTS),
+        chat_tool(1, call_id="call_2", name="g"),
+        chat_tool(1, args="a"),
+        *(chat_tool(1, args=f) for f in FRAGMENTS),
+        CHAT_FINISH,
+        *(chat_tool(1, args=f) for f in FRAGMENTS),
+    ]
+    values, types = columns(events)
+    n = len(FRAGMENTS)
+    reader = ChatReader()
+    for i in range(3):  # the first fragment read whole makes the template
+        reader.read_data(values[i], types[i])
+    expected = [f for f in FRAGMENTS[1:] if f]
+    assert reader.read_arguments_run(values, types, 3) == (ArgumentsRun(0, expected), 2 + n)
+    assert reader.read_arguments_run(values, types, 2 + n) == (None, 2 + n)  # call 2 starts
+    for i in range(2 + n, 4 + n):
+        reader.read_data(values[i], types[i])
+    call_2 = ArgumentsRun(1, [f for f in FRAGMENTS if f])
+    assert reader.read_arguments_run(values, types, 4 + n) == (call_2, 4 + 2 * n)
+    errors = list(types)
+    errors[4 + n + 2] = "error"  # read whole, as an error
+    assert reader.read_arguments_run(values, errors, 4 + n) == (
+        ArgumentsRun(1, [f for f in FRAGMENTS[:2] if f]),
+        4 + n + 2,
+    )
+    reader.read_data(values[4 + 2 * n], types[4 + 2 * n])  # the finish
+    assert reader.read_arguments_run(values, types, 5 + 2 * n) == (None, 5 + 2 * n)
+
+
+def tool_stream(upstream: str, fragments: Sequence[str], calls: int = 1) -> bytes:
+    """A stream of ``calls`` tool calls, one after the other, each streaming ``fragments``."""
+    if upstream == CHAT:
+        events = [CHAT_ROLE]
+        for c in range(calls):
+            events.append(chat_tool(c, call_id=f"call_{c}", name="f"))
+            events += [chat_tool(c, args=f) for f in fragments]
+        events += [sse(chat_body("{}", finish='"tool_calls"')), CHAT_DONE]
+    else:
+        events = [MESSAGES_START]
+        for c in range(calls):
+            events.append(block_start(c, TOOL_BLOCK.replace("toolu_1", f"toolu_{c}")))
+            events += [json_delta(f, c) for f in fragments]
+            events.append(block_stop(c))
+        events += [
+            sse(
+                '{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},'
+                '"usage":{"output_tokens":9}}',
+                "message_delta",
+            ),
+            MESSAGES_STOP,
+        ]
+    return b"".join(events)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "client", "writer"),
+    [(CHAT, MESSAGES, MessagesWriter), (MESSAGES, CHAT, ChatWriter)],
+    ids=["chat->messages", "messages->chat"],
+)
+def test_adapter_hands_the_writer_one_arguments_run(
+    upstream: str, client: str, writer: type[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call's N argument fragments in one ``feed()`` reach the writer as one ``ArgumentsRun``
+    (all N, or all but the first for Chat: read whole to learn the chunks' shape); one event per
+    ``feed()`` never does; the bytes and the result are the same, and the client's final
+    arguments are the fragments joined."""
+    arguments = json.dumps({"q": "".join(FRAGMENTS) * 4, "n": [1, 2.5, None]}, ensure_ascii=False)
+    fragments = [arguments[i : i + 3] for i in range(0, len(arguments), 3)]
+    calls: list[int] = []
+    write_run = writer.write_run
+
+    def counting(self: Any, run: Any, out: list[bytes]) -> None:
+        if isinstance(run, ArgumentsRun):
+            calls.append(len(run.fragments))
+        write_run(self, run, out)
+
+    monkeypatch.setattr(writer, "write_run", counting)
+    data = tool_stream(upstream, fragments, calls=2)
+    whole = translate(upstream, client, [data], {})
+    assert len(calls) == 2
+    assert min(calls) >= len(fragments) - 1
+    calls.clear()
+    one_by_one = translate(upstream, client, events_of(data), {})
+    assert calls == []
+    assert whole.out == one_by_one.out
+    assert whole.result == one_by_one.result
+    if client == CHAT:
+        final, exc = final_completion(whole.out)
+        assert exc is None
+        got = [c["function"]["arguments"] for c in final["choices"][0]["message"]["tool_calls"]]
+        assert got == [arguments, arguments]
+    else:
+        final = final_message(whole.out)
+        got = [b["input"] for b in final["content"] if b["type"] == "tool_use"]
+        assert got == [json.loads(arguments)] * 2
+
+
+def test_arguments_run_of_a_queued_call() -> None:
+    """Parallel Chat calls whose fragments interleave in runs: for a Messages client the second
+    call waits behind the open first one (its run is queued, not written into the open block);
+    the bytes are those of one event per ``feed()`` and the SDK's final message has both calls
+    with their whole arguments."""
+    a = ['{"x":', " 1", "}"]
+    b = ['{"y":', ' "two', '"}']
+    events = [
+        CHAT_ROLE,
+        chat_tool(0, call_id="call_a", name="f"),
+        chat_tool(0, args=a[0]),
+        chat_tool(1, call_id="call_b", name="g"),
+        *(chat_tool(1, args=f) for f in b),
+        *(chat_tool(0, args=f) for f in a[1:]),
+        sse(chat_body("{}", finish='"tool_calls"')),
+        CHAT_DONE,
+    ]
+    data = b"".join(events)
+    whole = translate(CHAT, MESSAGES, [data], {})
+    one_by_one = translate(CHAT, MESSAGES, events_of(data), {})
+    assert whole.out == one_by_one.out
+    assert whole.result == one_by_one.result
+    final = final_message(whole.out)
+    inputs = {blk["name"]: blk["input"] for blk in final["content"] if blk["type"] == "tool_use"}
+    assert inputs == {"f": {"x": 1}, "g": {"y": "two"}}
 
 
 # -- the SDKs -------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import decode_strings, dump_strings, dumps, loads
 from ..content import ChoiceContent, Content, Segment
 from ..parts import (
+    ArgumentsRun,
     Done,
     Extension,
     Finish,
@@ -71,6 +72,20 @@ _JSON_DELTA_DATA = (
 )
 
 
+def _bodies(values: Sequence[str], start: int, head: str) -> list[str]:
+    """The string bodies, still encoded, of the values from ``values[start]`` on that are
+    ``head`` (up to a string's opening quote), a string's body, then ``"}}``: up to the first
+    value that is not."""
+    size = len(head)
+    least = size + 3  # shorter, '"}}' would overlap the head's own quote
+    bodies: list[str] = []
+    for data in values[start:] if start else values:
+        if not (data.startswith(head) and data.endswith('"}}') and len(data) >= least):
+            break
+        bodies.append(data[size:-3])
+    return bodies
+
+
 class MessagesReader(JSONReader):
     """Messages events → parts. The JSON ``type`` decides (the event name is a fallback);
     ``ping`` is consumed; server-executed tool blocks become extensions, never tool calls."""
@@ -82,11 +97,18 @@ class MessagesReader(JSONReader):
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
         self._usage = _anthropic.UsageState()
-        self._text_data = _TEXT_DELTA_DATA % 0  # for the last text block started
+        self._text_data = ""  # for the last text block started (see ``_text_shape``)
+        self._text_open = ""  # the same with the text's opening quote
+        self._text_shape(0)
         # The same for the arguments of the tool block started last (``None``: the block
         # started last is no tool block), and that block's state.
         self._json_data: str | None = None
         self._json_block: list[Any] = []
+
+    def _text_shape(self, index: int) -> None:
+        """Text deltas from now on are for the block at ``index``: their shape."""
+        self._text_data = _TEXT_DELTA_DATA % index
+        self._text_open = self._text_data + '"'
 
     def read_data(self, data: str, name: str | None) -> list[Part]:
         """``read`` of an event given by its ``data`` and ``event`` fields."""
@@ -122,22 +144,27 @@ class MessagesReader(JSONReader):
     ) -> tuple[list[str], int]:
         """The text deltas of the last started text block from ``values[start]`` on, by the
         exact shape ``read_data`` recognises (so each reads into the same part there)."""
-        head = self._text_data
-        size = len(head)
-        texts: list[str] = []
-        for end in range(start, len(values)):
-            data = values[end]
-            if not (data.startswith(head) and data.endswith('"}}')):
-                return texts, end
-            try:
-                text = loads(data[size:-2])
-            except (ValueError, RecursionError):  # read whole, such an event fails there
-                return texts, end
-            if not isinstance(text, str):
-                return texts, end
-            if text:
-                texts.append(text)
-        return texts, len(values)
+        texts = decode_strings(_bodies(values, start, self._text_open))
+        end = start + len(texts)
+        return (list(filter(None, texts)) if "" in texts else texts), end
+
+    def read_arguments_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[ArgumentsRun | None, int]:
+        """The argument fragments of the tool block started last from ``values[start]`` on, by
+        the exact shape ``read_data`` recognises (so each reads into the same part there)."""
+        head = self._json_data
+        block = self._json_block
+        if head is None or block[0] != "tool":
+            return None, start
+        fragments = decode_strings(_bodies(values, start, head + '"'))
+        end = start + len(fragments)
+        if "" in fragments:
+            fragments = list(filter(None, fragments))
+        if not fragments:
+            return None, end
+        block[2] = True
+        return ArgumentsRun(block[1], fragments), end
 
     def read_object(self, obj: dict[str, Any], name: str | None = None) -> list[Part]:
         """Parts for one decoded event (``name``: its ``event:`` line, the fallback type)."""
@@ -185,7 +212,7 @@ class MessagesReader(JSONReader):
         if btype == "text":
             self._blocks[key] = ["text"]
             if index is not None:
-                self._text_data = _TEXT_DELTA_DATA % index
+                self._text_shape(index)
             text = as_str(block.get("text"))
             return [TextDelta(text)] if text else []
         if btype == "thinking":
@@ -357,13 +384,27 @@ class MessagesWriter(Writer):
 
     # -- Writer -----------------------------------------------------------------------------
 
-    def write_run(self, run: TextRun, out: list[bytes]) -> None:
-        # One text delta per text, as ``write`` makes them, with the block's head looked up once.
+    def write_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
+        # The events ``write`` makes for each text (fragment), as one piece, the strings encoded
+        # in one call.
         if run.choice != 0:
             logger.debug("anthropic-messages has no choices: choice %s dropped", run.choice)
             return
-        head = self._text_head or self._text_block(out)
-        out += [head + dumps(text) + b"}}\n\n" for text in run.texts]
+        if isinstance(run, TextRun):
+            head = self._text_head or self._text_block(out)
+            strings = run.texts
+        else:
+            tool = run.index
+            if tool in self._queued or self._open != ("tool", tool):
+                # Queued behind the open call, or for a closed one: as ``write`` does each.
+                for fragment in run.fragments:
+                    self._write_tool(ToolCallDelta(tool, fragment), out)
+                return
+            head = _JSON_DELTA % self._next
+            strings = run.fragments
+        out.append(
+            head + b'"' + (b'"}}\n\n' + head + b'"').join(dump_strings(strings)) + b'"}}\n\n'
+        )
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if getattr(part, "choice", 0) != 0:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from .._json import dumps, loads
 from ..content import Content
-from ..parts import Done, Part, StreamError, TextRun
+from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -99,6 +99,16 @@ class Reader(ABC):
         the empty ones. The adapter calls it only on readers that override it."""
         return [], start
 
+    def read_arguments_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[ArgumentsRun | None, int]:
+        """The argument fragments of one started call among the events from ``start`` on, up to
+        the first other event, as one run (``None`` if all were empty), and the index after
+        them: ``read_text_run`` for tool calls. Every event it counts must be one ``read_data``
+        turns into ``[ToolCallDelta(run.index, fragment)]`` or, for an empty fragment, ``[]``.
+        The adapter calls it only on readers that override it."""
+        return None, start
+
     def complete(self) -> bool:
         """Whether every choice the upstream opened has finished, including choices that never
         produced content (formats without choices: always)."""
@@ -146,10 +156,11 @@ class Writer(ABC):
     def write(self, part: Part, out: list[bytes]) -> None:
         """Emit whatever ``part`` calls for now (possibly nothing: writers may hold events)."""
 
-    def write_run(self, run: TextRun, out: list[bytes]) -> None:
-        """``write`` of each text of ``run`` as a ``TextDelta``, in fewer steps, for writers that
-        override it (``content`` then already holds the whole run). The adapter calls it only on
-        those: others get the run as single deltas, ``content`` updated before each."""
+    def write_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
+        """``write`` of each text of ``run`` as a ``TextDelta`` (each fragment as a
+        ``ToolCallDelta``), in fewer steps, for writers that override it (``content`` then
+        already holds the whole run). The adapter calls it only on those: others get the run as
+        single parts, ``content`` updated before each."""
         raise NotImplementedError
 
     @abstractmethod

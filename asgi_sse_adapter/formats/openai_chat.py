@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import decode_strings, dump_strings, dumps, loads
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
+    ArgumentsRun,
     Done,
     Finish,
     MessageStart,
@@ -177,6 +178,34 @@ class _Template:
             return cls(head, tail, "")
         return cls(head, tail[:cut], tail[close:])
 
+    def bodies(self, values: Sequence[str], start: int) -> list[str]:
+        """The string bodies, still encoded, of the values from ``values[start]`` on that fit
+        the template with a string literal in its place: up to the first that does not."""
+        head = self.head + '"'
+        size = len(head)
+        tail_end = self.tail_end
+        bodies: list[str] = []
+        if not tail_end:
+            tail = '"' + self.tail
+            least = size + len(tail)
+            for data in values[start:] if start else values:
+                if not (data.startswith(head) and data.endswith(tail) and len(data) >= least):
+                    break
+                bodies.append(data[size : len(data) - len(tail)])
+            return bodies
+        tail = self.tail
+        after = len(tail_end)
+        for data in values[start:] if start else values:
+            if not (data.startswith(head) and data.endswith(tail_end)):
+                break
+            cut = data.rfind(tail)
+            value = data[cut + len(tail) : len(data) - after]
+            # The string's closing quote before the tail, after the head's opening one.
+            if cut <= size or data[cut - 1] != '"' or not (value.isalnum() or not value):
+                break
+            bodies.append(data[size : cut - 1])
+        return bodies
+
     def text_of(self, data: str) -> str | None:
         """The text of ``data`` if it fits the template, else ``None``."""
         head = self.head
@@ -305,22 +334,37 @@ class ChatReader(JSONReader):
         self, values: Sequence[str], types: Sequence[str | None], start: int
     ) -> tuple[list[str], int]:
         """The chunks from ``values[start]`` on that fit the template (``read_data``)."""
-        texts: list[str] = []
-        template_text = self._template_text
-        for end in range(start, len(values)):
-            text = template_text(values[end], types[end])
-            if text is None:
-                return texts, end
-            if text:
-                texts.append(text)
-        return texts, len(values)
-
-    def _template_text(self, data: str, event: str | None) -> str | None:
-        """The text of a chunk that fits the content template while it holds, else ``None``."""
         template = self._template
-        if template is None or not self._templates_hold(event):
-            return None
-        return template.text_of(data)
+        if template is None:
+            return [], start
+        texts = decode_strings(self._fitting(template, values, types, start))
+        return (list(filter(None, texts)) if "" in texts else texts), start + len(texts)
+
+    def read_arguments_run(
+        self, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> tuple[ArgumentsRun | None, int]:
+        """The chunks from ``values[start]`` on that fit the argument template (``read_data``)."""
+        template = self._args_template
+        if template is None:
+            return None, start
+        fragments = decode_strings(self._fitting(template, values, types, start))
+        end = start + len(fragments)
+        if "" in fragments:
+            fragments = list(filter(None, fragments))
+        return (ArgumentsRun(self._args_index, fragments) if fragments else None), end
+
+    def _fitting(
+        self, template: _Template, values: Sequence[str], types: Sequence[str | None], start: int
+    ) -> list[str]:
+        """``template.bodies`` of the chunks from ``start`` on, while templates hold for them."""
+        if not self._templates_hold(None):
+            return []
+        bodies = template.bodies(values, start)
+        if "error" in types:  # an ``event: error`` chunk is read whole
+            end = start + len(bodies)
+            if "error" in types[start:end]:
+                del bodies[list(types[start:end]).index("error") :]
+        return bodies
 
     def _templates_hold(self, event: str | None) -> bool:
         """Whether a chunk fitting a template reads as its template did: not an ``error``
@@ -554,11 +598,45 @@ class ChatWriter(_openai.EnvelopeWriter):
         self._content_heads[c] = head
         return head
 
-    def write_run(self, run: TextRun, out: list[bytes]) -> None:
-        # One content chunk per text, as ``write`` makes them, with the head looked up once.
-        head = self._content_heads.get(run.choice) or self._content_head(run.choice, out)
-        if head is not None:
-            out += [head + dumps(text) + _CONTENT_TAIL for text in run.texts]
+    def write_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
+        # The chunks ``write`` makes for each text (fragment), as one piece, the strings encoded
+        # in one call.
+        if isinstance(run, TextRun):
+            head = self._content_heads.get(run.choice) or self._content_head(run.choice, out)
+            if head is None:
+                return
+            tail = _CONTENT_TAIL
+            strings = run.texts
+        else:
+            head = self._arguments_head(run.choice, run.index)
+            if head is None:
+                return
+            tail = _ARGS_TAIL
+            strings = run.fragments
+        out.append(
+            head + b'"' + (b'"' + tail + head + b'"').join(dump_strings(strings)) + b'"' + tail
+        )
+
+    def _arguments_head(self, c: int, index: int) -> bytes | None:
+        """The chunk of an argument fragment for call ``index`` of choice ``c``, up to the
+        fragment (``None``: the call never started or the choice finished: nothing to write)."""
+        key = (c, index)
+        if key not in self._call_ids or c in self._finished:
+            return None
+        self._args.add(key)
+        # ``_chunk(c, {"tool_calls": [{"index": i, "function": {"arguments": a}}]})`` up to
+        # ``a``: its call has started, so the choice is open and the envelope made.
+        head = self._args_heads.get(key)
+        if head is None:
+            head = self._args_heads[key] = (
+                self._prefix
+                + b'{"index":'
+                + dumps(c)
+                + b',"delta":{"tool_calls":[{"index":'
+                + dumps(index)
+                + b',"function":{"arguments":'
+            )
+        return head
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if isinstance(part, TextDelta):
@@ -568,23 +646,10 @@ class ChatWriter(_openai.EnvelopeWriter):
             if head is not None:
                 out.append(head + dumps(part.text) + _CONTENT_TAIL)
         elif isinstance(part, ToolCallDelta):
-            key = (part.choice, part.index)
-            if part.arguments and key in self._call_ids and part.choice not in self._finished:
-                self._args.add(key)
-                # ``_chunk(c, {"tool_calls": [{"index": i, "function": {"arguments": a}}]})``:
-                # the same bytes, only the fragment through ``dumps`` (its call has started, so
-                # the choice is open and the envelope made).
-                head = self._args_heads.get(key)
-                if head is None:
-                    head = self._args_heads[key] = (
-                        self._prefix
-                        + b'{"index":'
-                        + dumps(part.choice)
-                        + b',"delta":{"tool_calls":[{"index":'
-                        + dumps(part.index)
-                        + b',"function":{"arguments":'
-                    )
-                out.append(head + dumps(part.arguments) + _ARGS_TAIL)
+            if part.arguments:
+                head = self._arguments_head(part.choice, part.index)
+                if head is not None:
+                    out.append(head + dumps(part.arguments) + _ARGS_TAIL)
         elif isinstance(part, ReasoningDelta):
             if part.choice not in self._finished:
                 self._chunk(part.choice, {self.options.reasoning_field: part.text}, None, out)
