@@ -1016,7 +1016,20 @@ async def test_idle_streams_share_loop_timers() -> None:
         scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
         timers.append(len([t for t in scheduled if not t.cancelled()]))
 
+    # How late the loop itself runs a 5 ms timer meanwhile: what a busy shared machine costs
+    # every timer, keep-alives included (it excuses that much lateness, no more).
+    lags: list[float] = []
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            lags.append(loop.time() - start - 0.005)
+
+    prober = asyncio.create_task(probe())
     await run_stalled_streams(500, stall=1.0, interval=0.2, send=send, during=during)
+    prober.cancel()
     assert timers[0] <= 10, timers
     assert sorted(sends) == list(range(500))
     gaps: list[float] = []
@@ -1026,11 +1039,11 @@ async def test_idle_streams_share_loop_timers() -> None:
         assert len(stream) - 2 >= 3, stream
         gaps += [b - a for (a, _), (b, _) in itertools.pairwise(stream[:-1])]
     # Never before 0.2 s of silence (less the stamping order in ``send``), and nearly always
-    # within the bucket's 25 ms (an eighth of the interval); the rest is this loop being busy
-    # with 500 streams on a shared machine, so it is bounded loosely.
+    # within the bucket's 25 ms (an eighth of the interval) plus the loop's own worst lateness;
+    # the rest is this loop being busy with 500 streams, so it is bounded loosely.
     assert min(gaps) >= 0.195, min(gaps)
-    late = sorted(g for g in gaps if g > 0.26)
-    assert len(late) <= len(gaps) // 10, late[-10:]
+    late = sorted(g for g in gaps if g > 0.26 + max(lags))
+    assert len(late) <= len(gaps) // 10, (max(lags), late[-10:])
     assert max(gaps) < 0.6, late[-10:]
 
 
