@@ -34,6 +34,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# asgi_sse_adapter.formats.FORMATS, spelled out: importing the package here, before
+# ``atheris.instrument_imports``, would leave it uninstrumented.
 FORMATS = (
     "openai-chat",
     "openai-text",

@@ -54,13 +54,8 @@ from _common import (
     versions_line,
 )
 
-FORMATS = (
-    "openai-chat",
-    "openai-text",
-    "openai-responses",
-    "anthropic-messages",
-    "anthropic-text",
-)
+from asgi_sse_adapter.formats import FORMATS
+
 PAIRS = [(u, c) for u in FORMATS for c in FORMATS]
 ENDPOINTS = {
     "openai-chat": "/v1/chat/completions",

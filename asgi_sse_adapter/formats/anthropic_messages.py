@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .._json import decode_strings, dump_strings, dumps, loads
+from .._json import decode_strings, dumps, loads
 from ..content import ChoiceContent, Content, Segment
 from ..parts import (
     ArgumentsRun,
@@ -48,6 +48,8 @@ from .base import (
     as_int,
     as_str,
     frame,
+    frame_strings,
+    string_bodies,
     strip_prefix,
 )
 
@@ -70,20 +72,6 @@ _TEXT_DELTA_DATA = '{"type":"content_block_delta","index":%d,"delta":{"type":"te
 _JSON_DELTA_DATA = (
     '{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":'
 )
-
-
-def _bodies(values: Sequence[str], start: int, head: str) -> list[str]:
-    """The string bodies, still encoded, of the values from ``values[start]`` on that are
-    ``head`` (up to a string's opening quote), a string's body, then ``"}}``: up to the first
-    value that is not."""
-    size = len(head)
-    least = size + 3  # shorter, '"}}' would overlap the head's own quote
-    bodies: list[str] = []
-    for data in values[start:] if start else values:
-        if not (data.startswith(head) and data.endswith('"}}') and len(data) >= least):
-            break
-        bodies.append(data[size:-3])
-    return bodies
 
 
 class MessagesReader(JSONReader):
@@ -144,7 +132,7 @@ class MessagesReader(JSONReader):
     ) -> tuple[list[str], int]:
         """The text deltas of the last started text block from ``values[start]`` on, by the
         exact shape ``read_data`` recognises (so each reads into the same part there)."""
-        texts = decode_strings(_bodies(values, start, self._text_open))
+        texts = decode_strings(string_bodies(values, start, self._text_open, '"}}'))
         end = start + len(texts)
         return (list(filter(None, texts)) if "" in texts else texts), end
 
@@ -157,7 +145,7 @@ class MessagesReader(JSONReader):
         block = self._json_block
         if head is None or block[0] != "tool":
             return None, start
-        fragments = decode_strings(_bodies(values, start, head + '"'))
+        fragments = decode_strings(string_bodies(values, start, head + '"', '"}}'))
         end = start + len(fragments)
         if "" in fragments:
             fragments = list(filter(None, fragments))
@@ -402,9 +390,7 @@ class MessagesWriter(Writer):
                 return
             head = _JSON_DELTA % self._next
             strings = run.fragments
-        out.append(
-            head + b'"' + (b'"}}\n\n' + head + b'"').join(dump_strings(strings)) + b'"}}\n\n'
-        )
+        out.append(frame_strings(head, strings, b"}}\n\n"))
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if getattr(part, "choice", 0) != 0:

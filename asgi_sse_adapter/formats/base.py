@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .._json import dumps, loads
+from .._json import dump_strings, dumps, loads
 from ..content import Content
 from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun
 from ..sse import ServerSentEvent
@@ -34,6 +34,8 @@ __all__ = [
     "as_str",
     "as_timestamp",
     "frame",
+    "frame_strings",
+    "string_bodies",
     "strip_prefix",
 ]
 
@@ -233,6 +235,27 @@ def frame(payload: Any, event: str | None = None) -> bytes:
     if event is None:
         return b"data: " + dumps(payload) + b"\n\n"
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+def frame_strings(head: bytes, strings: Sequence[str], tail: bytes) -> bytes:
+    """The events ``head + dumps(s) + tail`` for each of ``strings``, as one piece, the strings
+    encoded in one call (``dump_strings``): how writers write a run."""
+    return head + b'"' + (b'"' + tail + head + b'"').join(dump_strings(strings)) + b'"' + tail
+
+
+def string_bodies(values: Sequence[str], start: int, head: str, tail: str) -> list[str]:
+    """The string bodies, still encoded, of the values from ``values[start]`` on that are
+    ``head`` (ending with a string's opening quote), a body, then ``tail`` (starting with its
+    closing quote): up to the first value that is not. How readers gather a run."""
+    size = len(head)
+    least = size + len(tail)  # shorter, the tail would overlap the head's quote
+    cut = -len(tail)
+    bodies: list[str] = []
+    for data in values[start:] if start else values:
+        if not (data.startswith(head) and data.endswith(tail) and len(data) >= least):
+            break
+        bodies.append(data[size:cut])
+    return bodies
 
 
 def as_dict(value: Any) -> dict[str, Any]:

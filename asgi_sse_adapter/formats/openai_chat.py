@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import decode_strings, dump_strings, dumps, loads
+from .._json import decode_strings, dumps, loads
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
@@ -47,6 +47,8 @@ from .base import (
     as_str,
     as_timestamp,
     frame,
+    frame_strings,
+    string_bodies,
     strip_prefix,
 )
 
@@ -184,16 +186,10 @@ class _Template:
         head = self.head + '"'
         size = len(head)
         tail_end = self.tail_end
-        bodies: list[str] = []
         if not tail_end:
-            tail = '"' + self.tail
-            least = size + len(tail)
-            for data in values[start:] if start else values:
-                if not (data.startswith(head) and data.endswith(tail) and len(data) >= least):
-                    break
-                bodies.append(data[size : len(data) - len(tail)])
-            return bodies
+            return string_bodies(values, start, head, '"' + self.tail)
         tail = self.tail
+        bodies: list[str] = []
         after = len(tail_end)
         for data in values[start:] if start else values:
             if not (data.startswith(head) and data.endswith(tail_end)):
@@ -613,9 +609,7 @@ class ChatWriter(_openai.EnvelopeWriter):
                 return
             tail = _ARGS_TAIL
             strings = run.fragments
-        out.append(
-            head + b'"' + (b'"' + tail + head + b'"').join(dump_strings(strings)) + b'"' + tail
-        )
+        out.append(frame_strings(head, strings, tail))
 
     def _arguments_head(self, c: int, index: int) -> bytes | None:
         """The chunk of an argument fragment for call ``index`` of choice ``c``, up to the

@@ -30,7 +30,7 @@ import pytest
 from asgi_sse_adapter import ServerSentEvent, SSEDecoder, StreamAdapter
 from asgi_sse_adapter import middleware as middleware_module
 from asgi_sse_adapter import proxy as proxy_module
-from asgi_sse_adapter.formats import get_format
+from asgi_sse_adapter.formats import FORMATS, get_format
 from example_app.fake_upstream import Knobs, render_stream
 
 Message = MutableMapping[str, Any]
@@ -39,13 +39,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FORMATS = (
-    "openai-chat",
-    "openai-text",
-    "openai-responses",
-    "anthropic-messages",
-    "anthropic-text",
-)
 PAIRS = [(u, c) for u in FORMATS for c in FORMATS]
 PAIR_IDS = [f"{u}->{c}" for u, c in PAIRS]
 SCENARIOS = ("text", "thinking", "tools")

@@ -27,10 +27,10 @@ import openai
 import pytest
 
 from asgi_sse_adapter import SSEAdapterMiddleware, UpstreamProxy
+from asgi_sse_adapter.formats import FORMATS
 from asgi_sse_adapter.session import StreamReport
 from example_app.fake_upstream import FakeUpstream
 from tests.reliability._support import (
-    FORMATS,
     PAIR_IDS,
     PAIRS,
     SCENARIOS,

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from asgi_sse_adapter import SSEDecoder, SSEFramer, StreamAdapter, UpstreamProxy
 from asgi_sse_adapter.errors import EventTooLarge
+from asgi_sse_adapter.formats import FORMATS
 from tests.reliability._contracts import adapt_and_check, check_contract
 from tests.reliability._support import (
-    FORMATS,
     LOGGER,
     SCENARIOS,
     CutStream,

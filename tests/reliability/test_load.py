@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from asgi_sse_adapter import UpstreamProxy
+from asgi_sse_adapter.formats import FORMATS
 from example_app.fake_upstream import FakeUpstream
 from tests.reliability._support import (
-    FORMATS,
     PAIRS,
     DeterministicAdapters,
     check_long_answer,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from asgi_sse_adapter import SSEAdapterMiddleware, UpstreamProxy
+from asgi_sse_adapter.formats import FORMATS
 from example_app.fake_upstream import FakeUpstream
 from tests.reliability._support import (
-    FORMATS,
     Receive,
     Scope,
     Send,

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from asgi_sse_adapter import SSEAdapterMiddleware, StreamAdapter, UpstreamProxy
+from asgi_sse_adapter.formats import FORMATS
 from asgi_sse_adapter.session import StreamReport
 from example_app.fake_upstream import FakeUpstream
 from tests.reliability._support import (
-    FORMATS,
     PAIR_IDS,
     PAIRS,
     SCENARIOS,
