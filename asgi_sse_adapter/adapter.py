@@ -137,9 +137,8 @@ class StreamAdapter:
         self.upstream_format = get_format(upstream_format)
         self.client_format = get_format(client_format)
         self.identity = self.upstream_format is self.client_format
-        self._drop_reasoning = reasoning == "drop"
+        drop_reasoning = reasoning == "drop"
         self._visible_errors = visible_errors
-        self._max_event_size = max_event_size
         if done_after_error is None:
             done_after_error = self.client_format.done_after_error
         self._options = WriterOptions(
@@ -170,14 +169,19 @@ class StreamAdapter:
             self._reader = self.upstream_format.reader()
             self._writer = self.client_format.writer(self._options, self.content)
         # The part types ``_apply`` does not simply fold in and write.
-        self._special = _SPECIAL | _REASONING if self._drop_reasoning else _SPECIAL
+        self._special = _SPECIAL | _REASONING if drop_reasoning else _SPECIAL
         # Text runs (``TextRun``), where the reader can recognise them and the writer can write
         # them whole: a read of many text events then costs one part, not one per event.
         reader, writer = self._reader, self._writer
         self._read_run: Callable[..., tuple[list[str], int]] | None = None
         # The same for runs of one call's argument fragments (``ArgumentsRun``).
         self._read_arguments: Callable[..., tuple[ArgumentsRun | None, int]] | None = None
+        # Runs read straight from the raw blocks a read starts with (``Reader.read_blocks``).
+        self._read_blocks: Callable[[str], tuple[TextRun | ArgumentsRun | None, int, int]] | None
+        self._read_blocks = None
         if reader is not None and writer is not None:
+            if type(reader).read_blocks is not Reader.read_blocks:
+                self._read_blocks = reader.read_blocks
             if type(reader).read_text_run is not Reader.read_text_run:
                 self._read_run = reader.read_text_run
             if type(reader).read_arguments_run is not Reader.read_arguments_run:
@@ -262,8 +266,18 @@ class StreamAdapter:
         if self.identity:
             return self._feed_identity(data)
         out: list[bytes] = []
+        decoder = self._decoder
+        assert decoder is not None
+        # A read of many events may start with a run the reader takes straight from the raw
+        # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
+        # small read (a live stream's one event) is cheaper parsed as it is; its size tells
+        # at the least cost.
+        blocks = len(data) >= _BLOCK_READ and self._read_blocks is not None
         try:
-            values, types = self._decoder.feed_fields(data)  # type: ignore[union-attr]
+            if blocks:
+                text = decoder.feed_text(data)
+            else:
+                values, types = decoder.feed_fields(data)
         except EventTooLarge as exc:
             complete: list[ServerSentEvent] = exc.complete  # type: ignore[assignment]
             self._apply(self._parts([e.data for e in complete], [e.event for e in complete]), out)
@@ -276,6 +290,16 @@ class StreamAdapter:
                     out,
                 )
             return b"".join(out)
+        if blocks:
+            run, count, end = self._read_blocks(text)  # type: ignore[misc]
+            if end:
+                self._events += count
+                if run is not None:
+                    self._apply_run(run, out)
+                if end == len(text):
+                    return b"".join(out)
+                text = text[end:]
+            values, types = decoder.fields(text)
         if len(values) == 1:
             # One event per read, the usual shape of a live stream: no generator for it.
             self._apply(self._read(values[0], None if types is None else types[0]), out)
@@ -595,6 +619,10 @@ _SPECIAL: frozenset[type[Part]] = frozenset({StreamError, Done, TextRun, Argumen
 _REASONING: frozenset[type[Part]] = frozenset(
     {ReasoningDelta, ReasoningSignature, RedactedReasoning}
 )
+
+
+# From this size on, a read is worth looking for a run at its start (``Reader.read_blocks``).
+_BLOCK_READ = 512
 
 
 def _now() -> float:

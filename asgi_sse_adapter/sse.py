@@ -454,16 +454,18 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def _columns(region: bytes | bytearray) -> _Columns | str:
+def _columns(region: bytes | bytearray | str) -> _Columns | str:
     """The events in ``region`` (complete blocks with LF line ends, maybe followed by blank
-    lines) as columns when they have one of the block shapes LLM streams use, else ``region``
-    decoded, for ``SSEDecoder._parse_lines``.
+    lines; raw or decoded) as columns when they have one of the block shapes LLM streams use,
+    else ``region`` decoded, for ``SSEDecoder._parse_lines``.
 
     The shapes take fast paths that avoid a Python loop per line: every block ``data: X``
     (OpenAI) or every block ``event: E`` + ``data: X`` (Anthropic). Anything else, or a mix,
     goes line by line.
     """
-    if (
+    if isinstance(region, str):
+        text = region
+    elif (
         len(region) >= _SLICED
         and region.find(b"\n") == len(region) - 2
         and region.startswith(b"data:")
@@ -472,7 +474,8 @@ def _columns(region: bytes | bytearray) -> _Columns | str:
         # instead of decoding the whole block and then copying the value out of it.
         start = 6 if region[5] == 0x20 else 5
         return [str(memoryview(region)[start:-2], "utf-8", "replace")], None
-    text = region.decode("utf-8", "replace")
+    else:
+        text = region.decode("utf-8", "replace")
     if text.startswith("data: ") and text.endswith("\n\n"):
         # Cut off the leading "data: " and the closing LF LF, then split at LF LF "data: ".
         # If no piece holds a LF, every block was exactly "data: X" LF LF.
@@ -575,6 +578,29 @@ class SSEDecoder:
                 values, types = columns
                 events = _build_events(values, types, self._last_id)
             raise framing._fail_on(list(events))
+        return columns
+
+    def feed_text(self, data: bytes) -> str:
+        """The complete blocks ``data`` adds, decoded, with LF line ends (``""``: none yet), for
+        a caller that reads some blocks straight from the text and hands ``fields`` the rest.
+        ``EventTooLarge`` as ``feed`` raises it."""
+        framing = self._framing
+        region = framing._take(data)
+        if not region or len(region) > framing._limit or 0x0D in region:
+            region = self._checked(region)
+            if not region:
+                return ""
+        if framing._overflow:
+            raise framing._fail_on(list(self._parse(region)))
+        return region.decode("utf-8", "replace")
+
+    def fields(self, text: str) -> _Columns:
+        """The events of ``text`` (complete blocks from ``feed_text``, or a tail of them that
+        starts at a block) as ``feed_fields`` gives them."""
+        columns = _columns(text)
+        if isinstance(columns, str):
+            events = self._parse_lines(_lines(columns))
+            return [e.data for e in events], [e.event for e in events]
         return columns
 
     def close(self) -> list[ServerSentEvent]:

@@ -1,5 +1,6 @@
 """``dump_strings`` and ``load_strings`` (``asgi_sse_adapter._json``): many JSON strings encoded
-or decoded in one call, exactly as one at a time.
+or decoded in one call, exactly as one at a time; and ``frame_strings``, which writers write a
+run's events with.
 
 Their contracts, under both JSON backends (orjson, and the standard library's fallback):
 
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from asgi_sse_adapter import _json as json_backend
 from asgi_sse_adapter._json import dump_strings, load_strings
+from asgi_sse_adapter.formats.base import frame_strings
 
 BACKENDS = ("orjson", "stdlib")
 
@@ -257,6 +259,50 @@ def test_dump_strings_property(backend: str, texts: list[str]) -> None:
 def test_dump_strings_plain_text(backend: str, texts: list[str]) -> None:
     """Hypothesis, ``st.text()`` as it comes (no surrogates): the same."""
     check_dump(texts)
+
+
+# ``frame_strings`` writes a run's events with ``dump_strings``, or, where no text holds anything
+# JSON escapes, with the texts as they are: both must be the events written one by one.
+FRAME_HEAD = b'data: {"choices":[{"delta":{"content":'
+FRAME_TAIL = b"}}]}\n\n"
+
+
+def check_frame(texts: list[str]) -> None:
+    """``frame_strings`` gives (or raises) what framing each text alone gives (or raises)."""
+    try:
+        want = b"".join(FRAME_HEAD + json_backend.dumps(t) + FRAME_TAIL for t in texts)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            frame_strings(FRAME_HEAD, texts, FRAME_TAIL)
+        return
+    if not texts:
+        return  # writers never write an empty run
+    assert frame_strings(FRAME_HEAD, texts, FRAME_TAIL) == want
+
+
+@PROPERTY
+@given(texts=any_texts())
+def test_frame_strings_property(backend: str, texts: list[str]) -> None:
+    """Hypothesis: a run's events are the events of its texts one by one (or fail alike)."""
+    check_frame(texts)
+
+
+@PROPERTY
+@given(texts=st.lists(st.text(st.characters(exclude_categories=["Cs"])), min_size=1, max_size=8))
+def test_frame_strings_plain_text(backend: str, texts: list[str]) -> None:
+    """Hypothesis, any text without surrogates: the same; most such runs take the as-they-are
+    path."""
+    check_frame(texts)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [["a", "b c", "ünï 😀"], ["\x7f", "~"], ["\u2028"], ["a\x00b"], ['"'], ["\\"], ["\x85"]],
+)
+def test_frame_strings_crafted(backend: str, texts: list[str]) -> None:
+    """Texts at the edge of what JSON escapes (DEL and NEL are written as themselves; NUL, a
+    quote, a backslash are escaped; U+2028 is not printable, so it takes ``dump_strings``)."""
+    check_frame(texts)
 
 
 # -- load_strings ---------------------------------------------------------------------------------

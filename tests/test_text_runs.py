@@ -103,8 +103,17 @@ class Run:
     runs: int
 
 
-def translate(upstream: str, client: str, pieces: Sequence[bytes], options: dict[str, Any]) -> Run:
-    """Feed ``pieces`` to a deterministic adapter and close it; record the text runs it read."""
+def translate(
+    upstream: str,
+    client: str,
+    pieces: Sequence[bytes],
+    options: dict[str, Any],
+    *,
+    runs: bool = True,
+) -> Run:
+    """Feed ``pieces`` to a deterministic adapter and close it; record the runs it read, from
+    columns (``read_text_run``) and from raw blocks (``read_blocks``). ``runs=False``: the
+    per-event path only, whatever the read sizes."""
     adapter = StreamAdapter(
         upstream_format=upstream,
         client_format=client,
@@ -113,9 +122,10 @@ def translate(upstream: str, client: str, pieces: Sequence[bytes], options: dict
         **options,
     )
     counted = [0, 0]
-    inner = adapter._read_run
-    if inner is not None:
-        read_run = inner
+    if not runs:
+        adapter._read_run = adapter._read_arguments = adapter._read_blocks = None
+    if adapter._read_run is not None:
+        read_run = adapter._read_run
 
         def recording(
             values: Sequence[str], types: Sequence[str | None], start: int
@@ -127,6 +137,17 @@ def translate(upstream: str, client: str, pieces: Sequence[bytes], options: dict
             return texts, end
 
         adapter._read_run = recording
+    if adapter._read_blocks is not None:
+        read_blocks = adapter._read_blocks
+
+        def recording_blocks(text: str) -> tuple[Any, int, int]:
+            run, count, end = read_blocks(text)
+            if isinstance(run, TextRun):
+                counted[0] += count
+                counted[1] += 1
+            return run, count, end
+
+        adapter._read_blocks = recording_blocks
     out = [adapter.feed(piece) for piece in pieces]
     out.append(adapter.close())
     assert adapter.ended
@@ -150,12 +171,17 @@ def first_difference(got: bytes, want: bytes, reference: str = "per-event path")
 
 
 def attempt(
-    upstream: str, client: str, pieces: Sequence[bytes], options: dict[str, Any]
+    upstream: str,
+    client: str,
+    pieces: Sequence[bytes],
+    options: dict[str, Any],
+    *,
+    runs: bool = True,
 ) -> Run | Exception:
     """``translate``, or what it raised (the per-event path may raise for some input, and the
     other paths must then raise the same)."""
     try:
-        return translate(upstream, client, pieces, options)
+        return translate(upstream, client, pieces, options, runs=runs)
     except Exception as exc:
         return exc
 
@@ -169,7 +195,7 @@ def assert_same(
     label: str = "",
 ) -> list[Run]:
     """Each split of ``events`` gives the bytes and result of one event per ``feed()``."""
-    reference = attempt(upstream, client, events, options)
+    reference = attempt(upstream, client, events, options, runs=False)
     runs = []
     for pieces in splits:
         got = attempt(upstream, client, pieces, options)
@@ -178,7 +204,6 @@ def assert_same(
             assert type(got) is type(reference), f"{where}: per-event path raised {reference!r}"
             continue
         assert not isinstance(got, Exception), f"{where}: raised {got!r}, per-event path did not"
-        assert reference.runs == 0, "one event per feed must never form a run"
         assert got.out == reference.out, f"{where}: {first_difference(got.out, reference.out)}"
         assert got.result == reference.result, f"{where}: result"
         runs.append(got)
@@ -1382,6 +1407,164 @@ def test_adapter_hands_the_writer_one_run(
     assert calls == []
     assert whole.out == one_by_one.out
     assert whole.result == one_by_one.result
+
+
+# -- runs read straight from raw blocks ----------------------------------------------------------
+
+BLOCK_HEAD = "event: content_block_delta\ndata: " + TEXT_HEAD + '"'
+BLOCK_TAIL = '"}}'
+
+
+def exact_block_strings(blocks: Sequence[str], head: str, tail: str) -> tuple[list[str], int]:
+    """What ``block_strings`` must give, block by block: the leading blocks that are exactly
+    ``head``, a body on one line that reads alone as a string literal's inside, ``tail``."""
+    strings: list[str] = []
+    end = 0
+    for block in blocks:
+        body = block[len(head) : len(block) - len(tail)]
+        if not (
+            block.startswith(head)
+            and block.endswith(tail)
+            and len(block) >= len(head) + len(tail)
+            and "\n" not in body
+        ):
+            break
+        try:
+            string = json_backend.loads('"' + body + '"')
+        except ValueError:
+            break
+        if not isinstance(string, str):
+            break
+        strings.append(string)
+        end += len(block) + 2
+    return strings, end
+
+
+def block_kinds(text: str) -> st.SearchStrategy[str]:
+    """One block (without its blank line) near the text-delta shape, or far from it."""
+    encoded = json.dumps(text, ensure_ascii=False)[1:-1]
+    return st.sampled_from(
+        [
+            BLOCK_HEAD + encoded + BLOCK_TAIL,
+            BLOCK_HEAD + text.replace("\n", "") + BLOCK_TAIL,  # raw: quotes, backslashes
+            BLOCK_HEAD[:-1] + BLOCK_TAIL,  # the head's quote is the tail's: no string
+            BLOCK_HEAD + BLOCK_TAIL,  # an empty text
+            BLOCK_HEAD + encoded + '"}},"x":1}',
+            BLOCK_HEAD.replace('index":0', 'index":1') + encoded + BLOCK_TAIL,
+            BLOCK_HEAD.replace("event: content_block_delta\n", "") + encoded + BLOCK_TAIL,
+            BLOCK_HEAD.replace("data: ", "data:") + encoded + BLOCK_TAIL,
+            "id: 7\n" + BLOCK_HEAD + encoded + BLOCK_TAIL,
+            BLOCK_HEAD + encoded + BLOCK_TAIL + "\n: comment",
+            BLOCK_HEAD + encoded + BLOCK_TAIL + " ",
+            BLOCK_HEAD + "a\n" + encoded + BLOCK_TAIL,  # a LF inside: two data-ish lines
+            'event: ping\ndata: {"type":"ping"}',
+        ]
+    )
+
+
+@st.composite
+def raw_blocks(draw: st.DrawFn) -> list[str]:
+    """Blocks mostly of the exact text-delta shape, some near it, some far from it."""
+    blocks: list[str] = []
+    for _ in range(draw(st.integers(0, 10))):
+        text = draw(texts)
+        exact = BLOCK_HEAD + json.dumps(text, ensure_ascii=False)[1:-1] + BLOCK_TAIL
+        blocks.append(exact if draw(st.integers(0, 2)) else draw(block_kinds(text)))
+    return blocks
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks=raw_blocks(), stdlib=st.booleans())
+def test_block_strings_takes_exactly_the_exact_blocks(blocks: list[str], stdlib: bool) -> None:
+    """``block_strings`` on complete blocks takes the leading blocks of exactly the shape, each
+    the string its body reads into alone, and says where they end; each block taken parses as
+    SSE into one event whose ``data`` a columns run (``string_bodies``) takes in the same way."""
+    from asgi_sse_adapter.formats.base import block_strings, string_bodies
+
+    with pytest.MonkeyPatch.context() as patch:
+        if stdlib:
+            use_stdlib_json(patch)
+        text = "".join(block + "\n\n" for block in blocks)
+        strings, end = block_strings(text, BLOCK_HEAD, BLOCK_TAIL)
+        assert (strings, end) == exact_block_strings(blocks, BLOCK_HEAD, BLOCK_TAIL)
+        taken = SSEDecoder(max_event_size=None).feed(text[:end].encode())
+        assert len(taken) == len(strings)
+        assert all(event.event == "content_block_delta" for event in taken)
+        values = [event.data for event in taken]
+        data_head = BLOCK_HEAD.split("data: ", 1)[1]
+        assert json_backend.decode_strings(string_bodies(values, 0, data_head, BLOCK_TAIL)) == (
+            strings
+        )
+
+
+def test_block_strings_crafted() -> None:
+    """Where the cuts could mislead: a first block whose head and tail share a quote, a block of
+    more lines between two exact ones, a text that ends with what a tail looks like."""
+    from asgi_sse_adapter.formats.base import block_strings
+
+    def take(*blocks: str) -> tuple[list[str], int]:
+        got = block_strings("".join(b + "\n\n" for b in blocks), BLOCK_HEAD, BLOCK_TAIL)
+        assert got == exact_block_strings(blocks, BLOCK_HEAD, BLOCK_TAIL)
+        return got
+
+    a, b = BLOCK_HEAD + "a" + BLOCK_TAIL, BLOCK_HEAD + "b" + BLOCK_TAIL
+    degenerate = BLOCK_HEAD[:-1] + BLOCK_TAIL
+    assert take(degenerate, a) == ([], 0)
+    assert take(a, degenerate, b) == (["a"], len(a) + 2)
+    assert take(a, 'event: ping\ndata: {"type":"ping"}', b) == (["a"], len(a) + 2)
+    assert take(a, "id: 1\n" + b) == (["a"], len(a) + 2)
+    quoted = BLOCK_HEAD + '\\"}}' + BLOCK_TAIL  # the text ``"}}``
+    assert take(quoted, a) == (['"}}', "a"], len(quoted) + len(a) + 4)
+    assert take(BLOCK_HEAD + "x" + BLOCK_TAIL + "y", a) == ([], 0)
+    assert take("") == ([], 0)
+
+
+def test_messages_reader_reads_runs_from_blocks() -> None:
+    """``MessagesReader.read_blocks``: the text deltas of the last started text block, or the
+    argument fragments of the tool block started last, that raw blocks start with; each the part
+    reading it alone gives; counted events include empty ones; the rest is left."""
+    reader = MessagesReader()
+    for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
+        reader.read_data(event.data, event.event)
+    texts = ["a", "", "b\n", '"}}', "😀"]
+    run = b"".join(messages_text(t) for t in texts)
+    rest = block_stop(0) + messages_text("after")
+    got, count, end = reader.read_blocks((run + rest).decode())
+    assert (got, count, end) == (TextRun(["a", "b\n", '"}}', "😀"]), 5, len(run.decode()))
+    assert reader.read_blocks(rest.decode()) == (None, 0, 0)
+    assert reader.read_blocks(messages_text("").decode()) == (None, 1, len(messages_text("")))
+    assert reader.read_blocks(messages_text("x", 1).decode()) == (None, 0, 0)  # not this block
+    # A tool block: its fragments, and the block learns its arguments came as deltas.
+    for event in SSEDecoder().feed(block_stop(0) + block_start(1, TOOL_BLOCK)):
+        reader.read_data(event.data, event.event)
+    fragments = b"".join(json_delta(f, 1) for f in FRAGMENTS)
+    got, count, end = reader.read_blocks((fragments + block_stop(1)).decode())
+    assert got == ArgumentsRun(0, [f for f in FRAGMENTS if f])
+    assert (count, end) == (len(FRAGMENTS), len(fragments.decode()))
+    assert reader.read_data(*_only(block_stop(1))) == [ToolCallEnd(0)]
+
+
+def _only(block: bytes) -> tuple[str, str | None]:
+    (event,) = SSEDecoder().feed(block)
+    return event.data, event.event
+
+
+@pytest.mark.parametrize("client", [c for c in CLIENTS if c != MESSAGES])
+def test_adapter_reads_a_run_from_the_blocks_a_read_starts_with(client: str) -> None:
+    """A read of many events that starts with text deltas (the usual read of a stream at
+    speed) is read as a run straight from its blocks; its bytes and result are those of one
+    event per ``feed()``; a small read (a live stream's one event) is not."""
+    head = [MESSAGES_START, block_start(0)]
+    middle = [messages_text(f"word {i} ") for i in range(40)]
+    tail = [block_stop(0), MESSAGES_DELTA, MESSAGES_STOP]
+    reads = [b"".join(head), b"".join(middle), b"".join(tail)]
+    whole = translate(MESSAGES, client, reads, {})
+    assert (whole.runs, whole.run_events) == (1, 40)
+    one_by_one = translate(MESSAGES, client, [*head, *middle, *tail], {}, runs=True)
+    assert one_by_one.runs == 0
+    reference = translate(MESSAGES, client, [*head, *middle, *tail], {}, runs=False)
+    assert whole.out == one_by_one.out == reference.out
+    assert whole.result == one_by_one.result == reference.result
 
 
 # -- argument runs -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from .base import (
     as_dict,
     as_int,
     as_str,
+    block_strings,
     frame,
     frame_strings,
     string_bodies,
@@ -72,6 +73,8 @@ _TEXT_DELTA_DATA = '{"type":"content_block_delta","index":%d,"delta":{"type":"te
 _JSON_DELTA_DATA = (
     '{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":'
 )
+# The lines before such ``data`` as the API sends them (``MessagesReader.read_blocks``).
+_DELTA_LINE = "event: content_block_delta\ndata: "
 
 
 class MessagesReader(JSONReader):
@@ -87,6 +90,7 @@ class MessagesReader(JSONReader):
         self._usage = _anthropic.UsageState()
         self._text_data = ""  # for the last text block started (see ``_text_shape``)
         self._text_open = ""  # the same with the text's opening quote
+        self._text_lines = ""  # the same as raw SSE lines (``read_blocks``)
         self._text_shape(0)
         # The same for the arguments of the tool block started last (``None``: the block
         # started last is no tool block), and that block's state.
@@ -97,6 +101,7 @@ class MessagesReader(JSONReader):
         """Text deltas from now on are for the block at ``index``: their shape."""
         self._text_data = _TEXT_DELTA_DATA % index
         self._text_open = self._text_data + '"'
+        self._text_lines = _DELTA_LINE + self._text_open
 
     def read_data(self, data: str, name: str | None) -> list[Part]:
         """``read`` of an event given by its ``data`` and ``event`` fields."""
@@ -142,17 +147,35 @@ class MessagesReader(JSONReader):
         """The argument fragments of the tool block started last from ``values[start]`` on, by
         the exact shape ``read_data`` recognises (so each reads into the same part there)."""
         head = self._json_data
-        block = self._json_block
-        if head is None or block[0] != "tool":
+        if head is None or self._json_block[0] != "tool":
             return None, start
         fragments = decode_strings(string_bodies(values, start, head + '"', '"}}'))
-        end = start + len(fragments)
+        return self._arguments_run(fragments), start + len(fragments)
+
+    def _arguments_run(self, fragments: list[str]) -> ArgumentsRun | None:
+        """The run of the tool block started last for its decoded ``fragments``."""
         if "" in fragments:
             fragments = list(filter(None, fragments))
         if not fragments:
-            return None, end
+            return None
+        block = self._json_block
         block[2] = True
-        return ArgumentsRun(block[1], fragments), end
+        return ArgumentsRun(block[1], fragments)
+
+    def read_blocks(self, text: str) -> tuple[TextRun | ArgumentsRun | None, int, int]:
+        """``read_text_run`` and ``read_arguments_run`` for blocks of exactly the lines the API
+        sends: ``event: content_block_delta``, then the ``data`` line they recognise."""
+        texts, end = block_strings(text, self._text_lines, '"}}')
+        if end:
+            count = len(texts)
+            if "" in texts:
+                texts = list(filter(None, texts))
+            return (TextRun(texts) if texts else None), count, end
+        data = self._json_data
+        if data is None or self._json_block[0] != "tool":
+            return None, 0, 0
+        fragments, end = block_strings(text, _DELTA_LINE + data + '"', '"}}')
+        return (self._arguments_run(fragments) if end else None), len(fragments), end
 
     def read_object(self, obj: dict[str, Any], name: str | None = None) -> list[Part]:
         """Parts for one decoded event (``name``: its ``event:`` line, the fallback type)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .._json import dump_strings, dumps, loads
+from .._json import decode_strings, dump_strings, dumps, loads
 from ..content import Content
 from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun
 from ..sse import ServerSentEvent
@@ -33,6 +33,7 @@ __all__ = [
     "as_int",
     "as_str",
     "as_timestamp",
+    "block_strings",
     "frame",
     "frame_strings",
     "string_bodies",
@@ -110,6 +111,17 @@ class Reader(ABC):
         turns into ``[ToolCallDelta(run.index, fragment)]`` or, for an empty fragment, ``[]``.
         The adapter calls it only on readers that override it."""
         return None, start
+
+    def read_blocks(self, text: str) -> tuple[TextRun | ArgumentsRun | None, int, int]:
+        """``read_text_run`` or ``read_arguments_run`` for the events of the raw blocks ``text``
+        (complete SSE blocks, decoded, LF line ends: ``SSEDecoder.feed_text``) starts with,
+        without parsing them as SSE first: the run (``None`` if all were empty), how many events
+        it read, and where in ``text`` they end (``0``: none; the adapter parses the rest).
+
+        For readers that know the exact lines their upstream sends for those events: every block
+        it takes must parse as one event that ``read_text_run`` or ``read_arguments_run`` would
+        take in the same way. The adapter calls it only on readers that override it."""
+        return None, 0, 0
 
     def complete(self) -> bool:
         """Whether every choice the upstream opened has finished, including choices that never
@@ -240,7 +252,15 @@ def frame(payload: Any, event: str | None = None) -> bytes:
 def frame_strings(head: bytes, strings: Sequence[str], tail: bytes) -> bytes:
     """The events ``head + dumps(s) + tail`` for each of ``strings``, as one piece, the strings
     encoded in one call (``dump_strings``): how writers write a run."""
-    return head + b'"' + (b'"' + tail + head + b'"').join(dump_strings(strings)) + b'"' + tail
+    glue = b'"' + tail + head + b'"'
+    text = "".join(strings)
+    if '"' not in text and "\\" not in text and text.isprintable():
+        # Most runs: no string holds anything JSON escapes, so each encodes as itself (NUL,
+        # which no printable text holds, marks where the strings meet).
+        encoded = "\x00".join(strings).encode().replace(b"\x00", glue)
+    else:
+        encoded = glue.join(dump_strings(strings))
+    return b"".join((head, b'"', encoded, b'"', tail))
 
 
 def string_bodies(values: Sequence[str], start: int, head: str, tail: str) -> list[str]:
@@ -256,6 +276,56 @@ def string_bodies(values: Sequence[str], start: int, head: str, tail: str) -> li
             break
         bodies.append(data[size:cut])
     return bodies
+
+
+def block_strings(text: str, head: str, tail: str) -> tuple[list[str], int]:
+    """The strings of the blocks ``text`` (complete SSE blocks, LF line ends) starts with that
+    are exactly ``head`` (whole lines, then a last line up to a string's opening quote), the
+    inside of a JSON string literal, ``tail`` (from the closing quote to the line's end) and the
+    blank line, decoded (``decode_strings``); up to the first block that is not; and where in
+    ``text`` they end. How readers read a run straight from raw blocks: parsed as SSE, each such
+    block is one event whose ``data`` is the head's last line after ``data: ``, the string
+    literal and the tail.
+
+    ``text`` is cut wherever a ``tail`` and blank line meet the next ``head``. A cut holds LF LF,
+    which no line does, so it falls at a block boundary, and a piece between two cuts is one
+    block's string body unless it holds a LF: then other blocks follow its block inside it. No
+    JSON string holds a raw LF, so decoding stops at such a piece without a search of its own;
+    its own block is then cut out of it. The last piece always runs on to the end of ``text``.
+    """
+    if not text.startswith(head):
+        return [], 0
+    bodies = text.split(tail + "\n\n" + head)
+    if len(bodies[0]) < len(head):
+        # The first block is the head with its closing quote and tail sharing the head's
+        # opening quote (``"text":"}}``): the first cut took that quote. No string there.
+        return [], 0
+    bodies[0] = bodies[0][len(head) :]
+    if not _cut_body(bodies, len(bodies) - 1, tail):
+        bodies.pop()
+    strings = decode_strings(bodies)
+    count = len(strings)
+    if count < len(bodies) and _cut_body(bodies, count, tail):
+        last = decode_strings(bodies[count : count + 1])
+        strings = strings + last
+        count += len(last)
+    size = sum(map(len, bodies if count == len(bodies) else bodies[:count]))
+    return strings, size + count * (len(head) + len(tail) + 2)
+
+
+def _cut_body(bodies: list[str], i: int, tail: str) -> bool:
+    """Cut ``bodies[i]``, a piece holding its block and more, to its block's body if the block
+    ends with its first line and that line with ``tail``; whether it did."""
+    piece = bodies[i]
+    end = piece.find("\n")
+    if (
+        end >= len(tail)
+        and piece.startswith(tail, end - len(tail))
+        and piece.startswith("\n\n", end)
+    ):
+        bodies[i] = piece[: end - len(tail)]
+        return True
+    return False
 
 
 def as_dict(value: Any) -> dict[str, Any]:
