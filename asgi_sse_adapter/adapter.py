@@ -551,8 +551,9 @@ class StreamAdapter:
             # The usual case, settled without decoding: the last event is the terminator and
             # the one before it is no error event (OpenAI upstreams end errors with [DONE]).
             if last.startswith(prefix) and last[len(prefix) : len(prefix) + 1] in (b"\n", b"\r"):
-                before = self._last[: len(self._last) - len(last)] or self._previous
-                if b"error" not in tail_blocks(before, 1):
+                end = len(self._last) - len(last)
+                before = tail_blocks(self._last, 1, end) if end else tail_blocks(self._previous, 1)
+                if b"error" not in before:
                     return True, True, None
         finished = done = False
         error: StreamError | None = None

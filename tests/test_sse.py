@@ -34,8 +34,10 @@ from asgi_sse_adapter.sse import (
     ServerSentEvent,
     SSEDecoder,
     SSEFramer,
+    _split_blocks,
     encode_comment,
     encode_event,
+    tail_blocks,
 )
 
 BOM = b"\xef\xbb\xbf"
@@ -570,6 +572,58 @@ def test_framer_trailing_blank_lines_released_at_once() -> None:
     assert framer.feed(b"data: x\r\r\r") == [b"data: x\r\r", b"\r"]
     assert framer.feed(b"\n") == []
     assert framer.close() == b""
+
+
+_LINE_ENDS = st.sampled_from([b"\n", b"\r", b"\r\n"])
+
+
+@st.composite
+def block_runs(draw: st.DrawFn) -> list[bytes]:
+    """Whole blocks as a framer hands them out: lines with any line ends, then a blank line;
+    some lone blank lines. (After a CR a LF would only complete that CR's CRLF: never drawn.)"""
+    blocks: list[bytes] = []
+    after_cr = False
+    for _ in range(draw(st.integers(0, 8))):
+        if draw(st.integers(0, 5)) == 0:
+            blank = draw(_LINE_ENDS)
+            if not (after_cr and blank == b"\n"):
+                blocks.append(blank)
+                after_cr = blank == b"\r"
+            continue
+        lines = draw(
+            st.lists(
+                st.sampled_from([b"data: x", b"event: e", b"id: 1", b":"]), min_size=1, max_size=3
+            )
+        )
+        block = b"".join(line + draw(_LINE_ENDS) for line in lines)
+        blank = draw(_LINE_ENDS)
+        if blank == b"\n" and block.endswith(b"\r"):
+            blank = b"\r"
+        blocks.append(block + blank)
+        after_cr = blank == b"\r"
+    return blocks
+
+
+@settings(max_examples=400, deadline=None)
+@given(block_runs(), st.integers(1, 5), st.data())
+def test_tail_blocks_are_the_last_blocks(
+    blocks: list[bytes], count: int, data: st.DataObject
+) -> None:
+    """``tail_blocks`` gives a run of whole blocks (or of its blocks up to ``end``) from its
+    last ``count`` blocks on, whatever the line ends: never fewer, more only where lone blank
+    lines lead the run."""
+    region = b"".join(blocks)
+    upto = data.draw(st.integers(0, len(blocks)))
+    end = len(b"".join(blocks[:upto]))
+    assert _split_blocks(region[:end]) == blocks[:upto]
+    for got in [tail_blocks(region, count, end)] + (
+        [tail_blocks(region, count)] if upto == len(blocks) else []
+    ):
+        assert region[:end].endswith(got)
+        taken = _split_blocks(got)
+        assert taken[-count:] == blocks[:upto][-count:]
+        if len(taken) > count:
+            assert all(block in (b"\n", b"\r", b"\r\n") for block in taken[:-count])
 
 
 # --------------------------------------------------------------------------------------------
