@@ -219,8 +219,9 @@ class _Responder:
             if not message.get("more_body", False):
                 break
         try:
+            # (RecursionError: the stdlib's answer to a hostile nesting depth.)
             payload = json.loads(b"".join(body))
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(payload, dict):
             return
@@ -427,7 +428,7 @@ class _Responder:
         raw = b"".join(self.error_body)
         try:
             decoded: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             decoded = raw.decode("utf-8", "replace")
         if (
             not self.early

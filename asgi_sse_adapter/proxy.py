@@ -302,7 +302,7 @@ class _Exchange:
         else:
             try:
                 payload = json.loads(body) if body else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # (the stdlib's answer to hostile nesting)
                 await self._error(400, "invalid_request_error", "request body is not valid JSON")
                 return
             if not isinstance(payload, dict):
@@ -553,7 +553,7 @@ class _Exchange:
             return
         try:
             decoded: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             decoded = raw.decode("utf-8", "replace")
         error = self.proxy.upstream.parse_error_body(response.status_code, decoded)
         logger.warning("upstream answered %d (%s)", response.status_code, error.type)
@@ -569,7 +569,7 @@ class _Exchange:
         upstream = self.proxy.upstream
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self._error(502, "api_error", "upstream answered with invalid JSON")
             return
         if upstream is client_format:

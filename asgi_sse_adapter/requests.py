@@ -570,7 +570,7 @@ def _arguments_object(call: ToolCall) -> dict[str, Any]:
         return {}
     try:
         value = _json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise _bad(f"the arguments of tool call {call.id!r} are not a JSON object")

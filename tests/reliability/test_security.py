@@ -19,6 +19,7 @@ from asgi_sse_adapter import SSEAdapterMiddleware, UpstreamProxy
 from asgi_sse_adapter.formats import FORMATS
 from example_app.fake_upstream import FakeUpstream
 from tests.reliability._support import (
+    Message,
     Receive,
     Scope,
     Send,
@@ -390,6 +391,75 @@ def test_oversized_request_body_gets_413_before_forwarding(
         response = http.post(proxy.url + path, content=fits.ljust(limit, b" "))
     assert response.status_code != 413
     assert fake.requests == 1
+
+
+# A body nested deeper than any JSON parser recurses: the stdlib's ``json`` raises RecursionError
+# (not ValueError) on it, orjson refuses it as invalid.
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+@pytest.mark.parametrize("path", [endpoint(c) for c in FORMATS])
+def test_hostile_nesting_gets_400_without_forwarding(path: str, servers: ServerFactory) -> None:
+    """A request body nested 200 000 deep gets the client format's 400 from the proxy, the
+    upstream never hears of it, and the proxy goes on serving."""
+    fake = FakeUpstream()
+    upstream = servers(fake)
+    proxy = servers(UpstreamProxy(upstream.url, upstream_format="openai-chat"))
+    client = next(c for c in FORMATS if endpoint(c) == path)
+    with http_client(timeout=10) as http:
+        response = http.post(
+            proxy.url + path, content=DEEP, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text[:200]
+        assert "not valid JSON" in response.text
+        assert fake.requests == 0
+        fine = http.post(proxy.url + path, json=client_request(client, stream=False))
+    assert fine.status_code == 200
+    assert fake.requests == 1
+
+
+@pytest.mark.anyio
+async def test_hostile_nesting_reaches_the_app_as_sent() -> None:
+    """The middleware, reading a request body for usage negotiation, leaves a body nested
+    200 000 deep to the app: the app receives it unchanged and answers."""
+    seen: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        seen.append(body)
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    middleware = SSEAdapterMiddleware(
+        app, upstream_format="anthropic-messages", client_format="openai-chat"
+    )
+    sent: list[Message] = []
+    chunks = [DEEP[i : i + 65536] for i in range(0, len(DEEP), 65536)]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    await middleware(scope, receive, send)
+    assert seen == [DEEP]
+    assert sent[0]["status"] == 400
 
 
 # -- only the configured upstream --------------------------------------------------------------
