@@ -18,7 +18,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 __all__ = [
@@ -79,10 +79,13 @@ class Usage:
     def updated(self, newer: Usage) -> Usage:
         """This usage with every field ``newer`` reports overwritten (last value wins)."""
         return Usage(
-            *(
-                getattr(self, f.name) if getattr(newer, f.name) is None else getattr(newer, f.name)
-                for f in fields(Usage)
-            )
+            self.input_tokens if newer.input_tokens is None else newer.input_tokens,
+            self.output_tokens if newer.output_tokens is None else newer.output_tokens,
+            self.cache_read_tokens if newer.cache_read_tokens is None else newer.cache_read_tokens,
+            self.cache_write_tokens
+            if newer.cache_write_tokens is None
+            else newer.cache_write_tokens,
+            self.reasoning_tokens if newer.reasoning_tokens is None else newer.reasoning_tokens,
         )
 
     @property

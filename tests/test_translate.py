@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import anthropic
@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from asgi_sse_adapter import ServerSentEvent, SSEDecoder
 from asgi_sse_adapter.adapter import StreamAdapter
+from asgi_sse_adapter.parts import Usage
 from tests.fixtures import (
     CHAT_ID,
     CHAT_MODEL,
@@ -1248,3 +1249,16 @@ def test_deterministic(case: Case) -> None:
             for c in check_chat_contract(out1, usage_allowed=True)
             if "created" in c
         )
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(Usage)])
+def test_usage_updated_merges_each_field(name: str) -> None:
+    """``Usage.updated``: a field the newer usage reports wins, one it leaves ``None`` keeps the
+    older value, field by field."""
+    older = Usage(*range(1, 6))
+    newer = Usage(**{name: 99})
+    merged = older.updated(newer)
+    for f in fields(Usage):
+        want = 99 if f.name == name else getattr(older, f.name)
+        assert getattr(merged, f.name) == want, f.name
+    assert older.updated(Usage()) == older
