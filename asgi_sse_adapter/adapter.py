@@ -307,6 +307,28 @@ class StreamAdapter:
             self._apply(self._parts(values, types), out)
         return b"".join(out)
 
+    def passes(self, data: bytes) -> bool:
+        """Whether ``feed(data)`` would return ``data`` itself, with nothing else to do: identity
+        mode without ``collect_response``, running, nothing pending, and ``data`` whole events
+        within the size bound. If so, ``data`` is taken as fed and the caller sends it as it is
+        (a shell can then forward the very message that carried it); if not, nothing happened
+        and the caller uses ``feed``. Cheaper than ``feed`` for the read it answers yes to."""
+        framing = self._framing
+        if (
+            self._hot
+            and data[-2:] == b"\n\n"
+            and framing._lf_only
+            and not framing._buf
+            and not framing._parts
+            and len(data) <= framing._limit
+        ):
+            # Nothing pending and LF LF at the end: ``data`` is whole events, exactly what
+            # framing it would hand out (see ``_Framing.__init__``).
+            self._previous = self._last
+            self._last = data
+            return True
+        return False
+
     def close(self) -> bytes:
         """The upstream ended: flush, then the terminal events or, if it stopped before saying
         how the stream ends, the error tail (outcome ``"truncated"``)."""

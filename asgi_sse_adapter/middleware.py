@@ -197,7 +197,12 @@ class _Responder:
         headers = _headers(self.scope)
         accept = headers.get(b"accept", b"")
         self.wants_stream = b"text/event-stream" in accept
-        need_usage = self.mw.include_usage is None and self.client in _OPENAI_USAGE_CLIENTS
+        # Identity forwards the upstream's own events: its usage chunk is not ours to add.
+        need_usage = (
+            self.mw.include_usage is None
+            and self.client in _OPENAI_USAGE_CLIENTS
+            and self.upstream != self.client
+        )
         if not (need_usage or self.mw.heartbeat_before_start):
             return
         if self.scope.get("method") != "POST" or b"json" not in headers.get(b"content-type", b""):
@@ -295,26 +300,33 @@ class _Responder:
 
     # -- send -------------------------------------------------------------------------------
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``: a plain function returning what the app awaits, so that on the
+        hot paths (a body message of an adapted stream, any message of a response passed
+        through) that is the session's or the server's own coroutine, with none of ours
+        around it."""
         mode = self.mode
         if mode == "adapt" and self.inflate is None and message["type"] == "http.response.body":
-            # The per-event hot path, tested first: ``_on_body`` inlined for a plain body (a
-            # coroutine less per body message).
             session = self.session
             assert session is not None
-            body = message.get("body", b"")
-            if body:
-                await session.push(body)
-            if not message.get("more_body", False):
-                await session.close()
-                self.mode = "done"
-            elif session.finished:
-                self.mode = "done"
-            return
-        kind = message["type"]
+            if message.get("more_body", False):
+                return session.push(message.get("body", b""), message)
+            return self._last_body(session, message.get("body", b""))
         if mode == "passthrough":
-            await self.real_send(message)
-        elif kind == "http.response.start":
+            return self.real_send(message)
+        return self._send(message)
+
+    async def _last_body(self, session: StreamSession, body: bytes) -> None:
+        if body:
+            await session.push(body)
+        await session.close()
+
+    async def _send(self, message: Message) -> None:
+        mode = self.mode
+        if mode == "adapt" and self.session is not None and self.session.finished:
+            mode = "done"  # (the hot path leaves the mode as it is)
+        kind = message["type"]
+        if kind == "http.response.start":
             await self._on_start(message)
         elif kind == "http.response.body":
             if mode == "adapt":

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -35,7 +35,7 @@ __all__ = ["OnComplete", "StreamReport", "StreamSession"]
 
 logger = logging.getLogger("asgi_sse_adapter")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # A heartbeat to a client that stopped reading must not hang: bound each heartbeat send.
 HEARTBEAT_SEND_TIMEOUT = 10.0
@@ -90,6 +90,7 @@ class StreamSession:
         "_last_send",
         "_loop",
         "_on_complete",
+        "_passes",
         "_reported",
         "_send",
         "_started_at",
@@ -112,6 +113,8 @@ class StreamSession:
         started_at: float | None = None,
     ) -> None:
         self.adapter = adapter
+        # Whether app messages may go out as they are (``StreamAdapter.passes``): identity only.
+        self._passes = adapter.identity
         self._send = send
         self._interval = heartbeat_interval
         self._on_complete = on_complete
@@ -159,29 +162,36 @@ class StreamSession:
             self._end_turn()
         self._arm()
 
-    async def push(self, data: bytes) -> None:
+    async def push(self, data: bytes, message: MutableMapping[str, Any] | None = None) -> None:
         """Feed upstream bytes; send the whole client events they complete (nothing if none).
 
-        If the adapter ended the stream (an upstream error event, an oversized event), the tail
-        goes out as the final message.
+        ``message``: the body message (``more_body`` set) that carried ``data``, sent as it is
+        when the adapter passes ``data`` unchanged (``StreamAdapter.passes``: passthrough of
+        whole events, the usual message of an app that streams SSE), which spares the framing
+        and a message per event. If the adapter ended the stream (an upstream error event, an
+        oversized event), the tail goes out as the final message.
         """
         if self.finished:
             self._raise_if_gone()
             return
         adapter = self.adapter
-        out = adapter.feed(data)
-        if adapter.ended:
-            await self._final(out)
-            return
-        if not out:
-            return
+        if message is not None and self._passes and adapter.passes(data):
+            out = data
+        else:
+            out = adapter.feed(data)
+            if adapter.ended:
+                await self._final(out)
+                return
+            if not out:
+                return
+            message = {"type": "http.response.body", "body": out, "more_body": True}
         # ``_body(out, more=True)`` inlined: the per-event hot path, a coroutine fewer.
         if self._busy:  # rare: a keep-alive is waiting on the client
             await self._body(out, more=True)
             return
         self._busy = True
         try:
-            await self._send({"type": "http.response.body", "body": out, "more_body": True})
+            await self._send(message)
         except OSError as exc:
             self._gone = exc
             self.mark_disconnected()
@@ -365,6 +375,8 @@ class StreamSession:
         task = self._heartbeat_task
         if task is not None:
             task.cancel()
+        if self._on_complete is None and not logger.isEnabledFor(logging.INFO):
+            return  # nobody to tell: spare building the report
         result = self.adapter.result
         outcome: Any = (
             "disconnected" if self.disconnected and result.outcome is None else result.outcome

@@ -96,6 +96,10 @@ class _Framing:
         self._at_start = True
         self._broken = False
         # Whether ``_take`` may use its fast path (see there); false until the start is behind.
+        # With it and nothing pending (no ``_buf``, no ``_parts``), data ending with LF LF is
+        # whole blocks as it is, and taking it would leave this state as it is (every LF LF ends
+        # a block, whatever the line ends before it): ``StreamAdapter.passes`` tests that
+        # without taking anything.
         self._lf_only = False
         self._limit = sys.maxsize if max_event_size is None else max_event_size
         # Set by ``_take`` when the pending event outgrew ``_max``; the caller raises.
