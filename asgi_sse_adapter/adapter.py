@@ -179,7 +179,11 @@ class StreamAdapter:
         # Runs read straight from the raw blocks a read starts with (``Reader.read_blocks``).
         self._read_blocks: Callable[[str], tuple[TextRun | ArgumentsRun | None, int, int]] | None
         self._read_blocks = None
+        # One-block reads taken straight from their bytes (``Reader.read_block``).
+        self._read_block: Callable[[bytes], list[Part] | None] | None = None
         if reader is not None and writer is not None:
+            if type(reader).read_block is not Reader.read_block:
+                self._read_block = reader.read_block
             if type(reader).read_blocks is not Reader.read_blocks:
                 self._read_blocks = reader.read_blocks
             if type(reader).read_text_run is not Reader.read_text_run:
@@ -268,6 +272,15 @@ class StreamAdapter:
         out: list[bytes] = []
         decoder = self._decoder
         assert decoder is not None
+        if self._read_block is not None and decoder.idle_for(data):
+            # One event per read, the usual read of a live stream: in the exact bytes the
+            # upstream sends for its most common event, read without parsing it as SSE (the
+            # reader takes only exactly one such block).
+            parts = self._read_block(data)
+            if parts is not None:
+                self._events += 1
+                self._apply(parts, out)
+                return b"".join(out)
         # A read of many events may start with a run the reader takes straight from the raw
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells

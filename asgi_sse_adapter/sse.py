@@ -98,8 +98,8 @@ class _Framing:
         # Whether ``_take`` may use its fast path (see there); false until the start is behind.
         # With it and nothing pending (no ``_buf``, no ``_parts``), data ending with LF LF is
         # whole blocks as it is, and taking it would leave this state as it is (every LF LF ends
-        # a block, whatever the line ends before it): ``StreamAdapter.passes`` tests that
-        # without taking anything.
+        # a block, whatever the line ends before it): ``SSEDecoder.idle_for`` and
+        # ``StreamAdapter.passes`` test that without taking anything.
         self._lf_only = False
         self._limit = sys.maxsize if max_event_size is None else max_event_size
         # Set by ``_take`` when the pending event outgrew ``_max``; the caller raises.
@@ -590,6 +590,18 @@ class SSEDecoder:
                 events = _build_events(values, types, self._last_id)
             raise framing._fail_on(list(events))
         return columns
+
+    def idle_for(self, data: bytes) -> bool:
+        """Whether nothing is pending and ``data`` is within the size bound: then, if ``data`` is
+        exactly one whole block, a caller may read it straight from the bytes instead of
+        feeding it (feeding it would leave the state as it is now). Nothing is taken."""
+        framing = self._framing
+        return (
+            framing._lf_only  # nothing pending (see ``_Framing.__init__``)
+            and not framing._buf
+            and not framing._parts
+            and len(data) <= framing._limit
+        )
 
     def feed_text(self, data: bytes) -> str:
         """The complete blocks ``data`` adds, decoded, with LF line ends (``""``: none yet), for

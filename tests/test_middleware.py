@@ -527,6 +527,23 @@ async def test_identity_rechunks_byte_by_byte(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("upstream", [ANTHROPIC, OPENAI])
+@pytest.mark.parametrize("client", [ANTHROPIC, OPENAI])
+async def test_whole_event_over_the_bound_in_its_own_message(upstream: str, client: str) -> None:
+    """An event over ``max_event_size`` arriving whole in a message of its own, once the stream
+    runs on whole-event messages (where identity forwards the app's message as it is and a
+    translated text delta is read straight from its bytes): the events before it, then the error
+    tail; neither the oversized event nor anything after it reaches the client."""
+    app = ScriptedApp(upstream_events(upstream, ("Hello ", "x" * 3000, "world")))
+    exchange = await drive(middleware(app, upstream, client, max_event_size=2000), scripted=app)
+    exchange.assert_well_formed()
+    assert b"x" * 100 not in exchange.body
+    assert b"Hello " in exchange.body
+    assert b"upstream event larger than 2000 bytes" in exchange.body
+    assert b"world" not in exchange.body  # nothing after the tail
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("upstream", "client"), PAIRS[:2], ids=PAIR_IDS[:2])
 async def test_translation_rechunks_every_two_way_split(upstream: str, client: str) -> None:
     """Translating, every split gives whole client events, at most one outbound message per

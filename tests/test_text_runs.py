@@ -124,6 +124,7 @@ def translate(
     counted = [0, 0]
     if not runs:
         adapter._read_run = adapter._read_arguments = adapter._read_blocks = None
+        adapter._read_block = None
     if adapter._read_run is not None:
         read_run = adapter._read_run
 
@@ -194,10 +195,12 @@ def assert_same(
     splits: Sequence[Sequence[bytes]],
     label: str = "",
 ) -> list[Run]:
-    """Each split of ``events`` gives the bytes and result of one event per ``feed()``."""
+    """Each split of ``events`` gives the bytes and result of one event per ``feed()`` parsed
+    as SSE; so does one event per ``feed()`` with the fast paths on (``read_block``). Returns
+    the splits' runs."""
     reference = attempt(upstream, client, events, options, runs=False)
     runs = []
-    for pieces in splits:
+    for pieces in [events, *splits]:
         got = attempt(upstream, client, pieces, options)
         where = f"{label} {upstream}->{client} {options} reads={[len(p) for p in pieces][:8]}"
         if isinstance(reference, Exception):
@@ -206,7 +209,8 @@ def assert_same(
         assert not isinstance(got, Exception), f"{where}: raised {got!r}, per-event path did not"
         assert got.out == reference.out, f"{where}: {first_difference(got.out, reference.out)}"
         assert got.result == reference.result, f"{where}: result"
-        runs.append(got)
+        if pieces is not events:
+            runs.append(got)
     return runs
 
 
@@ -1440,26 +1444,29 @@ def exact_block_strings(blocks: Sequence[str], head: str, tail: str) -> tuple[li
     return strings, end
 
 
+def block_variants(text: str) -> list[str]:
+    """Blocks (without their blank line) near the text-delta shape, or far from it."""
+    encoded = json.dumps(text, ensure_ascii=False)[1:-1]
+    return [
+        BLOCK_HEAD + encoded + BLOCK_TAIL,
+        BLOCK_HEAD + text.replace("\n", "") + BLOCK_TAIL,  # raw: quotes, backslashes
+        BLOCK_HEAD[:-1] + BLOCK_TAIL,  # the head's quote is the tail's: no string
+        BLOCK_HEAD + BLOCK_TAIL,  # an empty text
+        BLOCK_HEAD + encoded + '"}},"x":1}',
+        BLOCK_HEAD.replace('index":0', 'index":1') + encoded + BLOCK_TAIL,
+        BLOCK_HEAD.replace("event: content_block_delta\n", "") + encoded + BLOCK_TAIL,
+        BLOCK_HEAD.replace("data: ", "data:") + encoded + BLOCK_TAIL,
+        "id: 7\n" + BLOCK_HEAD + encoded + BLOCK_TAIL,
+        BLOCK_HEAD + encoded + BLOCK_TAIL + "\n: comment",
+        BLOCK_HEAD + encoded + BLOCK_TAIL + " ",
+        BLOCK_HEAD + "a\n" + encoded + BLOCK_TAIL,  # a LF inside: two data-ish lines
+        'event: ping\ndata: {"type":"ping"}',
+    ]
+
+
 def block_kinds(text: str) -> st.SearchStrategy[str]:
     """One block (without its blank line) near the text-delta shape, or far from it."""
-    encoded = json.dumps(text, ensure_ascii=False)[1:-1]
-    return st.sampled_from(
-        [
-            BLOCK_HEAD + encoded + BLOCK_TAIL,
-            BLOCK_HEAD + text.replace("\n", "") + BLOCK_TAIL,  # raw: quotes, backslashes
-            BLOCK_HEAD[:-1] + BLOCK_TAIL,  # the head's quote is the tail's: no string
-            BLOCK_HEAD + BLOCK_TAIL,  # an empty text
-            BLOCK_HEAD + encoded + '"}},"x":1}',
-            BLOCK_HEAD.replace('index":0', 'index":1') + encoded + BLOCK_TAIL,
-            BLOCK_HEAD.replace("event: content_block_delta\n", "") + encoded + BLOCK_TAIL,
-            BLOCK_HEAD.replace("data: ", "data:") + encoded + BLOCK_TAIL,
-            "id: 7\n" + BLOCK_HEAD + encoded + BLOCK_TAIL,
-            BLOCK_HEAD + encoded + BLOCK_TAIL + "\n: comment",
-            BLOCK_HEAD + encoded + BLOCK_TAIL + " ",
-            BLOCK_HEAD + "a\n" + encoded + BLOCK_TAIL,  # a LF inside: two data-ish lines
-            'event: ping\ndata: {"type":"ping"}',
-        ]
-    )
+    return st.sampled_from(block_variants(text))
 
 
 @st.composite
@@ -1495,6 +1502,72 @@ def test_block_strings_takes_exactly_the_exact_blocks(blocks: list[str], stdlib:
         assert json_backend.decode_strings(string_bodies(values, 0, data_head, BLOCK_TAIL)) == (
             strings
         )
+
+
+def one_block_variants(text: str) -> list[bytes]:
+    """Reads at and around one block of the exact text-delta shape, as bytes: the blocks of
+    ``block_variants``, raw bytes no text carries (invalid UTF-8, CR, a CRLF line end), and
+    reads of more than one block."""
+    encoded = json.dumps(text, ensure_ascii=False)[1:-1]
+    exact = BLOCK_HEAD + encoded + BLOCK_TAIL
+    blocks = [(block + "\n\n").encode("utf-8", "surrogatepass") for block in block_variants(text)]
+    raw = exact.encode("utf-8", "surrogatepass")
+    cut = len(BLOCK_HEAD.encode())
+    blocks += [
+        raw[:cut] + b"\xff\xfe" + raw[cut:] + b"\n\n",
+        raw[:cut] + b"a\rb" + raw[cut:] + b"\n\n",
+        raw[:cut] + b"a\r\nb" + raw[cut:] + b"\n\n",
+        raw.replace(b"\n", b"\r\n") + b"\r\n\r\n",
+        raw + b"\r\n\n",
+        raw + b"\n\n",
+        raw + b"\n\n" + raw + b"\n\n",  # two blocks in one read
+        raw + b"\n\n\n",  # and a lone blank line
+    ]
+    return blocks
+
+
+def read_alone(data: str, name: str | None) -> list[Any] | Exception:
+    """What a reader that saw the text block start reads from one event (or what it raised)."""
+    reader = MessagesReader()
+    for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
+        reader.read_data(event.data, event.event)
+    try:
+        return reader.read_data(data, name)
+    except Exception as exc:
+        return exc
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts, stdlib=st.booleans())
+def test_read_block_is_read_data_of_the_parsed_event(text: str, stdlib: bool) -> None:
+    """``MessagesReader.read_block`` on a read: ``None``, or exactly the parts reading its one
+    parsed event gives (never for a read that parses into more events, or otherwise)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if stdlib:
+            use_stdlib_json(patch)
+        reader = MessagesReader()
+        for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
+            reader.read_data(event.data, event.event)
+        for data in one_block_variants(text):
+            got = reader.read_block(data)
+            if got is None:
+                continue
+            events = SSEDecoder().feed(data)
+            assert len(events) == 1, data
+            assert got == read_alone(events[0].data, events[0].event), data
+
+
+def test_read_block_takes_the_exact_shape() -> None:
+    """The block the API sends for a text delta is read straight from its bytes; one of another
+    block index, shape or line layout is left to the SSE path."""
+    reader = MessagesReader()
+    for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
+        reader.read_data(event.data, event.event)
+    assert reader.read_block(messages_text('héllo "x"\n')) == [TextDelta('héllo "x"\n')]
+    assert reader.read_block(messages_text("")) == []
+    assert reader.read_block(messages_text("a", 1)) is None
+    assert reader.read_block(messages_text("a").replace(b"data: ", b"data:")) is None
+    assert reader.read_block(block_start(1)) is None
 
 
 def test_block_strings_crafted() -> None:

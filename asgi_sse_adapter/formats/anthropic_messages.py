@@ -91,6 +91,7 @@ class MessagesReader(JSONReader):
         self._text_data = ""  # for the last text block started (see ``_text_shape``)
         self._text_open = ""  # the same with the text's opening quote
         self._text_lines = ""  # the same as raw SSE lines (``read_blocks``)
+        self._text_block = b""  # the same as bytes (``read_block``)
         self._text_shape(0)
         # The same for the arguments of the tool block started last (``None``: the block
         # started last is no tool block), and that block's state.
@@ -102,6 +103,7 @@ class MessagesReader(JSONReader):
         self._text_data = _TEXT_DELTA_DATA % index
         self._text_open = self._text_data + '"'
         self._text_lines = _DELTA_LINE + self._text_open
+        self._text_block = self._text_lines.encode()
 
     def read_data(self, data: str, name: str | None) -> list[Part]:
         """``read`` of an event given by its ``data`` and ``event`` fields."""
@@ -131,6 +133,31 @@ class MessagesReader(JSONReader):
                 block[2] = True
                 return [ToolCallDelta(block[1], partial)]
         return super().read_data(data, name)
+
+    def read_block(self, block: bytes) -> list[Part] | None:
+        """A text delta of the last started text block in exactly the lines the API sends
+        (``event: content_block_delta``, then the ``data`` line ``read_data`` recognises), read
+        straight from its bytes; ``None`` for anything else. (No LF is in the text's body: a raw
+        one fails to decode, so nothing but this one block is taken.)"""
+        head = self._text_block
+        # (The length: the head's opening quote must not be the tail's closing one.)
+        if not (
+            block.startswith(head) and block.endswith(b'"}}\n\n') and len(block) >= len(head) + 5
+        ):
+            return None
+        try:
+            # Strictly: invalid UTF-8 is the SSE decoder's to replace.
+            body = block[len(head) : -5].decode()
+        except UnicodeDecodeError:
+            return None
+        if '"' in body or "\\" in body or not body.isprintable():
+            # Escapes, or a raw character JSON forbids in a string (a LF among them: another
+            # line): decoded only if it is exactly one string literal's inside, as there.
+            texts = decode_strings([body])
+            if not texts:
+                return None
+            body = texts[0]
+        return [text_delta(body)] if body else []
 
     def read_text_run(
         self, values: Sequence[str], types: Sequence[str | None], start: int

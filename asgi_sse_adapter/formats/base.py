@@ -123,6 +123,15 @@ class Reader(ABC):
         take in the same way. The adapter calls it only on readers that override it."""
         return None, 0, 0
 
+    def read_block(self, block: bytes) -> list[Part] | None:
+        """The parts of a read (undecoded bytes, nothing pending before it:
+        ``SSEDecoder.idle_for``) if it is exactly one whole event block in the bytes the
+        upstream sends for this reader's most common event, without parsing it as SSE; else
+        ``None`` (the adapter parses it). What it returns must be what ``read_data`` returns
+        for that block's one parsed event: the usual read of a live stream (one event per read)
+        then costs a few byte tests. The adapter calls it only on readers that override it."""
+        return None
+
     def complete(self) -> bool:
         """Whether every choice the upstream opened has finished, including choices that never
         produced content (formats without choices: always)."""
