@@ -258,15 +258,6 @@ class StreamAdapter:
             return joined
         if self._outcome is not None or not data:
             return b""
-        if self._passthrough:
-            try:
-                joined = self._framer.feed_joined(data)  # type: ignore[union-attr]
-            except EventTooLarge as exc:
-                return self._identity_overflow(exc)
-            if joined:
-                self._head = self._last = joined
-                self._hot = True
-            return joined
         if self.identity:
             return self._feed_identity(data)
         out: list[bytes] = []
@@ -517,9 +508,19 @@ class StreamAdapter:
     # -- identity ---------------------------------------------------------------------------
 
     def _feed_identity(self, data: bytes) -> bytes:
-        """Identity with ``collect_response``: frame, then decode only to build the response."""
+        """Identity before its first chunk went out, or with ``collect_response`` (then it decodes
+        only to build the response): frame and observe."""
         framer = self._framer
         assert framer is not None
+        if self._passthrough:
+            try:
+                joined = framer.feed_joined(data)
+            except EventTooLarge as exc:
+                return self._identity_overflow(exc)
+            if joined:
+                self._head = self._last = joined
+                self._hot = True
+            return joined
         try:
             joined = framer.feed_joined(data)
         except EventTooLarge as exc:
@@ -581,15 +582,31 @@ class StreamAdapter:
         if self._decoder is not None:
             content = self.content
             return content.finished or content.done, content.done, content.error
-        last = tail_blocks(self._last, 1)
-        for prefix in self.upstream_format.terminator_prefixes:
-            # The usual case, settled without decoding: the last event is the terminator and
-            # the one before it is no error event (OpenAI upstreams end errors with [DONE]).
-            if last.startswith(prefix) and last[len(prefix) : len(prefix) + 1] in (b"\n", b"\r"):
-                end = len(self._last) - len(last)
-                before = tail_blocks(self._last, 1, end) if end else tail_blocks(self._previous, 1)
-                if b"error" not in before:
+        # The usual case, settled without decoding: the last event is the terminator and the one
+        # before it is no error event (OpenAI upstreams end errors with [DONE]). First in the
+        # exact bytes the APIs send (a whole block: the chunk starts there or a LF LF ends the
+        # block before), then, for other spellings, by its first line.
+        chunk = self._last
+        terminator = self.upstream_format.terminator
+        if terminator and chunk.endswith(terminator):
+            end = len(chunk) - len(terminator)
+            if end and chunk.endswith(b"\n\n", 0, end):
+                # The block before: from the LF LF before it, or the chunk's start (maybe
+                # earlier, with CR line ends, which only makes the test stricter).
+                start = chunk.rfind(b"\n\n", 0, end - 1)
+                if b"error" not in chunk[start + 2 if start >= 0 else 0 : end]:
                     return True, True, None
+                return self._decoded_ending()
+            if end == 0:
+                return self._terminated_after(0)
+        last = tail_blocks(chunk, 1)
+        for prefix in self.upstream_format.terminator_prefixes:
+            if last.startswith(prefix) and last[len(prefix) : len(prefix) + 1] in (b"\n", b"\r"):
+                return self._terminated_after(len(chunk) - len(last))
+        return self._decoded_ending()
+
+    def _decoded_ending(self) -> tuple[bool, bool, StreamError | None]:
+        """``_identity_ending`` read from the last events decoded with the format's reader."""
         finished = done = False
         error: StreamError | None = None
         reader = self.upstream_format.reader()
@@ -611,6 +628,14 @@ class StreamAdapter:
                     done = True
         # With n > 1 a finish counts only if no choice seen in these events is still open.
         return done or (finished and reader.complete()), done, error
+
+    def _terminated_after(self, end: int) -> tuple[bool, bool, StreamError | None]:
+        """``_identity_ending`` for a stream whose last event is its terminator, starting at
+        ``end`` in the last chunk: complete unless the event before it was an error event."""
+        before = tail_blocks(self._last, 1, end) if end else tail_blocks(self._previous, 1)
+        if b"error" not in before:
+            return True, True, None
+        return self._decoded_ending()
 
     def _close_identity(self) -> bytes:
         framer = self._framer

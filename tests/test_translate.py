@@ -761,6 +761,36 @@ def test_identity_passes_bytes_through(case: Case) -> None:
         assert tail == b""
 
 
+IDENTITY_CHAT_ERROR = [
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}'
+    b"\n\n",
+    b'data: {"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"".join(IDENTITY_CHAT_ERROR)],
+        IDENTITY_CHAT_ERROR,
+        [IDENTITY_CHAT_ERROR[0], b"".join(IDENTITY_CHAT_ERROR[1:])],
+        [b"".join(IDENTITY_CHAT_ERROR[:2]), IDENTITY_CHAT_ERROR[2]],
+    ],
+    ids=["whole", "one_per_read", "error_with_done", "done_alone"],
+)
+def test_identity_error_before_the_terminator(pieces: list[bytes]) -> None:
+    """Identity: an upstream error event followed by the terminator (OpenAI ends errors with
+    ``[DONE]``) is a failed stream, however the reads fall; the bytes go through unchanged."""
+    adapter = StreamAdapter(upstream_format="openai-chat", client_format="openai-chat")
+    out = b"".join(adapter.feed(p) for p in pieces) + adapter.close()
+    assert out == b"".join(IDENTITY_CHAT_ERROR)
+    assert adapter.result.outcome == "failed"
+    assert adapter.result.error is not None
+    assert adapter.result.error.message == "overloaded"
+
+
 # -- tests: the SDKs ----------------------------------------------------------------------------
 
 
