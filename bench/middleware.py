@@ -18,8 +18,9 @@ openai-chat), ``/v1/messages`` is translated (anthropic-messages → openai-chat
    to the bare app is the median of the per-round ratios (robust to the machine's load changing
    during the run); the ratio of the medians and the servers' CPU per event (read from the server
    process itself) are printed beside it. Targets: passthrough ≥ 0.95x the bare app, translation
-   ≥ 0.8x. A third pair, passthrough with the fake cutting its bytes into 4 KiB body messages, is
-   information only.
+   ≥ 0.8x. Beside them, information only: the fake under a no-op pure ASGI wrapper (the least any
+   middleware costs on the server), and passthrough with the fake cutting its bytes into 4 KiB
+   body messages.
 2. Per-message cost in-process: an app sending ``MESSAGES`` one-event body messages is called
    directly with a hand-made ``receive`` and a ``send`` that does nothing, bare, under a no-op
    pure ASGI wrapper (wraps ``send`` and forwards), and under the middleware. Overhead = time per
@@ -145,6 +146,8 @@ def build_app(kind: str, heartbeat: float | None) -> ASGIApp:
         return _with_stats(fake)
     if kind == "mw":
         return _with_stats(SSEAdapterMiddleware(fake, select=_select, heartbeat_interval=heartbeat))
+    if kind == "noop":
+        return _with_stats(noop_wrapper(fake))
     raise ValueError(kind)
 
 
@@ -315,7 +318,7 @@ class Contender:
 
 
 async def throughput(quick: bool, rounds: int) -> tuple[list[dict[str, Any]], list[str]]:
-    servers = {"bare": start_server("bare"), "mw": start_server("mw")}
+    servers = {kind: start_server(kind) for kind in ("bare", "noop", "mw")}
     try:
         return await _throughput(servers, quick, rounds)
     finally:
@@ -329,7 +332,7 @@ async def _throughput(
     contenders = [
         Contender(f"{kind} {mode}", servers[kind], mode)
         for mode in MODES
-        for kind in ("bare", "mw")
+        for kind in ("bare", "noop", "mw")
     ]
     for c in contenders:
         await check_stream(c.server.port, c.mode, c.server.kind, deltas)
@@ -382,37 +385,32 @@ async def _throughput(
     by_name = {c.name: c for c in contenders}
     for mode, (_, _, target) in MODES.items():
         n = events[mode] * per_sample
-        bare, mw = by_name[f"bare {mode}"], by_name[f"mw {mode}"]
-        bare_rate = n / statistics.median(bare.wall)
-        mw_rate = n / statistics.median(mw.wall)
-        paired = statistics.median(b / m for b, m in zip(bare.wall, mw.wall, strict=True))
-        bare_cpu = statistics.median(bare.cpu) / n * 1e6
-        mw_cpu = statistics.median(mw.cpu) / n * 1e6
-        bare_client = statistics.median(bare.client) / n * 1e6
-        mw_client = statistics.median(mw.client) / n * 1e6
-        print(
-            f"{bare.name:<21} {bare_rate:>9,.0f} {1:>7.2f} {1:>9.2f} {bare_cpu:>17.2f} "
-            f"{1:>7.2f} {bare_client:>17.2f}"
-        )
-        line = (
-            f"{mw.name:<21} {mw_rate:>9,.0f} {paired:>7.2f} {mw_rate / bare_rate:>9.2f} "
-            f"{mw_cpu:>17.2f} {mw_cpu / bare_cpu:>7.2f} {mw_client:>17.2f}"
-        )
+        bare, noop, mw = (by_name[f"{kind} {mode}"] for kind in ("bare", "noop", "mw"))
+        f_bare, f_noop, f_mw = (_figures(c, bare, n) for c in (bare, noop, mw))
+        paired = f_mw["ratio"]
+        print(_line(bare, f_bare))
+        print(_line(noop, f_noop) + "  (information: a no-op ASGI wrapper)")
         ok = target is None or paired >= target
-        print(line + (f"  ≥ {target}  {verdict(ok)}" if target is not None else "  (information)"))
+        print(
+            _line(mw, f_mw)
+            + (f"  ≥ {target}  {verdict(ok)}" if target is not None else "  (information)")
+        )
         rows.append(
             {
                 "mode": mode,
                 "target": target,
-                "bare_events_s": bare_rate,
-                "mw_events_s": mw_rate,
+                "bare_events_s": f_bare["events_s"],
+                "mw_events_s": f_mw["events_s"],
+                "noop_events_s": f_noop["events_s"],
                 "ratio": paired,
-                "ratio_of_medians": mw_rate / bare_rate,
-                "bare_cpu_us": bare_cpu,
-                "mw_cpu_us": mw_cpu,
-                "cpu_ratio": mw_cpu / bare_cpu,
-                "bare_client_cpu_us": bare_client,
-                "mw_client_cpu_us": mw_client,
+                "ratio_of_medians": f_mw["ratio_of_medians"],
+                "noop_ratio": f_noop["ratio"],
+                "bare_cpu_us": f_bare["cpu_us"],
+                "mw_cpu_us": f_mw["cpu_us"],
+                "noop_cpu_us": f_noop["cpu_us"],
+                "cpu_ratio": f_mw["cpu_ratio"],
+                "bare_client_cpu_us": f_bare["client_cpu_us"],
+                "mw_client_cpu_us": f_mw["client_cpu_us"],
                 "ok": ok,
             }
         )
@@ -420,6 +418,27 @@ async def _throughput(
             failures.append(f"throughput {mode}: {paired:.2f}x < {target}x")
     print()
     return rows, failures
+
+
+def _figures(c: Contender, bare: Contender, n: int) -> dict[str, float]:
+    """A contender's throughput figures for ``n`` events per sample, against the bare app's."""
+    rate = n / statistics.median(c.wall)
+    cpu = statistics.median(c.cpu) / n * 1e6
+    return {
+        "events_s": rate,
+        "ratio": statistics.median(b / m for b, m in zip(bare.wall, c.wall, strict=True)),
+        "ratio_of_medians": statistics.median(bare.wall) / statistics.median(c.wall),
+        "cpu_us": cpu,
+        "cpu_ratio": cpu / (statistics.median(bare.cpu) / n * 1e6),
+        "client_cpu_us": statistics.median(c.client) / n * 1e6,
+    }
+
+
+def _line(c: Contender, f: dict[str, float]) -> str:
+    return (
+        f"{c.name:<21} {f['events_s']:>9,.0f} {f['ratio']:>7.2f} {f['ratio_of_medians']:>9.2f} "
+        f"{f['cpu_us']:>17.2f} {f['cpu_ratio']:>7.2f} {f['client_cpu_us']:>17.2f}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -870,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=("throughput", "per-message", "memory", "heartbeats"), action="append"
     )
-    parser.add_argument("--serve", choices=("bare", "mw"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("bare", "noop", "mw"), help=argparse.SUPPRESS)
     parser.add_argument("--heartbeat", default="15", help=argparse.SUPPRESS)
     parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
