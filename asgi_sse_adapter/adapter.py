@@ -271,7 +271,8 @@ class StreamAdapter:
             if parts is not None:
                 self._events += 1
                 self._apply(parts, out)
-                return b"".join(out)
+                # (A join of one piece is that piece, at the cost of a call.)
+                return out[0] if len(out) == 1 else b"".join(out)
         # A read of many events may start with a run the reader takes straight from the raw
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells
