@@ -595,7 +595,7 @@ class StreamAdapter:
                 # The block before: from the LF LF before it, or the chunk's start (maybe
                 # earlier, with CR line ends, which only makes the test stricter).
                 start = chunk.rfind(b"\n\n", 0, end - 1)
-                if b"error" not in chunk[start + 2 if start >= 0 else 0 : end]:
+                if chunk.rfind(b"error", start + 2 if start >= 0 else 0, end) < 0:
                     return True, True, None
                 return self._decoded_ending()
             if end == 0:
