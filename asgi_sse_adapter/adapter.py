@@ -141,13 +141,8 @@ class StreamAdapter:
         self._visible_errors = visible_errors
         if done_after_error is None:
             done_after_error = self.client_format.done_after_error
-        self._options = WriterOptions(
-            include_usage=include_usage,
-            reasoning_field=reasoning_field,
-            done_after_error=done_after_error,
-            native_keepalive=native_keepalive,
-            clock=clock if clock is not None else _now,
-            id_factory=id_factory,
+        self._options = _writer_options(
+            include_usage, reasoning_field, done_after_error, native_keepalive, clock, id_factory
         )
         self.content = Content()
         if collect_response is None:
@@ -170,31 +165,22 @@ class StreamAdapter:
             self._writer = self.client_format.writer(self._options, self.content)
         # The part types ``_apply`` does not simply fold in and write.
         self._special = _SPECIAL | _REASONING if drop_reasoning else _SPECIAL
+        # What the reader and the writer can do beyond one event at a time (flags, not bound
+        # methods: an open stream holds the adapter, and idle streams are held by the thousand).
         # Text runs (``TextRun``), where the reader can recognise them and the writer can write
         # them whole: a read of many text events then costs one part, not one per event.
         reader, writer = self._reader, self._writer
-        self._read_run: Callable[..., tuple[list[str], int]] | None = None
-        # The same for runs of one call's argument fragments (``ArgumentsRun``).
-        self._read_arguments: Callable[..., tuple[ArgumentsRun | None, int]] | None = None
-        # Runs read straight from the raw blocks a read starts with (``Reader.read_blocks``).
-        self._read_blocks: Callable[[str], tuple[TextRun | ArgumentsRun | None, int, int]] | None
-        self._read_blocks = None
-        # One-block reads taken straight from their bytes (``Reader.read_block``).
-        self._read_block: Callable[[bytes], list[Part] | None] | None = None
+        self._text_runs = self._argument_runs = self._block_runs = self._one_blocks = False
         if reader is not None and writer is not None:
-            if type(reader).read_block is not Reader.read_block:
-                self._read_block = reader.read_block
-            if type(reader).read_blocks is not Reader.read_blocks:
-                self._read_blocks = reader.read_blocks
-            if type(reader).read_text_run is not Reader.read_text_run:
-                self._read_run = reader.read_text_run
-            if type(reader).read_arguments_run is not Reader.read_arguments_run:
-                self._read_arguments = reader.read_arguments_run
-        self._write_run = (
-            writer.write_run
-            if writer is not None and type(writer).write_run is not Writer.write_run
-            else None
-        )
+            kind = type(reader)
+            self._text_runs = kind.read_text_run is not Reader.read_text_run
+            # The same for runs of one call's argument fragments (``ArgumentsRun``).
+            self._argument_runs = kind.read_arguments_run is not Reader.read_arguments_run
+            # Runs read straight from the raw blocks a read starts with (``read_blocks``).
+            self._block_runs = kind.read_blocks is not Reader.read_blocks
+            # One-block reads taken straight from their bytes (``read_block``).
+            self._one_blocks = kind.read_block is not Reader.read_block
+        self._writes_runs = writer is not None and type(writer).write_run is not Writer.write_run
 
         self._outcome: Outcome | None = None
         self.ended = False
@@ -263,11 +249,11 @@ class StreamAdapter:
         out: list[bytes] = []
         decoder = self._decoder
         assert decoder is not None
-        if self._read_block is not None and decoder.idle_for(data):
+        if self._one_blocks and decoder.idle_for(data):
             # One event per read, the usual read of a live stream: in the exact bytes the
             # upstream sends for its most common event, read without parsing it as SSE (the
             # reader takes only exactly one such block).
-            parts = self._read_block(data)
+            parts = self._reader.read_block(data)  # type: ignore[union-attr]
             if parts is not None:
                 self._events += 1
                 self._apply(parts, out)
@@ -277,7 +263,7 @@ class StreamAdapter:
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells
         # at the least cost.
-        blocks = len(data) >= _BLOCK_READ and self._read_blocks is not None
+        blocks = len(data) >= _BLOCK_READ and self._block_runs
         try:
             if blocks:
                 text = decoder.feed_text(data)
@@ -296,7 +282,7 @@ class StreamAdapter:
                 )
             return b"".join(out)
         if blocks:
-            run, count, end = self._read_blocks(text)  # type: ignore[misc]
+            run, count, end = self._reader.read_blocks(text)  # type: ignore[union-attr]
             if end:
                 self._events += count
                 if run is not None:
@@ -397,12 +383,13 @@ class StreamAdapter:
         if types is None:
             types = [None] * len(values)
         read = self._read
-        read_run = self._read_run
-        if read_run is None:
+        reader = self._reader
+        if not self._text_runs or reader is None:
             for data, type_ in zip(values, types, strict=True):
                 yield from read(data, type_)
             return
-        read_arguments = self._read_arguments
+        read_run = reader.read_text_run
+        read_arguments = reader.read_arguments_run if self._argument_runs else None
         i, n = 0, len(values)
         while i < n:
             texts, end = read_run(values, types, i)
@@ -459,12 +446,12 @@ class StreamAdapter:
 
     def _apply_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         """A run: whole, if the writer writes runs; else as its single parts."""
-        if self._write_run is not None:
-            self.content.add(run)
-            self._write_run(run, out)
-            return
         writer = self._writer
         assert writer is not None
+        if self._writes_runs:
+            self.content.add(run)
+            writer.write_run(run, out)
+            return
         deltas: list[Part]
         if isinstance(run, TextRun):
             deltas = [text_delta(text, run.choice) for text in run.texts]
@@ -685,6 +672,41 @@ _REASONING: frozenset[type[Part]] = frozenset(
 
 # From this size on, a read is worth looking for a run at its start (``Reader.read_blocks``).
 _BLOCK_READ = 512
+
+
+_SHARED_OPTIONS: dict[tuple[bool, str, bool, bool], WriterOptions] = {}
+_SHARED_OPTIONS_KEPT = 64
+
+
+def _writer_options(
+    include_usage: bool,
+    reasoning_field: str,
+    done_after_error: bool,
+    native_keepalive: bool,
+    clock: Callable[[], float] | None,
+    id_factory: Callable[[], str] | None,
+) -> WriterOptions:
+    """The ``WriterOptions`` for these settings: with the default clock and ids, one shared by
+    every adapter built with the same settings (a shell builds one per stream, and an open stream
+    holds it), kept for a few dozen settings at most."""
+    if clock is not None or id_factory is not None:
+        return WriterOptions(
+            include_usage,
+            reasoning_field,
+            done_after_error,
+            native_keepalive,
+            clock if clock is not None else _now,
+            id_factory,
+        )
+    key = (include_usage, reasoning_field, done_after_error, native_keepalive)
+    options = _SHARED_OPTIONS.get(key)
+    if options is None:
+        options = WriterOptions(
+            include_usage, reasoning_field, done_after_error, native_keepalive, _now, None
+        )
+        if len(_SHARED_OPTIONS) < _SHARED_OPTIONS_KEPT:
+            _SHARED_OPTIONS[key] = options
+    return options
 
 
 def _now() -> float:

@@ -163,16 +163,18 @@ class _Responder:
         self.real_send = send
         self.upstream, self.client = pair
         self.started_at = time.monotonic()
-        self.replay: list[Message] = []
+        # Made only when needed (``_inspect_request``, an error answer): an open stream holds
+        # this object, and idle streams are held by the thousand.
+        self.replay: list[Message] | None = None
         self.include_usage = bool(mw.include_usage)
         self.wants_stream = False
         self.mode: Literal["pending", "passthrough", "adapt", "error", "done"] = "pending"
         self.session: StreamSession | None = None
         self.early = False  # headers committed before the app answered
         self.error_status = 0
-        self.error_headers: list[tuple[bytes, bytes]] = []
-        self.error_start: Message = {}
-        self.error_body: list[bytes] = []
+        self.error_headers: list[tuple[bytes, bytes]] | None = None
+        self.error_start: Message | None = None
+        self.error_body: list[bytes] | None = None
         self.error_size = 0
         self.trailers = False
         self.inflate: _Inflater | None = None
@@ -182,8 +184,12 @@ class _Responder:
     # -- receive ----------------------------------------------------------------------------
 
     async def receive(self) -> Message:
-        if self.replay:
-            return self.replay.pop(0)
+        replay = self.replay
+        if replay:
+            message = replay.pop(0)
+            if not replay:
+                self.replay = None
+            return message
         message = await self.real_receive()
         if message["type"] == "http.disconnect":
             self.disconnected = True
@@ -209,9 +215,10 @@ class _Responder:
             return
         body: list[bytes] = []
         size = 0
+        self.replay = replay = []
         while True:
             message = await self.real_receive()
-            self.replay.append(message)
+            replay.append(message)
             if message["type"] != "http.request":
                 if message["type"] == "http.disconnect":
                     self.disconnected = True
@@ -394,6 +401,7 @@ class _Responder:
             self.error_status = status
             self.error_headers = raw
             self.error_start = message
+            self.error_body = []
             return
         if self.early:
             # Headers are committed as SSE; a 2xx that is not SSE cannot be delivered.
@@ -428,16 +436,21 @@ class _Responder:
             self.mode = "done"
 
     async def _on_error_body(self, message: Message) -> None:
+        error_body, start, error_headers = self.error_body, self.error_start, self.error_headers
+        # (All three are set with the error mode.)
+        assert error_body is not None
+        assert start is not None
+        assert error_headers is not None
         body = message.get("body", b"")
         self.error_size += len(body)
         if self.error_size <= MAX_INSPECTED_BODY:
-            self.error_body.append(body)
+            error_body.append(body)
         if message.get("more_body", False):
             return
         self.mode = "done"
         upstream = get_format(self.upstream)
         client = get_format(self.client)
-        raw = b"".join(self.error_body)
+        raw = b"".join(error_body)
         try:
             decoded: Any = json.loads(raw)
         except (ValueError, RecursionError):
@@ -450,7 +463,7 @@ class _Responder:
         ):
             # Not a provider error body but the app's own answer (FastAPI's 422
             # ``{"detail": …}``): translating it would turn it into a 500 "upstream error".
-            await self.real_send(self.error_start)
+            await self.real_send(start)
             await self.real_send({"type": "http.response.body", "body": raw, "more_body": False})
             return
         error = upstream.parse_error_body(self.error_status, decoded)
@@ -461,9 +474,7 @@ class _Responder:
         status, payload = client.error_body(error)
         out = json.dumps(payload).encode()
         headers = [
-            (k, v)
-            for k, v in self.error_headers
-            if k.lower() not in (b"content-type", *_HOP_HEADERS)
+            (k, v) for k, v in error_headers if k.lower() not in (b"content-type", *_HOP_HEADERS)
         ]
         headers += [
             (b"content-type", b"application/json"),

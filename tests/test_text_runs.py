@@ -123,10 +123,11 @@ def translate(
     )
     counted = [0, 0]
     if not runs:
-        adapter._read_run = adapter._read_arguments = adapter._read_blocks = None
-        adapter._read_block = None
-    if adapter._read_run is not None:
-        read_run = adapter._read_run
+        adapter._text_runs = adapter._argument_runs = False
+        adapter._block_runs = adapter._one_blocks = False
+    reader = adapter._reader
+    if adapter._text_runs and reader is not None:
+        read_run = reader.read_text_run
 
         def recording(
             values: Sequence[str], types: Sequence[str | None], start: int
@@ -137,9 +138,9 @@ def translate(
                 counted[1] += 1
             return texts, end
 
-        adapter._read_run = recording
-    if adapter._read_blocks is not None:
-        read_blocks = adapter._read_blocks
+        reader.read_text_run = recording  # type: ignore[method-assign]
+    if adapter._block_runs and reader is not None:
+        read_blocks = reader.read_blocks
 
         def recording_blocks(text: str) -> tuple[Any, int, int]:
             run, count, end = read_blocks(text)
@@ -148,7 +149,7 @@ def translate(
                 counted[1] += 1
             return run, count, end
 
-        adapter._read_blocks = recording_blocks
+        reader.read_blocks = recording_blocks  # type: ignore[method-assign]
     out = [adapter.feed(piece) for piece in pieces]
     out.append(adapter.close())
     assert adapter.ended

@@ -77,6 +77,25 @@ _JSON_DELTA_DATA = (
 _DELTA_LINE = "event: content_block_delta\ndata: "
 
 
+_SHAPES: dict[int, tuple[str, str, str, bytes]] = {}
+_SHAPES_KEPT = 64
+
+
+def _text_shapes(index: int) -> tuple[str, str, str, bytes]:
+    """A text delta's ``data`` up to the text for the block at ``index``, the same with the
+    text's opening quote, as raw SSE lines, and those as bytes. Shared by every stream (kept for
+    the first indexes only, which every stream uses: an upstream cannot grow the table), so that
+    an open stream does not hold its own copies."""
+    shapes = _SHAPES.get(index)
+    if shapes is None:
+        data = _TEXT_DELTA_DATA % index
+        lines = _DELTA_LINE + data + '"'
+        shapes = (data, data + '"', lines, lines.encode())
+        if 0 <= index < _SHAPES_KEPT:
+            _SHAPES[index] = shapes
+    return shapes
+
+
 class MessagesReader(JSONReader):
     """Messages events → parts. The JSON ``type`` decides (the event name is a fallback);
     ``ping`` is consumed; server-executed tool blocks become extensions, never tool calls."""
@@ -100,10 +119,7 @@ class MessagesReader(JSONReader):
 
     def _text_shape(self, index: int) -> None:
         """Text deltas from now on are for the block at ``index``: their shape."""
-        self._text_data = _TEXT_DELTA_DATA % index
-        self._text_open = self._text_data + '"'
-        self._text_lines = _DELTA_LINE + self._text_open
-        self._text_block = self._text_lines.encode()
+        self._text_data, self._text_open, self._text_lines, self._text_block = _text_shapes(index)
 
     def read_data(self, data: str, name: str | None) -> list[Part]:
         """``read`` of an event given by its ``data`` and ``event`` fields."""

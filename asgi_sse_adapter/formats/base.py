@@ -47,9 +47,10 @@ class MalformedEvent(ValueError):
     """An upstream event that cannot be read (bad JSON, a payload of the wrong shape)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class WriterOptions:
-    """Per-stream settings a writer needs. Built by ``StreamAdapter`` from its options."""
+    """Per-stream settings a writer needs. Built by ``StreamAdapter`` from its options
+    (immutable: adapters built with the same settings share one)."""
 
     include_usage: bool = False
     reasoning_field: str = "reasoning_content"

@@ -550,6 +550,18 @@ class ChatReader(JSONReader):
             parts.append(ToolCallEnd(state.index, c))
 
 
+class _StartedCall:
+    """A tool call the writer started: its id, its argument chunk up to the fragment (made on its
+    first fragment), and whether any arguments went out."""
+
+    __slots__ = ("args", "head", "id")
+
+    def __init__(self, call_id: str) -> None:
+        self.id = call_id
+        self.head: bytes | None = None
+        self.args = False
+
+
 class ChatWriter(_openai.EnvelopeWriter):
     """Parts → Chat chunks (module docstring: the contract)."""
 
@@ -561,19 +573,20 @@ class ChatWriter(_openai.EnvelopeWriter):
         # Choice → its content chunk up to the text, for the choices open and not finished: a
         # text delta, most of a stream, then costs one lookup (``write``).
         self._content_heads: dict[int, bytes] = {}
-        self._choices: set[int] = set()
-        self._finished: set[int] = set()
-        self._call_ids: dict[tuple[int, int], str] = {}
-        # (choice, call) → its argument chunk up to the fragment (``write``).
-        self._args_heads: dict[tuple[int, int], bytes] = {}
-        self._args: set[tuple[int, int]] = set()
+        # The choices announced, in order, and those finished (a writer lives as long as its
+        # stream and idle streams are held by the thousand: a list of one choice is a quarter of
+        # a set, an empty dict a third).
+        self._choices: list[int] = []
+        self._finished: dict[int, None] = {}
+        # (choice, call) → the call's state, for the calls started.
+        self._started: dict[tuple[int, int], _StartedCall] = {}
 
     def _open(self, c: int, out: list[bytes]) -> None:
         """Choices first appear in ascending order, each with its one role chunk."""
         if c not in self._choices:
             for k in range(c + 1):
                 if k not in self._choices:
-                    self._choices.add(k)
+                    self._choices.append(k)
                     self._emit(k, {"role": "assistant", "content": ""}, None, out)
 
     def _chunk(self, c: int, delta: dict[str, Any], finish: str | None, out: list[bytes]) -> None:
@@ -611,18 +624,22 @@ class ChatWriter(_openai.EnvelopeWriter):
             strings = run.fragments
         out.append(frame_strings(head, strings, tail))
 
+    def _call_id(self, c: int, index: int) -> str | None:
+        call = self._started.get((c, index))
+        return None if call is None else call.id
+
     def _arguments_head(self, c: int, index: int) -> bytes | None:
         """The chunk of an argument fragment for call ``index`` of choice ``c``, up to the
         fragment (``None``: the call never started or the choice finished: nothing to write)."""
-        key = (c, index)
-        if key not in self._call_ids or c in self._finished:
+        call = self._started.get((c, index))
+        if call is None or c in self._finished:
             return None
-        self._args.add(key)
+        call.args = True
         # ``_chunk(c, {"tool_calls": [{"index": i, "function": {"arguments": a}}]})`` up to
         # ``a``: its call has started, so the choice is open and the envelope made.
-        head = self._args_heads.get(key)
+        head = call.head
         if head is None:
-            head = self._args_heads[key] = (
+            head = call.head = (
                 self._prefix
                 + b'{"index":'
                 + dumps(c)
@@ -653,34 +670,30 @@ class ChatWriter(_openai.EnvelopeWriter):
             if part.choice in self._finished:
                 return
             call_id = part.id or "call_" + self.options.new_id()
-            self._call_ids[(part.choice, part.index)] = call_id
-            call = {
+            self._started[(part.choice, part.index)] = _StartedCall(call_id)
+            started = {
                 "index": part.index,
                 "id": call_id,
                 "type": "function",
                 "function": {"name": part.name, "arguments": ""},
             }
-            self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+            self._chunk(part.choice, {"tool_calls": [started]}, None, out)
         elif isinstance(part, ToolCallEnd):
-            key = (part.choice, part.index)
-            if (
-                key in self._call_ids
-                and key not in self._args
-                and part.choice not in self._finished
-            ):
-                self._args.add(key)
-                call = {"index": part.index, "function": {"arguments": "{}"}}
-                self._chunk(part.choice, {"tool_calls": [call]}, None, out)
+            ended = self._started.get((part.choice, part.index))
+            if ended is not None and not ended.args and part.choice not in self._finished:
+                ended.args = True
+                empty = {"index": part.index, "function": {"arguments": "{}"}}
+                self._chunk(part.choice, {"tool_calls": [empty]}, None, out)
         elif isinstance(part, RefusalDelta):
             if part.choice not in self._finished:
                 self._chunk(part.choice, {"refusal": part.text}, None, out)
         elif isinstance(part, Finish):
             if part.choice in self._finished:
                 return
-            had_tools = any(c == part.choice for c, _ in self._call_ids)
+            had_tools = any(c == part.choice for c, _ in self._started)
             reason = _openai.finish_out(part.reason, had_tools)
             self._chunk(part.choice, {}, reason, out)
-            self._finished.add(part.choice)
+            self._finished[part.choice] = None
             self._content_heads.pop(part.choice, None)
         else:
             # UsageUpdate is held for the usage chunk; signatures, redacted reasoning and
@@ -691,9 +704,9 @@ class ChatWriter(_openai.EnvelopeWriter):
     def end(self, out: list[bytes]) -> None:
         # Choices announced only to fill a gap the upstream left (an index skipped) never got
         # a finish of their own; each announced choice ends exactly once.
-        for c in sorted(self._choices - self._finished):
+        for c in sorted(c for c in self._choices if c not in self._finished):
             self._emit(c, {}, "stop", out)
-            self._finished.add(c)
+            self._finished[c] = None
         if self.options.include_usage and self.content.usage_reported:
             self._identity()
             chunk = {
@@ -739,7 +752,7 @@ class ChatWriter(_openai.EnvelopeWriter):
         if calls:
             message["tool_calls"] = [
                 {
-                    "id": self._call_ids.get((c.index, s.tool_index)) or s.tool_id or "",
+                    "id": self._call_id(c.index, s.tool_index) or s.tool_id or "",
                     "type": "function",
                     "function": {"name": s.tool_name, "arguments": s.text or "{}"},
                 }
