@@ -791,6 +791,34 @@ def test_identity_error_before_the_terminator(pieces: list[bytes]) -> None:
     assert adapter.result.error.message == "overloaded"
 
 
+def test_passes_answers_for_whole_events_only() -> None:
+    """``StreamAdapter.passes``: true only for identity without response collection, once
+    running, with nothing pending and whole events within the bound; a chunk it passes counts as
+    fed (the stream's ending is read from it), one it refuses leaves the adapter as it was."""
+    chunk, done = IDENTITY_CHAT_ERROR[0], b"data: [DONE]\n\n"
+    adapter = StreamAdapter(
+        upstream_format="openai-chat", client_format="openai-chat", max_event_size=1000
+    )
+    assert not adapter.passes(chunk)  # the stream's first chunk is framed (its start, a BOM)
+    assert adapter.feed(chunk) == chunk
+    assert adapter.passes(chunk)
+    assert not adapter.passes(chunk[:10])  # not a whole event
+    assert adapter.feed(chunk[:10]) == b""
+    assert not adapter.passes(chunk[10:])  # whole only with the pending bytes before it
+    assert adapter.feed(chunk[10:]) == chunk
+    assert not adapter.passes(b"data: " + b"x" * 2000 + b"\n\n")  # over the bound: feed fails it
+    assert adapter.passes(done)
+    assert adapter.close() == b""
+    assert adapter.result.outcome == "complete"
+    translating = StreamAdapter(upstream_format="openai-chat", client_format="anthropic-messages")
+    collecting = StreamAdapter(
+        upstream_format="openai-chat", client_format="openai-chat", collect_response=True
+    )
+    for other in (translating, collecting):
+        other.feed(chunk)
+        assert not other.passes(chunk)
+
+
 # -- tests: the SDKs ----------------------------------------------------------------------------
 
 
