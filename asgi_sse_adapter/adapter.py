@@ -500,21 +500,16 @@ class StreamAdapter:
         only to build the response): frame and observe."""
         framer = self._framer
         assert framer is not None
-        if self._passthrough:
-            try:
-                joined = framer.feed_joined(data)
-            except EventTooLarge as exc:
-                return self._identity_overflow(exc)
-            if joined:
-                self._head = self._last = joined
-                self._hot = True
-            return joined
         try:
             joined = framer.feed_joined(data)
         except EventTooLarge as exc:
             return self._identity_overflow(exc)
         if joined:
-            self._observe_identity(joined)
+            if self._passthrough:  # its first chunk: from now on, ``feed``'s hot path
+                self._head = self._last = joined
+                self._hot = True
+            else:
+                self._observe_identity(joined)
         return joined
 
     def _identity_overflow(self, exc: EventTooLarge) -> bytes:
@@ -578,15 +573,8 @@ class StreamAdapter:
         terminator = self.upstream_format.terminator
         if terminator and chunk.endswith(terminator):
             end = len(chunk) - len(terminator)
-            if end and chunk.endswith(b"\n\n", 0, end):
-                # The block before: from the LF LF before it, or the chunk's start (maybe
-                # earlier, with CR line ends, which only makes the test stricter).
-                start = chunk.rfind(b"\n\n", 0, end - 1)
-                if chunk.rfind(b"error", start + 2 if start >= 0 else 0, end) < 0:
-                    return True, True, None
-                return self._decoded_ending()
-            if end == 0:
-                return self._terminated_after(0)
+            if end == 0 or chunk.endswith(b"\n\n", 0, end):
+                return self._terminated_after(end)
         last = tail_blocks(chunk, 1)
         for prefix in self.upstream_format.terminator_prefixes:
             if last.startswith(prefix) and last[len(prefix) : len(prefix) + 1] in (b"\n", b"\r"):
@@ -620,10 +608,15 @@ class StreamAdapter:
     def _terminated_after(self, end: int) -> tuple[bool, bool, StreamError | None]:
         """``_identity_ending`` for a stream whose last event is its terminator, starting at
         ``end`` in the last chunk: complete unless the event before it was an error event."""
-        before = tail_blocks(self._last, 1, end) if end else tail_blocks(self._previous, 1)
-        if b"error" not in before:
-            return True, True, None
-        return self._decoded_ending()
+        if end:
+            # The block before, searched in place: from the LF LF before it, or the chunk's
+            # start (maybe earlier, with CR line ends, which only makes the test stricter).
+            chunk = self._last
+            start = chunk.rfind(b"\n\n", 0, end - 1)
+            error = chunk.rfind(b"error", start + 2 if start >= 0 else 0, end) >= 0
+        else:
+            error = b"error" in tail_blocks(self._previous, 1)
+        return self._decoded_ending() if error else (True, True, None)
 
     def _close_identity(self) -> bytes:
         framer = self._framer

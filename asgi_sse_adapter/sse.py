@@ -338,24 +338,22 @@ def _normalise(region: bytes) -> str:
     return (_lf_only(region) if 0x0D in region else region).decode("utf-8", "replace")
 
 
-def tail_blocks(region: bytes, count: int, end: int | None = None) -> bytes:
-    """The last ``count`` event blocks of ``region[:end]``, a run of whole blocks such as
+def tail_blocks(region: bytes, count: int) -> bytes:
+    """The last ``count`` event blocks of ``region``, a run of whole blocks such as
     ``SSEFramer.feed_joined`` returns (found by searching backwards: cost independent of the
-    region's length; ``end`` spares the caller a copy of the region's head). Lone blank lines
-    count as blocks; the result may start a little earlier than needed, never later."""
-    if end is None:
-        end = len(region)
+    region's length). Lone blank lines count as blocks; the result may start a little earlier
+    than needed, never later."""
     # Every LF LF ends a block, whatever the line ends: searching for it backwards finds at
     # least ``count`` blocks. Only where the found tail holds a CR may it hold more (a CR or
     # CRLF blank line ends blocks too): those are counted exactly.
-    pos = end
+    pos = len(region)
     for _ in range(count):
         i = region.rfind(b"\n\n", 0, pos - 1)
         if i < 0:
             pos = 0
             break
         pos = i + 2
-    tail = region[pos:end] if pos or end < len(region) else region
+    tail = region[pos:] if pos else region
     if 0x0D in tail:
         return b"".join(_split_blocks(tail)[-count:])
     return tail
