@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
+from asgiref.sync import markcoroutinefunction
+
 from .adapter import StreamAdapter
 from .formats import get_format
 from .session import OnComplete, StreamSession
@@ -307,6 +309,7 @@ class _Responder:
 
     # -- send -------------------------------------------------------------------------------
 
+    @markcoroutinefunction  # for introspection (asgiref's ``AsyncToSync`` warns otherwise)
     def send(self, message: Message) -> Awaitable[None]:
         """The app's ``send``: a plain function returning what the app awaits, so that on the
         hot paths (a body message of an adapted stream, any message of a response passed

@@ -527,6 +527,26 @@ async def test_identity_rechunks_byte_by_byte(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("client", [ANTHROPIC, OPENAI])
+async def test_wsgi_app_through_asgiref(client: str) -> None:
+    """A WSGI app streaming SSE under asgiref's ``WsgiToAsgi`` (which wraps the ``send`` it is
+    given in ``AsyncToSync``) works through the middleware without a warning: the middleware's
+    ``send``, a plain function returning an awaitable, is marked as a coroutine function."""
+    from asgiref.wsgi import WsgiToAsgi
+
+    events = upstream_events(ANTHROPIC)
+
+    def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return iter(events)
+
+    app = WsgiToAsgi(wsgi_app)  # type: ignore[no-untyped-call]
+    exchange = await drive(middleware(app, ANTHROPIC, client), request=chat_request())
+    exchange.assert_well_formed()
+    assert b"Hello " in exchange.body
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("upstream", [ANTHROPIC, OPENAI])
 @pytest.mark.parametrize("client", [ANTHROPIC, OPENAI])
 async def test_whole_event_over_the_bound_in_its_own_message(upstream: str, client: str) -> None:
