@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from asgi_sse_adapter import ServerSentEvent, SSEDecoder
 from asgi_sse_adapter.adapter import StreamAdapter
-from asgi_sse_adapter.parts import Usage
+from asgi_sse_adapter.parts import Usage, text_delta
 from tests.fixtures import (
     CHAT_ID,
     CHAT_MODEL,
@@ -817,6 +817,42 @@ def test_passes_answers_for_whole_events_only() -> None:
     for other in (translating, collecting):
         other.feed(chunk)
         assert not other.passes(chunk)
+
+
+def test_long_answer_is_held_compactly() -> None:
+    """A long answer's text, reasoning and tool arguments are held as a few joined strings, not
+    one object per delta, in every way they arrive (one delta at a time, runs, with the final
+    response read mid-stream); the text is exactly the concatenation."""
+    from asgi_sse_adapter.content import Content
+    from asgi_sse_adapter.parts import (
+        ArgumentsRun,
+        ReasoningDelta,
+        TextRun,
+        ToolCallDelta,
+        ToolCallStart,
+    )
+
+    texts = [f"t{i} " for i in range(3000)]
+    for runs in (False, True):
+        content = Content()
+        for piece in texts:
+            content.add(TextRun([piece]) if runs else text_delta(piece))
+        (segment,) = content.choice(0).segments
+        assert len(segment.fragments) <= 3000 // 256 + 256
+        assert segment.text == "".join(texts)
+    content = Content()
+    for i, piece in enumerate(texts):
+        content.add(ReasoningDelta(piece) if i < 1500 else text_delta(piece))
+        if i % 500 == 0:
+            assert content.choice(0).text_of("reasoning") == "".join(texts[: min(i + 1, 1500)])
+    content.add(ToolCallStart(0, "call_1", "f"))
+    for i in range(1000):
+        content.add(ToolCallDelta(0, "a") if i % 2 else ArgumentsRun(0, ["b", "c"]))
+    reasoning, text_segment, call = content.choice(0).segments
+    for segment in (reasoning, text_segment, call):
+        assert len(segment.fragments) <= 1500 // 256 + 256
+    assert reasoning.text + text_segment.text == "".join(texts)
+    assert call.text == "bca" * 500
 
 
 # -- tests: the SDKs ----------------------------------------------------------------------------
