@@ -7,9 +7,12 @@ time passed by calling ``heartbeat()``. The ASGI middleware, the upstream proxy 
 gateway drive it.
 
 Identity (same format on both sides) decodes nothing: raw event blocks are re-framed by
-``SSEFramer``, and how the stream ended is read from its last events when it closes. A read that
-completes many text deltas is translated as one ``TextRun`` where the reader and the writer know
-runs (the same client bytes as one delta at a time).
+``SSEFramer`` (or, when a read already is whole events, passed as they are: ``passes``), and how
+the stream ended is read from its last events when it closes. A read that completes many text
+deltas is translated as one ``TextRun`` where the reader and the writer know runs, read straight
+from the raw blocks where the reader knows their exact lines; a read of exactly one such event is
+read from its bytes (``Reader.read_block``). Each gives the same client bytes as one event at a
+time parsed as SSE.
 """
 
 from __future__ import annotations
