@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from .content import Content
 from .errors import EventTooLarge
@@ -119,6 +119,41 @@ class StreamAdapter:
             then decodes events only for that).
     """
 
+    # Slots: a shell builds one per stream (its construction is part of every stream's cost)
+    # and an open stream holds it (idle streams are held by the thousand).
+    __slots__ = (
+        "_argument_runs",
+        "_block_runs",
+        "_collect",
+        "_decoder",
+        "_error",
+        "_events",
+        "_framer",
+        "_framing",
+        "_head",
+        "_hot",
+        "_ids_checked",
+        "_last",
+        "_one_blocks",
+        "_options",
+        "_outcome",
+        "_passthrough",
+        "_previous",
+        "_reader",
+        "_seen_id",
+        "_special",
+        "_text_runs",
+        "_visible_errors",
+        "_writer",
+        "_writes_runs",
+        "client_format",
+        "content",
+        "ended",
+        "identity",
+        "upstream_format",
+    )
+    _framing: _Framing  # identity only: the framer's framing, driven directly on the hot path
+
     def __init__(
         self,
         *,
@@ -137,45 +172,45 @@ class StreamAdapter:
     ) -> None:
         if reasoning not in ("emit", "drop"):
             raise ValueError("reasoning must be 'emit' or 'drop'")
-        self.upstream_format = get_format(upstream_format)
-        self.client_format = get_format(client_format)
-        self.identity = self.upstream_format is self.client_format
-        drop_reasoning = reasoning == "drop"
+        upstream = self.upstream_format = get_format(upstream_format)
+        client = self.client_format = get_format(client_format)
+        identity = self.identity = upstream is client
         self._visible_errors = visible_errors
-        if done_after_error is None:
-            done_after_error = self.client_format.done_after_error
         self._options = _writer_options(
-            include_usage, reasoning_field, done_after_error, native_keepalive, clock, id_factory
+            include_usage,
+            reasoning_field,
+            client.done_after_error if done_after_error is None else done_after_error,
+            native_keepalive,
+            clock,
+            id_factory,
         )
         self.content = Content()
-        if collect_response is None:
-            collect_response = not self.identity
-        self._collect = collect_response
-
+        collect = self._collect = not identity if collect_response is None else collect_response
+        # The part types ``_apply`` does not simply fold in and write.
+        self._special = _SPECIAL | _REASONING if reasoning == "drop" else _SPECIAL
+        # What the reader and the writer can do beyond one event at a time (flags, not bound
+        # methods: an open stream holds the adapter, and idle streams are held by the thousand).
+        self._text_runs = self._argument_runs = self._block_runs = False
+        self._one_blocks = self._writes_runs = False
+        self._writer: Writer | None = None
+        self._reader: Reader | None = None
         self._decoder: SSEDecoder | None = None
         self._framer: SSEFramer | None = None
-        self._reader: Reader | None = None
-        self._writer: Writer | None = None
-        if self.identity:
-            self._framer = SSEFramer(max_event_size=max_event_size)
-            if self._collect:
+        if identity:
+            framer = self._framer = SSEFramer(max_event_size=max_event_size)
+            # The identity hot path drives the framer's framing directly (see ``feed``).
+            self._framing = framer._framing
+            if collect:
                 self._decoder = SSEDecoder(max_event_size=None)
-                self._reader = self.upstream_format.reader()
+                self._reader = upstream.reader()
             # Identity uses a writer only for an error tail or a final response: made on demand.
         else:
             self._decoder = SSEDecoder(max_event_size=max_event_size)
-            self._reader = self.upstream_format.reader()
-            self._writer = self.client_format.writer(self._options, self.content)
-        # The part types ``_apply`` does not simply fold in and write.
-        self._special = _SPECIAL | _REASONING if drop_reasoning else _SPECIAL
-        # What the reader and the writer can do beyond one event at a time (flags, not bound
-        # methods: an open stream holds the adapter, and idle streams are held by the thousand).
-        # Text runs (``TextRun``), where the reader can recognise them and the writer can write
-        # them whole: a read of many text events then costs one part, not one per event.
-        reader, writer = self._reader, self._writer
-        self._text_runs = self._argument_runs = self._block_runs = self._one_blocks = False
-        if reader is not None and writer is not None:
+            reader = self._reader = upstream.reader()
+            writer = self._writer = client.writer(self._options, self.content)
             kind = type(reader)
+            # Text runs (``TextRun``), where the reader can recognise them and the writer can
+            # write them whole: a read of many text events then costs one part, not one per event.
             self._text_runs = kind.read_text_run is not Reader.read_text_run
             # The same for runs of one call's argument fragments (``ArgumentsRun``).
             self._argument_runs = kind.read_arguments_run is not Reader.read_arguments_run
@@ -183,7 +218,7 @@ class StreamAdapter:
             self._block_runs = kind.read_blocks is not Reader.read_blocks
             # One-block reads taken straight from their bytes (``read_block``).
             self._one_blocks = kind.read_block is not Reader.read_block
-        self._writes_runs = writer is not None and type(writer).write_run is not Writer.write_run
+            self._writes_runs = type(writer).write_run is not Writer.write_run
 
         self._outcome: Outcome | None = None
         self.ended = False
@@ -198,11 +233,8 @@ class StreamAdapter:
         self._previous: bytes = b""
         self._last: bytes = b""
         self._ids_checked: bytes | None = None  # the last chunk already searched for ``id:``
-        self._passthrough = self._framer is not None and self._decoder is None
+        self._passthrough = identity and not collect
         self._hot = False  # ``_passthrough``, still running, and its first chunk seen
-        # The identity hot path drives the framer's framing directly (see ``feed``); it runs
-        # only with a framer.
-        self._framing = cast(_Framing, self._framer and self._framer._framing)
 
     def _end(self, outcome: Outcome) -> None:
         self._outcome = outcome
@@ -307,10 +339,11 @@ class StreamAdapter:
         within the size bound. If so, ``data`` is taken as fed and the caller sends it as it is
         (a shell can then forward the very message that carried it); if not, nothing happened
         and the caller uses ``feed``. Cheaper than ``feed`` for the read it answers yes to."""
+        if not self._hot:
+            return False
         framing = self._framing
         if (
-            self._hot
-            and data[-2:] == b"\n\n"
+            data[-2:] == b"\n\n"
             and framing._lf_only
             and not framing._buf
             and not framing._parts
@@ -670,8 +703,13 @@ _REASONING: frozenset[type[Part]] = frozenset(
 _BLOCK_READ = 512
 
 
-_SHARED_OPTIONS: dict[tuple[bool, str, bool, bool], WriterOptions] = {}
+_Settings = tuple[bool, str, bool, bool]
+_SHARED_OPTIONS: dict[_Settings, WriterOptions] = {}
 _SHARED_OPTIONS_KEPT = 64
+# The options last built with an explicit clock or id factory: its settings, clock, id factory
+# (compared by identity). A caller passing the same functions to every adapter shares one too;
+# one entry, so no caller's functions are kept beyond the next adapter's.
+_last_explicit: tuple[_Settings, object, object, WriterOptions] | None = None
 
 
 def _writer_options(
@@ -682,27 +720,24 @@ def _writer_options(
     clock: Callable[[], float] | None,
     id_factory: Callable[[], str] | None,
 ) -> WriterOptions:
-    """The ``WriterOptions`` for these settings: with the default clock and ids, one shared by
-    every adapter built with the same settings (a shell builds one per stream, and an open stream
-    holds it), kept for a few dozen settings at most."""
-    if clock is not None or id_factory is not None:
-        return WriterOptions(
-            include_usage,
-            reasoning_field,
-            done_after_error,
-            native_keepalive,
-            clock if clock is not None else _now,
-            id_factory,
-        )
+    """The ``WriterOptions`` for these settings: one shared by every adapter built with the same
+    settings (a shell builds one per stream, an open stream holds it, and building the frozen
+    dataclass costs as much as a third of an identity adapter's construction)."""
+    global _last_explicit
     key = (include_usage, reasoning_field, done_after_error, native_keepalive)
-    options = _SHARED_OPTIONS.get(key)
-    if options is None:
-        options = WriterOptions(
-            include_usage, reasoning_field, done_after_error, native_keepalive, _now, None
-        )
+    if clock is not None or id_factory is not None:
+        last = _last_explicit
+        if last is not None and last[1] is clock and last[2] is id_factory and last[0] == key:
+            return last[3]
+        options = WriterOptions(*key, clock if clock is not None else _now, id_factory)
+        _last_explicit = (key, clock, id_factory, options)
+        return options
+    shared = _SHARED_OPTIONS.get(key)
+    if shared is None:
+        shared = WriterOptions(*key, _now, None)
         if len(_SHARED_OPTIONS) < _SHARED_OPTIONS_KEPT:
-            _SHARED_OPTIONS[key] = options
-    return options
+            _SHARED_OPTIONS[key] = shared
+    return shared
 
 
 def _now() -> float:

@@ -1272,6 +1272,85 @@ def test_ids_model_created() -> None:
     assert int(CLOCK) != CREATED
 
 
+def test_each_adapter_uses_its_own_clock_and_ids() -> None:
+    """Adapters built one after another with the same or other ``clock`` and ``id_factory``
+    functions (and other settings) each use exactly their own: the options are shared between
+    adapters only when every setting is the same."""
+    start = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"type":"message",'
+        b'"role":"assistant","model":"m","content":[],"usage":{"input_tokens":1,'
+        b'"output_tokens":0}}}\n\n'
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"text","text":""}}\n\n'
+    )
+
+    def first_chunk(clock: Callable[[], float], ids: Callable[[], str], **options: Any) -> Any:
+        adapter = StreamAdapter(
+            upstream_format="anthropic-messages",
+            client_format="openai-chat",
+            clock=clock,
+            id_factory=ids,
+            **options,
+        )
+        return json.loads(adapter.feed(start).split(b"\n\n")[0].removeprefix(b"data: "))
+
+    def clock_a() -> float:
+        return 100.5
+
+    def clock_b() -> float:
+        return 200.5
+
+    def ids_a() -> str:
+        return "a"
+
+    def ids_b() -> str:
+        return "b"
+
+    seen = [
+        (chunk["created"], chunk["id"])
+        for chunk in (
+            first_chunk(clock_a, ids_a),
+            first_chunk(clock_a, ids_a),
+            first_chunk(clock_b, ids_a),
+            first_chunk(clock_b, ids_b),
+            first_chunk(clock_a, ids_b, include_usage=True),
+            first_chunk(lambda: 300.0, ids_b),
+        )
+    ]
+    assert seen == [
+        (100, "chatcmpl-a"),
+        (100, "chatcmpl-a"),
+        (200, "chatcmpl-a"),
+        (200, "chatcmpl-b"),
+        (100, "chatcmpl-b"),
+        (300, "chatcmpl-b"),
+    ]
+    # The include_usage setting is not taken from the options built before it.
+    with_usage = StreamAdapter(
+        upstream_format="anthropic-messages",
+        client_format="openai-chat",
+        clock=clock_a,
+        id_factory=ids_a,
+        include_usage=True,
+    )
+    without = StreamAdapter(
+        upstream_format="anthropic-messages",
+        client_format="openai-chat",
+        clock=clock_a,
+        id_factory=ids_a,
+    )
+    ending = (
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":2}}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    for adapter, usage_chunks in ((with_usage, 1), (without, 0)):
+        body = adapter.feed(start + ending) + adapter.close()
+        events = SSEDecoder().feed(body)
+        chunks = [json.loads(e.data) for e in events if e.data != "[DONE]"]
+        assert sum(1 for c in chunks if c["choices"] == []) == usage_chunks
+
+
 # -- tests: chunking invariance and determinism ------------------------------------------------
 
 _REFERENCE: dict[tuple[str, bool], bytes] = {}
