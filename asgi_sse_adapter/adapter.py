@@ -11,7 +11,7 @@ Identity (same format on both sides) decodes nothing: raw event blocks are re-fr
 the stream ended is read from its last events when it closes. A read that completes many text
 deltas is translated as one ``TextRun`` where the reader and the writer know runs, read straight
 from the raw blocks where the reader knows their exact lines; a read of exactly one such event is
-read from its bytes (``Reader.read_block``). Each gives the same client bytes as one event at a
+read from its bytes (``Reader.read_text_block``). Each gives the same client bytes as one event at a
 time parsed as SSE.
 """
 
@@ -134,7 +134,7 @@ class StreamAdapter:
         "_hot",
         "_ids_checked",
         "_last",
-        "_one_blocks",
+        "_one_texts",
         "_options",
         "_outcome",
         "_passthrough",
@@ -191,7 +191,7 @@ class StreamAdapter:
         # What the reader and the writer can do beyond one event at a time (flags, not bound
         # methods: an open stream holds the adapter, and idle streams are held by the thousand).
         self._text_runs = self._argument_runs = self._block_runs = False
-        self._one_blocks = self._writes_runs = False
+        self._one_texts = self._writes_runs = False
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._decoder: SSEDecoder | None = None
@@ -216,8 +216,8 @@ class StreamAdapter:
             self._argument_runs = kind.read_arguments_run is not Reader.read_arguments_run
             # Runs read straight from the raw blocks a read starts with (``read_blocks``).
             self._block_runs = kind.read_blocks is not Reader.read_blocks
-            # One-block reads taken straight from their bytes (``read_block``).
-            self._one_blocks = kind.read_block is not Reader.read_block
+            # One-event reads of text taken straight from their bytes (``read_text_block``).
+            self._one_texts = kind.read_text_block is not Reader.read_text_block
             self._writes_runs = type(writer).write_run is not Writer.write_run
 
         self._outcome: Outcome | None = None
@@ -281,19 +281,20 @@ class StreamAdapter:
             return b""
         if self.identity:
             return self._feed_identity(data)
-        out: list[bytes] = []
         decoder = self._decoder
         assert decoder is not None
-        if self._one_blocks and decoder.idle_for(data):
-            # One event per read, the usual read of a live stream: in the exact bytes the
-            # upstream sends for its most common event, read without parsing it as SSE (the
-            # reader takes only exactly one such block).
-            parts = self._reader.read_block(data)  # type: ignore[union-attr]
-            if parts is not None:
+        if self._one_texts and decoder.idle_for(data):
+            # One event per read, the usual read of a live stream: a text delta in the exact
+            # bytes the upstream sends, read without parsing it as SSE (the reader takes only
+            # exactly one such block), folded in and written without a part.
+            delta = self._reader.read_text_block(data)  # type: ignore[union-attr]
+            if delta is not None:
                 self._events += 1
-                self._apply(parts, out)
-                # (A join of one piece is that piece, at the cost of a call.)
-                return out[0] if len(out) == 1 else b"".join(out)
+                if not delta:
+                    return b""
+                self.content.add_text(delta)
+                return self._writer.write_text(delta)  # type: ignore[union-attr]
+        out: list[bytes] = []
         # A read of many events may start with a run the reader takes straight from the raw
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells

@@ -145,21 +145,25 @@ class Content:
         """Whether every choice seen so far has a finish reason (and at least one exists)."""
         return bool(self.choices) and all(c.finish_reason for c in self.choices.values())
 
+    def add_text(self, text: str, choice: int = 0) -> None:
+        """Fold in one text delta (``add(TextDelta(text, choice))``)."""
+        # Most of a stream: the text run goes on (``choice(...)._last("text")``, inlined).
+        c = self.choices.get(choice)
+        if c is not None and c.segments:
+            seg = c.segments[-1]
+            if seg.kind == "text" and not seg.closed:
+                # ``seg.add(text)``, inlined.
+                fragments = seg.fragments
+                fragments.append(text)
+                if len(fragments) >= seg.pack_at:
+                    seg.pack()
+                return
+        self.choice(choice)._last("text").add(text)
+
     def add(self, part: Part) -> None:
         """Fold one part in."""
         if isinstance(part, TextDelta):
-            # Most of a stream: the text run goes on (``choice(...)._last("text")``, inlined).
-            c = self.choices.get(part.choice)
-            if c is not None and c.segments:
-                seg = c.segments[-1]
-                if seg.kind == "text" and not seg.closed:
-                    # ``seg.add(part.text)``, inlined.
-                    fragments = seg.fragments
-                    fragments.append(part.text)
-                    if len(fragments) >= seg.pack_at:
-                        seg.pack()
-                    return
-            self.choice(part.choice)._last("text").add(part.text)
+            self.add_text(part.text, part.choice)
         elif isinstance(part, TextRun):
             self.choice(part.choice)._last("text").extend(part.texts)
         elif isinstance(part, ReasoningDelta):

@@ -124,7 +124,7 @@ def translate(
     counted = [0, 0]
     if not runs:
         adapter._text_runs = adapter._argument_runs = False
-        adapter._block_runs = adapter._one_blocks = False
+        adapter._block_runs = adapter._one_texts = False
     reader = adapter._reader
     if adapter._text_runs and reader is not None:
         read_run = reader.read_text_run
@@ -197,7 +197,7 @@ def assert_same(
     label: str = "",
 ) -> list[Run]:
     """Each split of ``events`` gives the bytes and result of one event per ``feed()`` parsed
-    as SSE; so does one event per ``feed()`` with the fast paths on (``read_block``). Returns
+    as SSE; so does one event per ``feed()`` with the fast paths on (``read_text_block``). Returns
     the splits' runs."""
     reference = attempt(upstream, client, events, options, runs=False)
     runs = []
@@ -1540,9 +1540,10 @@ def read_alone(data: str, name: str | None) -> list[Any] | Exception:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts, stdlib=st.booleans())
-def test_read_block_is_read_data_of_the_parsed_event(text: str, stdlib: bool) -> None:
-    """``MessagesReader.read_block`` on a read: ``None``, or exactly the parts reading its one
-    parsed event gives (never for a read that parses into more events, or otherwise)."""
+def test_read_text_block_is_read_data_of_the_parsed_event(text: str, stdlib: bool) -> None:
+    """``MessagesReader.read_text_block`` on a read: ``None``, or exactly the text of the one
+    part reading its one parsed event gives (never for a read that parses into more events, or
+    otherwise)."""
     with pytest.MonkeyPatch.context() as patch:
         if stdlib:
             use_stdlib_json(patch)
@@ -1550,25 +1551,26 @@ def test_read_block_is_read_data_of_the_parsed_event(text: str, stdlib: bool) ->
         for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
             reader.read_data(event.data, event.event)
         for data in one_block_variants(text):
-            got = reader.read_block(data)
+            got = reader.read_text_block(data)
             if got is None:
                 continue
             events = SSEDecoder().feed(data)
             assert len(events) == 1, data
-            assert got == read_alone(events[0].data, events[0].event), data
+            parts = [TextDelta(got)] if got else []
+            assert parts == read_alone(events[0].data, events[0].event), data
 
 
-def test_read_block_takes_the_exact_shape() -> None:
+def test_read_text_block_takes_the_exact_shape() -> None:
     """The block the API sends for a text delta is read straight from its bytes; one of another
     block index, shape or line layout is left to the SSE path."""
     reader = MessagesReader()
     for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
         reader.read_data(event.data, event.event)
-    assert reader.read_block(messages_text('héllo "x"\n')) == [TextDelta('héllo "x"\n')]
-    assert reader.read_block(messages_text("")) == []
-    assert reader.read_block(messages_text("a", 1)) is None
-    assert reader.read_block(messages_text("a").replace(b"data: ", b"data:")) is None
-    assert reader.read_block(block_start(1)) is None
+    assert reader.read_text_block(messages_text('héllo "x"\n')) == 'héllo "x"\n'
+    assert reader.read_text_block(messages_text("")) == ""
+    assert reader.read_text_block(messages_text("a", 1)) is None
+    assert reader.read_text_block(messages_text("a").replace(b"data: ", b"data:")) is None
+    assert reader.read_text_block(block_start(1)) is None
 
 
 def test_block_strings_crafted() -> None:

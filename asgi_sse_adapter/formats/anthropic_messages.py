@@ -110,7 +110,7 @@ class MessagesReader(JSONReader):
         self._text_data = ""  # for the last text block started (see ``_text_shape``)
         self._text_open = ""  # the same with the text's opening quote
         self._text_lines = ""  # the same as raw SSE lines (``read_blocks``)
-        self._text_block = b""  # the same as bytes (``read_block``)
+        self._text_block = b""  # the same as bytes (``read_text_block``)
         self._text_shape(0)
         # The same for the arguments of the tool block started last (``None``: the block
         # started last is no tool block), and that block's state.
@@ -150,7 +150,7 @@ class MessagesReader(JSONReader):
                 return [ToolCallDelta(block[1], partial)]
         return super().read_data(data, name)
 
-    def read_block(self, block: bytes) -> list[Part] | None:
+    def read_text_block(self, block: bytes) -> str | None:
         """A text delta of the last started text block in exactly the lines the API sends
         (``event: content_block_delta``, then the ``data`` line ``read_data`` recognises), read
         straight from its bytes; ``None`` for anything else. (No LF is in the text's body: a raw
@@ -173,7 +173,7 @@ class MessagesReader(JSONReader):
             if not texts:
                 return None
             body = texts[0]
-        return [text_delta(body)] if body else []
+        return body
 
     def read_text_run(
         self, values: Sequence[str], types: Sequence[str | None], start: int

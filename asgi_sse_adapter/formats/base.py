@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from .._json import decode_strings, dump_strings, dumps, loads
 from ..content import Content
-from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun
+from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun, text_delta
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -124,13 +124,14 @@ class Reader(ABC):
         take in the same way. The adapter calls it only on readers that override it."""
         return None, 0, 0
 
-    def read_block(self, block: bytes) -> list[Part] | None:
-        """The parts of a read (undecoded bytes, nothing pending before it:
+    def read_text_block(self, block: bytes) -> str | None:
+        """The text of a read (undecoded bytes, nothing pending before it:
         ``SSEDecoder.idle_for``) if it is exactly one whole event block in the bytes the
-        upstream sends for this reader's most common event, without parsing it as SSE; else
-        ``None`` (the adapter parses it). What it returns must be what ``read_data`` returns
-        for that block's one parsed event: the usual read of a live stream (one event per read)
-        then costs a few byte tests. The adapter calls it only on readers that override it."""
+        upstream sends for a text delta of choice 0, without parsing it as SSE (``""``: an empty
+        delta); else ``None`` (the adapter parses it). For that block's one parsed event
+        ``read_data`` must return ``[TextDelta(text)]`` (``[]`` for ``""``): the usual read of a
+        live stream (one event per read) then costs a few byte tests. The adapter calls it only
+        on readers that override it."""
         return None
 
     def complete(self) -> bool:
@@ -186,6 +187,14 @@ class Writer(ABC):
         already holds the whole run). The adapter calls it only on those: others get the run as
         single parts, ``content`` updated before each."""
         raise NotImplementedError
+
+    def write_text(self, text: str) -> bytes:
+        """``write`` of ``TextDelta(text)`` (choice 0), returned (``content`` already holds
+        it): the adapter's one-event read path. Writers override it with a shorter way to the
+        same bytes."""
+        out: list[bytes] = []
+        self.write(text_delta(text), out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     @abstractmethod
     def end(self, out: list[bytes]) -> None:

@@ -607,6 +607,12 @@ class ChatWriter(_openai.EnvelopeWriter):
         self._content_heads[c] = head
         return head
 
+    def write_text(self, text: str) -> bytes:
+        head = self._content_heads.get(0)
+        if head is not None:
+            return head + dumps(text) + _CONTENT_TAIL
+        return super().write_text(text)  # the first text, or after the finish
+
     def write_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         # The chunks ``write`` makes for each text (fragment), as one piece, the strings encoded
         # in one call.
