@@ -1573,6 +1573,109 @@ def test_read_text_block_takes_the_exact_shape() -> None:
     assert reader.read_text_block(block_start(1)) is None
 
 
+def chat_block_variants(text: str, obfuscation: str | None) -> list[bytes]:
+    """Reads at and around one plain content chunk (as OpenAI sends it, with or without its
+    ``obfuscation`` field), as bytes: the exact block, other layouts of the same event, raw
+    bytes no chunk carries, near shapes, and reads of more than one block."""
+    exact = chat_text(text, obfuscation=obfuscation)
+    line = exact[:-2]
+    encoded = json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    cut = line.index(b'"content":') + len(b'"content":') + 1
+    return [
+        exact,
+        chat_text(text, ascii_only=True, obfuscation=obfuscation),
+        chat_text(text, obfuscation="x" if obfuscation is None else obfuscation + "é"),
+        chat_text(text, obfuscation="a b"),
+        line.replace(b"data: ", b"data:") + b"\n\n",
+        line.replace(b"data: ", b"data:  ") + b"\n\n",
+        b"event: error\n" + exact,
+        b"event: message\n" + exact,
+        b"id: 7\n" + exact,
+        exact[:-2] + b"\n: comment\n\n",
+        line + b"\r\n\r\n",
+        line + b"\r\r",
+        line + b"\r\n\n",
+        line + b" \n\n",
+        line + b"\n\n\n",
+        exact + exact,
+        exact + CHAT_FINISH,
+        line[:cut] + b"\xff\xfe" + line[cut:] + b"\n\n",
+        line[:cut] + b"a\rb" + line[cut:] + b"\n\n",
+        line[:cut] + b"a\nb" + line[cut:] + b"\n\n",
+        line[:cut] + b"a\ndata: b" + line[cut:] + b"\n\n",
+        line.replace(b'"index":0', b'"index":1') + b"\n\n",
+        line.replace(encoded, encoded + b',"refusal":null') + b"\n\n",
+        line.replace(b'"content":', b'"content": ') + b"\n\n",
+        line.replace(b"chatcmpl-run", b"chatcmpl-other") + b"\n\n",
+    ]
+
+
+def read_chat_alone(data: str, name: str | None, obfuscation: str | None) -> list[Any] | Exception:
+    """What a Chat reader that read a first plain chunk whole reads from one event (or what it
+    raised)."""
+    reader = ChatReader()
+    for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first", obfuscation=obfuscation)):
+        reader.read_data(event.data, event.event)
+    try:
+        return reader.read_data(data, name)
+    except Exception as exc:
+        return exc
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=texts,
+    obfuscation=st.none() | st.sampled_from(["", "Xy3", "a1b2c3d4e5"]),
+    stdlib=st.booleans(),
+)
+def test_chat_read_text_block_is_read_data_of_the_parsed_event(
+    text: str, obfuscation: str | None, stdlib: bool
+) -> None:
+    """``ChatReader.read_text_block`` on a read: ``None``, or exactly the text of the one part
+    reading its one parsed event gives (never for a read that parses into more events, another
+    layout of the event's lines, or otherwise); and it is not ``None`` for the exact block."""
+    with pytest.MonkeyPatch.context() as patch:
+        if stdlib:
+            use_stdlib_json(patch)
+        reader = ChatReader()
+        assert reader.read_text_block(chat_text(text)) is None  # no template yet
+        for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first", obfuscation=obfuscation)):
+            reader.read_data(event.data, event.event)
+        for data in chat_block_variants(text, obfuscation):
+            got = reader.read_text_block(data)
+            if got is None:
+                assert data != chat_text(text, obfuscation=obfuscation), data
+                continue
+            events = SSEDecoder().feed(data)
+            assert len(events) == 1, data
+            parts = [TextDelta(got)] if got else []
+            assert parts == read_chat_alone(events[0].data, events[0].event, obfuscation), data
+
+
+def test_chat_read_text_block_follows_the_reader_state() -> None:
+    """Not before a template, not after choice 0 finished, and not for a template read from a
+    chunk spread over two ``data`` lines (its block is not one line)."""
+    reader = ChatReader()
+    assert reader.read_text_block(chat_text("a")) is None
+    for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first")):
+        reader.read_data(event.data, event.event)
+    assert reader.read_text_block(chat_text("a")) == "a"
+    assert reader.read_text_block(chat_text("")) == ""
+    assert reader.read_text_block(chat_text('"\n😀')) == '"\n😀'
+    for event in SSEDecoder().feed(CHAT_FINISH):
+        reader.read_data(event.data, event.event)
+    assert reader.read_text_block(chat_text("a")) is None
+    split = ChatReader()
+    two_lines = chat_text("first").replace(b',"choices"', b'\ndata: ,"choices"')
+    for event in SSEDecoder().feed(CHAT_ROLE + two_lines):
+        split.read_data(event.data, event.event)
+    assert split.read_data(SSEDecoder().feed(two_lines)[0].data, None) == [TextDelta("first")]
+    assert split.read_text_block(chat_text("a")) is None
+    # The template's chunk after ``data: `` as one block: its second line is no ``data`` line.
+    joined = SSEDecoder().feed(two_lines.replace(b'"first"', b'"a"'))[0].data.encode()
+    assert split.read_text_block(b"data: " + joined + b"\n\n") is None
+
+
 def test_block_strings_crafted() -> None:
     """Where the cuts could mislead: a first block whose head and tail share a quote, a block of
     more lines between two exact ones, a text that ends with what a tail looks like."""

@@ -438,6 +438,12 @@ class MessagesWriter(Writer):
 
     # -- Writer -----------------------------------------------------------------------------
 
+    def write_text(self, text: str) -> bytes:
+        head = self._text_head
+        if head is not None:
+            return head + dumps(text) + b"}}\n\n"
+        return super().write_text(text)  # a text block to start first
+
     def write_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         # The events ``write`` makes for each text (fragment), as one piece, the strings encoded
         # in one call.

@@ -145,12 +145,23 @@ class _Template:
     by decoding it alone) and another obfuscation value: it reads into the same part as the
     template's chunk did, with the new string, so only the string needs decoding."""
 
-    __slots__ = ("head", "tail", "tail_end")
+    __slots__ = ("block_head", "block_tail", "block_tail_end", "head", "tail", "tail_end")
 
     def __init__(self, head: str, tail: str, tail_end: str) -> None:
         self.head = head
         self.tail = tail  # up to the obfuscation value (the whole rest if there is none)
         self.tail_end = tail_end  # after it ("" if there is none)
+        # The same as the bytes of a block whose one line is ``data: `` and such a chunk
+        # (``text_of_block``); ``None`` if the template's own chunk spans lines.
+        self.block_head: bytes | None = None
+        self.block_tail = self.block_tail_end = b""
+        if not any("\n" in part or "\r" in part for part in (head, tail, tail_end)):
+            self.block_head = b"data: " + head.encode()
+            if tail_end:
+                self.block_tail = tail.encode()
+                self.block_tail_end = tail_end.encode() + b"\n\n"
+            else:  # the whole rest
+                self.block_tail_end = tail.encode() + b"\n\n"
 
     @classmethod
     def of(cls, data: str, value: str, mark: str, locate: Callable[[Any], Any]) -> _Template | None:
@@ -201,6 +212,31 @@ class _Template:
                 break
             bodies.append(data[size : cut - 1])
         return bodies
+
+    def text_of_block(self, block: bytes) -> str | None:
+        """``text_of`` for a whole block, undecoded: the text if ``block`` is one line,
+        ``data: `` and a chunk that fits the template, then a blank line; else ``None``. (Only the
+        string is decoded, strictly, and JSON has no raw LF or CR in a string: a block that
+        holds one, which SSE would read otherwise, fails there.)"""
+        head = self.block_head
+        if head is None or not block.startswith(head):
+            return None
+        end = self.block_tail_end
+        if not block.endswith(end):
+            return None
+        if self.tail_end:
+            tail = self.block_tail
+            cut = block.rfind(tail)
+            value = block[cut + len(tail) : len(block) - len(end)]
+            if cut < len(head) or not (value.isalnum() or not value):
+                return None
+        else:
+            cut = len(block) - len(end)
+        try:
+            text = loads(block[len(head) : cut].decode())
+        except (ValueError, RecursionError):  # (UnicodeDecodeError: the SSE decoder's to replace)
+            return None
+        return text if type(text) is str else None
 
     def text_of(self, data: str) -> str | None:
         """The text of ``data`` if it fits the template, else ``None``."""
@@ -325,6 +361,14 @@ class ChatReader(JSONReader):
                 )
                 self._args_index = part.index
         return parts
+
+    def read_text_block(self, block: bytes) -> str | None:
+        """A plain content chunk that fits the template (``read_data``) as the one block of a
+        read, ``data: `` and the chunk on one line, read from its bytes."""
+        template = self._template
+        if template is None or not self._templates_hold(None):
+            return None
+        return template.text_of_block(block)
 
     def read_text_run(
         self, values: Sequence[str], types: Sequence[str | None], start: int
