@@ -1606,6 +1606,9 @@ def chat_block_variants(text: str, obfuscation: str | None) -> list[bytes]:
         line.replace(b'"index":0', b'"index":1') + b"\n\n",
         line.replace(encoded, encoded + b',"refusal":null') + b"\n\n",
         line.replace(b'"content":', b'"content": ') + b"\n\n",
+        line.replace(encoded, b"\t" + encoded + b"\n") + b"\n\n",  # JSON whitespace, a LF
+        line.replace(encoded, b"\r" + encoded) + b"\n\n",
+        line.replace(encoded, encoded + b" ") + b"\n\n",
         line.replace(b"chatcmpl-run", b"chatcmpl-other") + b"\n\n",
     ]
 

@@ -215,9 +215,10 @@ class _Template:
 
     def text_of_block(self, block: bytes) -> str | None:
         """``text_of`` for a whole block, undecoded: the text if ``block`` is one line,
-        ``data: `` and a chunk that fits the template, then a blank line; else ``None``. (Only the
-        string is decoded, strictly, and JSON has no raw LF or CR in a string: a block that
-        holds one, which SSE would read otherwise, fails there.)"""
+        ``data: `` and a chunk that fits the template, then a blank line; else ``None``. (Only
+        the string literal is decoded, strictly, quote to quote: JSON has no raw LF or CR in a
+        string, so a block holding one there, which SSE would read as two lines, fails; the
+        whitespace JSON allows around the string, which may hold a LF, is not taken.)"""
         head = self.block_head
         if head is None or not block.startswith(head):
             return None
@@ -232,8 +233,11 @@ class _Template:
                 return None
         else:
             cut = len(block) - len(end)
+        literal = block[len(head) : cut]
+        if literal[:1] != b'"' or literal[-1:] != b'"':
+            return None
         try:
-            text = loads(block[len(head) : cut].decode())
+            text = loads(literal.decode())
         except (ValueError, RecursionError):  # (UnicodeDecodeError: the SSE decoder's to replace)
             return None
         return text if type(text) is str else None
