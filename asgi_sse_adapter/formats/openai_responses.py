@@ -36,7 +36,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import loads
+from .._json import dumps, loads
 from ..content import Content, Segment
 from ..parts import (
     Done,
@@ -54,6 +54,7 @@ from ..parts import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    text_delta,
 )
 from ..sse import SSEDecoder
 from . import _openai
@@ -552,6 +553,11 @@ class _Item:
 
 
 _ITEM_PREFIX = {"message": "msg_", "reasoning": "rs_", "function_call": "fc_"}
+_TEXT_DELTA = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+    b'"sequence_number":'
+)
+_TEXT_TAIL = b',"logprobs":[]}\n\n'
 
 
 class ResponsesWriter(Writer):
@@ -571,6 +577,10 @@ class ResponsesWriter(Writer):
         self._closed_tools: set[int] = set()
         self._final: dict[str, Any] | None = None
         self._derived_ids: list[str] = []
+        # ``write_text``'s event for the text part it last wrote to: the part, and the bytes
+        # between the sequence number and the text.
+        self._text_part: _Part | None = None
+        self._text_fields = b""
 
     # -- events -------------------------------------------------------------------------------
 
@@ -754,6 +764,36 @@ class ResponsesWriter(Writer):
         return item
 
     # -- Writer -------------------------------------------------------------------------------
+
+    def write_text(self, text: str) -> bytes:
+        # ``write``'s ``output_text`` delta while the text goes on in the open text part (the
+        # same segment): the event's bytes around the sequence number and the text are kept.
+        item = self._open
+        if text and item is not None and item.parts:
+            part = item.parts[-1]
+            if part is self._text_part and part.segments[-1] is self._segment():
+                seq = self._seq
+                self._seq = seq + 1
+                return b"".join(
+                    (_TEXT_DELTA, str(seq).encode(), self._text_fields, dumps(text), _TEXT_TAIL)
+                )
+        out: list[bytes] = []
+        self.write(text_delta(text), out)
+        item = self._open
+        if text and item is not None and item.type == "message" and item.parts:
+            part = item.parts[-1]
+            if part.type == "output_text":
+                self._text_part = part
+                self._text_fields = (
+                    b',"item_id":'
+                    + dumps(item.id)
+                    + b',"output_index":'
+                    + dumps(item.index)
+                    + b',"content_index":'
+                    + dumps(len(item.parts) - 1)
+                    + b',"delta":'
+                )
+        return b"".join(out)
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if getattr(part, "choice", 0) != 0:
