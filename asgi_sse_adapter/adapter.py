@@ -11,8 +11,8 @@ Identity (same format on both sides) decodes nothing: raw event blocks are re-fr
 the stream ended is read from its last events when it closes. A read that completes many text
 deltas is translated as one ``TextRun`` where the reader and the writer know runs, read straight
 from the raw blocks where the reader knows their exact lines; a read of exactly one such event is
-read from its bytes (``Reader.read_text_block``). Each gives the same client bytes as one event at a
-time parsed as SSE.
+read from its bytes (``Reader.read_text_block``, ``read_arguments_block``). Each gives the same
+client bytes as one event at a time parsed as SSE.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class StreamAdapter:
         "_hot",
         "_ids_checked",
         "_last",
-        "_one_texts",
+        "_one_blocks",
         "_options",
         "_outcome",
         "_passthrough",
@@ -191,7 +191,7 @@ class StreamAdapter:
         # What the reader and the writer can do beyond one event at a time (flags, not bound
         # methods: an open stream holds the adapter, and idle streams are held by the thousand).
         self._text_runs = self._argument_runs = self._block_runs = False
-        self._one_texts = self._writes_runs = False
+        self._one_blocks = self._writes_runs = False
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._decoder: SSEDecoder | None = None
@@ -216,8 +216,12 @@ class StreamAdapter:
             self._argument_runs = kind.read_arguments_run is not Reader.read_arguments_run
             # Runs read straight from the raw blocks a read starts with (``read_blocks``).
             self._block_runs = kind.read_blocks is not Reader.read_blocks
-            # One-event reads of text taken straight from their bytes (``read_text_block``).
-            self._one_texts = kind.read_text_block is not Reader.read_text_block
+            # One-event reads taken straight from their bytes (``read_text_block``,
+            # ``read_arguments_block``).
+            self._one_blocks = (
+                kind.read_text_block is not Reader.read_text_block
+                or kind.read_arguments_block is not Reader.read_arguments_block
+            )
             self._writes_runs = type(writer).write_run is not Writer.write_run
 
         self._outcome: Outcome | None = None
@@ -283,18 +287,27 @@ class StreamAdapter:
             return self._feed_identity(data)
         decoder = self._decoder
         assert decoder is not None
-        if self._one_texts and decoder.idle_for(data):
-            # One event per read, the usual read of a live stream: a text delta in the exact
-            # bytes the upstream sends, read without parsing it as SSE (the reader takes only
-            # exactly one such block), folded in and written without a part.
-            delta = self._reader.read_text_block(data)  # type: ignore[union-attr]
+        out: list[bytes] = []
+        if self._one_blocks and decoder.idle_for(data):
+            # One event per read, the usual read of a live stream: a text delta or an argument
+            # fragment in the exact bytes the upstream sends, read without parsing it as SSE (the
+            # reader takes only exactly one such block); text is folded in and written without
+            # a part.
+            reader = self._reader
+            assert reader is not None
+            delta = reader.read_text_block(data)
             if delta is not None:
                 self._events += 1
                 if not delta:
                     return b""
                 self.content.add_text(delta)
                 return self._writer.write_text(delta)  # type: ignore[union-attr]
-        out: list[bytes] = []
+            call = reader.read_arguments_block(data)
+            if call is not None:
+                self._events += 1
+                self.content.add(call)
+                self._writer.write(call, out)  # type: ignore[union-attr]
+                return out[0] if len(out) == 1 else b"".join(out)
         # A read of many events may start with a run the reader takes straight from the raw
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells

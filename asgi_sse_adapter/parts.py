@@ -200,6 +200,21 @@ class ToolCallDelta:
     choice: int = 0
 
 
+_set_index: Callable[[object, int], None] = ToolCallDelta.__dict__["index"].__set__
+_set_arguments: Callable[[object, str], None] = ToolCallDelta.__dict__["arguments"].__set__
+_set_call_choice: Callable[[object, int], None] = ToolCallDelta.__dict__["choice"].__set__
+
+
+def tool_call_delta(index: int, arguments: str, choice: int = 0) -> ToolCallDelta:
+    """``ToolCallDelta(index, arguments, choice)`` the way ``text_delta`` makes its part, for the
+    readers' argument fragments (one per event while a call's arguments stream)."""
+    part: ToolCallDelta = _new_object(ToolCallDelta)
+    _set_index(part, index)
+    _set_arguments(part, arguments)
+    _set_call_choice(part, choice)
+    return part
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCallEnd:
     """A call's arguments are complete."""

@@ -34,7 +34,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -124,7 +124,7 @@ def translate(
     counted = [0, 0]
     if not runs:
         adapter._text_runs = adapter._argument_runs = False
-        adapter._block_runs = adapter._one_texts = False
+        adapter._block_runs = adapter._one_blocks = False
     reader = adapter._reader
     if adapter._text_runs and reader is not None:
         read_run = reader.read_text_run
@@ -786,6 +786,34 @@ MESSAGES_BREAKERS: dict[str, tuple[list[bytes], int]] = {
         2,
     ),
     "tool_fragment_in_text_block": ([json_delta("{}", 0)], 0),
+    "tool_block_at_index_2": (
+        [
+            block_stop(0),
+            block_start(1),
+            messages_text("b1", 1),
+            block_stop(1),
+            block_start(2, TOOL_BLOCK),
+            json_delta('{"a":', 2),
+            json_delta("1}", 2),
+            json_delta("!", 1),
+            block_stop(2),
+            block_start(3),
+        ],
+        3,
+    ),
+    # Arguments in the start block and then fragments too: the fragments mark the arguments
+    # seen, so the start block's input is not added at the block's stop.
+    "tool_input_in_start_and_fragments": (
+        [
+            block_stop(0),
+            block_start(1, '{"type":"tool_use","id":"toolu_s","name":"f","input":{"a":1}}'),
+            json_delta('{"b":', 1),
+            json_delta("2}", 1),
+            block_stop(1),
+            block_start(2),
+        ],
+        2,
+    ),
     # Other blocks.
     "text_for_block_1": ([messages_text("x", 1), messages_text("y", 1)], 0),
     "next_text_block": ([block_stop(0), block_start(1), messages_text("n", 1)], 1),
@@ -1677,6 +1705,120 @@ def test_chat_read_text_block_follows_the_reader_state() -> None:
     # The template's chunk after ``data: `` as one block: its second line is no ``data`` line.
     joined = SSEDecoder().feed(two_lines.replace(b'"first"', b'"a"'))[0].data.encode()
     assert split.read_text_block(b"data: " + joined + b"\n\n") is None
+
+
+def arguments_block_variants(exact: bytes, fragment: str, ascii_only: bool) -> list[bytes]:
+    """Reads at and around one argument-fragment block ``exact`` (one ``data`` line, maybe after
+    an ``event`` line; its fragment JSON-encoded with ``ensure_ascii=ascii_only``), as bytes:
+    other layouts of the same event, raw bytes no fragment carries, near shapes, and reads of
+    more than one block."""
+    encoded = json.dumps(fragment, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    line = exact[:-2]
+    at = line.rindex(encoded)
+    inside = at + 1
+    return [
+        exact,
+        line.replace(b"data: ", b"data:") + b"\n\n",
+        b"id: 7\n" + exact,
+        b"event: error\n" + line.split(b"\n")[-1] + b"\n\n",
+        line + b"\r\n\r\n",
+        line + b"\r\r",
+        line + b" \n\n",
+        line + b"\n\n\n",
+        exact + exact,
+        line[:inside] + b"\xff\xfe" + line[inside:] + b"\n\n",
+        line[:inside] + b"a\rb" + line[inside:] + b"\n\n",
+        line[:inside] + b"a\ndata: b" + line[inside:] + b"\n\n",
+        line[:at] + b"\t" + encoded + b"\n" + line[at + len(encoded) :] + b"\n\n",
+        line[:at] + encoded + b',"x":1' + line[at + len(encoded) :] + b"\n\n",
+        line[:at] + b"5" + line[at + len(encoded) :] + b"\n\n",
+        line.replace(b'"index":1', b'"index":2') + b"\n\n",
+    ]
+
+
+def parsed_alone(make: Callable[[], Any], data: str, name: str | None) -> list[Any] | Exception:
+    """What a fresh reader from ``make`` (brought to the state under test) reads from one event
+    (or what it raised)."""
+    try:
+        return cast(list[Any], make().read_data(data, name))
+    except Exception as exc:
+        return exc
+
+
+def check_arguments_blocks(
+    make: Callable[[], Any], exact: bytes, fragment: str, ascii_only: bool
+) -> None:
+    """``read_arguments_block`` of every variant: ``None``, or the one part reading its one parsed
+    event gives; not ``None`` for the exact block of a non-empty fragment."""
+    for data in arguments_block_variants(exact, fragment, ascii_only):
+        got = make().read_arguments_block(data)
+        if got is None:
+            assert data != exact or not fragment, data
+            continue
+        events = SSEDecoder().feed(data)
+        assert len(events) == 1, data
+        assert [got] == parsed_alone(make, events[0].data, events[0].event), data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fragment=texts, stdlib=st.booleans())
+def test_messages_read_arguments_block_is_read_data_of_the_parsed_event(
+    fragment: str, stdlib: bool
+) -> None:
+    """``MessagesReader.read_arguments_block`` on a read: ``None``, or exactly the part reading
+    its one parsed event gives (never for a read that parses otherwise)."""
+
+    def make() -> MessagesReader:
+        reader = MessagesReader()
+        for event in SSEDecoder().feed(
+            MESSAGES_START + block_start(0) + block_start(1, TOOL_BLOCK)
+        ):
+            reader.read_data(event.data, event.event)
+        return reader
+
+    with pytest.MonkeyPatch.context() as patch:
+        if stdlib:
+            use_stdlib_json(patch)
+        check_arguments_blocks(make, json_delta(fragment, 1), fragment, False)
+        # Not for a tool block other than the one started last, nor after a text block started.
+        assert make().read_arguments_block(json_delta("a", 0)) is None
+        later = make()
+        for event in SSEDecoder().feed(block_start(2)):
+            later.read_data(event.data, event.event)
+        assert later.read_arguments_block(json_delta("a", 1)) is None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fragment=texts,
+    obfuscation=st.none() | st.sampled_from(["", "Xy3"]),
+    stdlib=st.booleans(),
+)
+def test_chat_read_arguments_block_is_read_data_of_the_parsed_event(
+    fragment: str, obfuscation: str | None, stdlib: bool
+) -> None:
+    """``ChatReader.read_arguments_block`` the same way, once a first fragment of the call was
+    read whole (the argument template)."""
+
+    def make() -> ChatReader:
+        reader = ChatReader()
+        first = chat_tool(1, call_id="call_1", name="f") + chat_tool(
+            1, args="first", obfuscation=obfuscation
+        )
+        for event in SSEDecoder().feed(CHAT_ROLE + first):
+            reader.read_data(event.data, event.event)
+        return reader
+
+    with pytest.MonkeyPatch.context() as patch:
+        if stdlib:
+            use_stdlib_json(patch)
+        exact = chat_tool(1, args=fragment, obfuscation=obfuscation)
+        check_arguments_blocks(make, exact, fragment, True)
+        assert ChatReader().read_arguments_block(chat_tool(1, args="a")) is None  # no template
+        done = make()
+        for event in SSEDecoder().feed(CHAT_FINISH):
+            done.read_data(event.data, event.event)
+        assert done.read_arguments_block(chat_tool(1, args="a")) is None  # choice 0 finished
 
 
 def test_block_strings_crafted() -> None:

@@ -38,6 +38,7 @@ from ..parts import (
     ToolCallStart,
     UsageUpdate,
     text_delta,
+    tool_call_delta,
 )
 from . import _anthropic
 from .base import (
@@ -75,6 +76,28 @@ _JSON_DELTA_DATA = (
 )
 # The lines before such ``data`` as the API sends them (``MessagesReader.read_blocks``).
 _DELTA_LINE = "event: content_block_delta\ndata: "
+
+
+def _string_after(head: bytes, block: bytes) -> str | None:
+    """The string of a block that is ``head`` (up to the string's opening quote), a JSON string's
+    inside and ``"}}`` and a blank line, decoded; ``None`` for anything else. (No LF is in the
+    string's body: a raw one fails to decode, so nothing but this one block is taken.)"""
+    # (The length: the head's opening quote must not be the tail's closing one.)
+    if not (block.startswith(head) and block.endswith(b'"}}\n\n') and len(block) >= len(head) + 5):
+        return None
+    try:
+        # Strictly: invalid UTF-8 is the SSE decoder's to replace.
+        body = block[len(head) : -5].decode()
+    except UnicodeDecodeError:
+        return None
+    if '"' in body or "\\" in body or not body.isprintable():
+        # Escapes, or a raw character JSON forbids in a string (a LF among them: another
+        # line): decoded only if it is exactly one string literal's inside, as there.
+        texts = decode_strings([body])
+        if not texts:
+            return None
+        body = texts[0]
+    return body
 
 
 _SHAPES: dict[int, tuple[str, str, str, bytes]] = {}
@@ -115,6 +138,7 @@ class MessagesReader(JSONReader):
         # The same for the arguments of the tool block started last (``None``: the block
         # started last is no tool block), and that block's state.
         self._json_data: str | None = None
+        self._json_bytes = b""  # the same as bytes with the opening quote (``""``: none)
         self._json_block: list[Any] = []
 
     def _text_shape(self, index: int) -> None:
@@ -147,33 +171,26 @@ class MessagesReader(JSONReader):
                 if not partial:
                     return []
                 block[2] = True
-                return [ToolCallDelta(block[1], partial)]
+                return [tool_call_delta(block[1], partial)]
         return super().read_data(data, name)
 
     def read_text_block(self, block: bytes) -> str | None:
         """A text delta of the last started text block in exactly the lines the API sends
         (``event: content_block_delta``, then the ``data`` line ``read_data`` recognises), read
-        straight from its bytes; ``None`` for anything else. (No LF is in the text's body: a raw
-        one fails to decode, so nothing but this one block is taken.)"""
-        head = self._text_block
-        # (The length: the head's opening quote must not be the tail's closing one.)
-        if not (
-            block.startswith(head) and block.endswith(b'"}}\n\n') and len(block) >= len(head) + 5
-        ):
+        straight from its bytes; ``None`` for anything else."""
+        return _string_after(self._text_block, block)
+
+    def read_arguments_block(self, block: bytes) -> ToolCallDelta | None:
+        """An argument fragment of the tool block started last, the same way."""
+        head = self._json_bytes
+        if not head:
             return None
-        try:
-            # Strictly: invalid UTF-8 is the SSE decoder's to replace.
-            body = block[len(head) : -5].decode()
-        except UnicodeDecodeError:
+        fragment = _string_after(head, block)
+        entry = self._json_block
+        if not fragment or entry[0] != "tool":
             return None
-        if '"' in body or "\\" in body or not body.isprintable():
-            # Escapes, or a raw character JSON forbids in a string (a LF among them: another
-            # line): decoded only if it is exactly one string literal's inside, as there.
-            texts = decode_strings([body])
-            if not texts:
-                return None
-            body = texts[0]
-        return body
+        entry[2] = True
+        return tool_call_delta(entry[1], fragment)
 
     def read_text_run(
         self, values: Sequence[str], types: Sequence[str | None], start: int
@@ -263,6 +280,7 @@ class MessagesReader(JSONReader):
         btype = as_str(block.get("type"))
         key = len(self._blocks) if index is None else index
         self._json_data = None  # a block at this index may replace the tool block there
+        self._json_bytes = b""
         if btype == "text":
             self._blocks[key] = ["text"]
             if index is not None:
@@ -288,6 +306,7 @@ class MessagesReader(JSONReader):
             entry = self._blocks[key] = ["tool", tool, False, block.get("input")]
             if index is not None:
                 self._json_data = _JSON_DELTA_DATA % index
+                self._json_bytes = _JSON_DELTA % index + b'"'
                 self._json_block = entry
             return [ToolCallStart(tool, as_str(block.get("id")), as_str(block.get("name")) or "")]
         # server_tool_use, *_tool_result, container_upload…: executed by Anthropic, so an
@@ -307,7 +326,7 @@ class MessagesReader(JSONReader):
             if block is None or block[0] != "tool" or not partial:
                 return []  # tool-result blocks carry it too (BerriAI/litellm#17254)
             block[2] = True
-            return [ToolCallDelta(block[1], partial)]
+            return [tool_call_delta(block[1], partial)]
         if dtype == "thinking_delta":
             thinking = as_str(delta.get("thinking"))
             return [ReasoningDelta(thinking)] if thinking else []

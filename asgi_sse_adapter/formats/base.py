@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from .._json import decode_strings, dump_strings, dumps, loads
 from ..content import Content
-from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun, text_delta
+from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun, ToolCallDelta, text_delta
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -132,6 +132,12 @@ class Reader(ABC):
         ``read_data`` must return ``[TextDelta(text)]`` (``[]`` for ``""``): the usual read of a
         live stream (one event per read) then costs a few byte tests. The adapter calls it only
         on readers that override it."""
+        return None
+
+    def read_arguments_block(self, block: bytes) -> ToolCallDelta | None:
+        """``read_text_block`` for a (non-empty) argument fragment of a tool call: the part
+        ``read_data`` returns for that block's one parsed event, with the same effect on the
+        reader, or ``None`` (the adapter parses it)."""
         return None
 
     def complete(self) -> bool:

@@ -37,6 +37,7 @@ from ..parts import (
     ToolCallStart,
     UsageUpdate,
     text_delta,
+    tool_call_delta,
 )
 from . import _openai
 from .base import (
@@ -347,7 +348,7 @@ class ChatReader(JSONReader):
         if hold and self._args_template is not None:
             args = self._args_template.text_of(data)
             if args is not None:
-                return [ToolCallDelta(self._args_index, args, 0)] if args else []
+                return [tool_call_delta(self._args_index, args)] if args else []
         parts = super().read_data(data, event)
         if len(parts) == 1 and self._misfits < _MAX_MISFITS and hold:
             part = parts[0]
@@ -373,6 +374,14 @@ class ChatReader(JSONReader):
         if template is None or not self._templates_hold(None):
             return None
         return template.text_of_block(block)
+
+    def read_arguments_block(self, block: bytes) -> ToolCallDelta | None:
+        """An argument fragment that fits the argument template (``read_data``), the same way."""
+        template = self._args_template
+        if template is None or not self._templates_hold(None):
+            return None
+        fragment = template.text_of_block(block)
+        return tool_call_delta(self._args_index, fragment) if fragment else None
 
     def read_text_run(
         self, values: Sequence[str], types: Sequence[str | None], start: int
