@@ -15,6 +15,8 @@ bytes:
 - the floor: for every upstream event's ``data`` (already split out), ``loads``, ``dumps`` with
   the same JSON functions the adapter uses, then ``b"data: " + out + b"\\n\\n"`` (a non-JSON
   ``[DONE]`` is framed as-is). Target: adapter <= 2x floor;
+- the same translation fed one event per read, for information (no target): how a live stream
+  arrives, and what an app streaming one event per body message hands the middleware;
 - identity (same format both sides, ``collect_response`` left at its default) against the raw
   framing path of the codec, ``SSEFramer.feed_joined``, on the same reads. Target: identity
   throughput >= 0.9x the framer's.
@@ -57,6 +59,9 @@ TARGET_VS_FLOOR = 2.0
 TARGET_IDENTITY = 0.9
 
 READS = (1460, 16384)
+# Translation is also fed one event per read (information, no target): how a live stream arrives,
+# and how an app that streams one event per body message feeds the middleware.
+EVENT_READ = "event"
 SAMPLE_SECONDS = 0.02
 
 Runner = Callable[[], int]
@@ -247,6 +252,13 @@ def event_data(stream: bytes) -> list[str]:
     return values
 
 
+def events_of(stream: bytes) -> list[bytes]:
+    """The stream one event per read (the corpus's events end in a blank line, none holds one)."""
+    blocks = [block + b"\n\n" for block in stream.split(b"\n\n")[:-1]]
+    assert b"".join(blocks) == stream
+    return blocks
+
+
 def lengthen(stream: bytes, size: int) -> bytes:
     """``stream`` grown to about ``size`` bytes by repeating its middle events (identity never
     looks inside them; the first and the last two events stay where they are)."""
@@ -368,7 +380,8 @@ def check_outputs(streams: dict[str, bytes]) -> None:
 
     for upstream, stream in streams.items():
         for client in streams:
-            for read in READS:
+            outputs = set()
+            for chunks in [split(stream, read) for read in READS] + [events_of(stream)]:
                 adapter = StreamAdapter(
                     upstream_format=upstream,
                     client_format=client,
@@ -376,7 +389,9 @@ def check_outputs(streams: dict[str, bytes]) -> None:
                     clock=_clock,
                     id_factory=_ids,
                 )
-                body = b"".join(adapter.feed(c) for c in split(stream, read)) + adapter.close()
+                read = len(chunks[0])
+                body = b"".join(adapter.feed(c) for c in chunks) + adapter.close()
+                outputs.add(body)
                 result = adapter.result
                 assert result.outcome == "complete", (upstream, client, read, result)
                 if upstream == client:
@@ -387,6 +402,7 @@ def check_outputs(streams: dict[str, bytes]) -> None:
                     assert len(events) > len(event_data(stream)) // 2, (upstream, client)
                     assert result.response is not None
                     assert result.usage is not None
+            assert len(outputs) == 1, (upstream, client)  # the same bytes for every read size
 
 
 def run_backend(backend: str, quick: bool, report: str | None) -> int:
@@ -427,18 +443,21 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
         values = event_data(stream)
         n_events = len(values)
         runners: dict[str, Runner] = {"floor": floor_runner(values)}
-        for read in READS:
-            runners[f"adapter {read}"] = adapter_runner(upstream, client, split(stream, read))
+        reads: list[int | str] = [*READS, EVENT_READ]
+        for read in reads:
+            chunks = events_of(stream) if read == EVENT_READ else split(stream, int(read))
+            runners[f"adapter {read}"] = adapter_runner(upstream, client, chunks)
         medians = measure(runners, repeats, seed=1)
         floor_us = medians["floor"] / n_events * 1e6
         direction = f"{short[upstream]} → {short[client]}"
-        for read in READS:
+        for read in reads:
             adapter_us = medians[f"adapter {read}"] / n_events * 1e6
             ratio = adapter_us / floor_us
+            target = read != EVENT_READ
             ok = ratio <= TARGET_VS_FLOOR
             print(
                 f"{direction:<22} {n_events:>6} {read:>6} {adapter_us:>14.2f} {floor_us:>12.2f} "
-                f"{ratio:>6.2f}x  {verdict(ok)}"
+                f"{ratio:>6.2f}x  {verdict(ok) if target else '(information)'}"
             )
             results["translate"].append(
                 {
@@ -449,9 +468,10 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
                     "floor_us": floor_us,
                     "ratio": ratio,
                     "ok": ok,
+                    "target": target,
                 }
             )
-            if not ok:
+            if target and not ok:
                 failures.append(f"{direction}/{read}: {ratio:.2f}x floor > {TARGET_VS_FLOOR}x")
     print()
 
@@ -548,10 +568,12 @@ def run_all(quick: bool) -> int:
     print("=== summary " + "=" * 70)
     for report in reports:
         for row in report["translate"]:
+            target = f"<= {TARGET_VS_FLOOR}x" if row["target"] else "information"
             print(
-                f"{verdict(row['ok'])}  {report['backend']:<6} {row['direction']:<20} "
+                f"{verdict(row['ok']) if row['target'] else 'INFO'}  "
+                f"{report['backend']:<6} {row['direction']:<20} "
                 f"read {row['read']:>5}: adapter {row['adapter_us']:.2f} µs/event, floor "
-                f"{row['floor_us']:.2f} µs/event, {row['ratio']:.2f}x (<= {TARGET_VS_FLOOR}x)"
+                f"{row['floor_us']:.2f} µs/event, {row['ratio']:.2f}x ({target})"
             )
         for row in report["identity"]:
             print(
