@@ -287,7 +287,6 @@ class StreamAdapter:
             return self._feed_identity(data)
         decoder = self._decoder
         assert decoder is not None
-        out: list[bytes] = []
         if self._one_blocks and decoder.idle_for(data):
             # One event per read, the usual read of a live stream: a text delta or an argument
             # fragment in the exact bytes the upstream sends, read without parsing it as SSE (the
@@ -306,8 +305,10 @@ class StreamAdapter:
             if call is not None:
                 self._events += 1
                 self.content.add(call)
-                self._writer.write(call, out)  # type: ignore[union-attr]
-                return out[0] if len(out) == 1 else b"".join(out)
+                written: list[bytes] = []
+                self._writer.write(call, written)  # type: ignore[union-attr]
+                return written[0] if len(written) == 1 else b"".join(written)
+        out: list[bytes] = []
         # A read of many events may start with a run the reader takes straight from the raw
         # blocks (most reads of a stream at speed are one run); the rest is parsed as SSE. A
         # small read (a live stream's one event) is cheaper parsed as it is; its size tells
