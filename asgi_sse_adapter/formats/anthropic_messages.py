@@ -92,11 +92,12 @@ def _string_after(head: bytes, block: bytes) -> str | None:
         return None
     if '"' in body or "\\" in body or not body.isprintable():
         # Escapes, or a raw character JSON forbids in a string (a LF among them: another
-        # line): decoded only if it is exactly one string literal's inside, as there.
-        texts = decode_strings([body])
-        if not texts:
+        # line): decoded only if it is exactly one string literal, as ``read_data`` does.
+        try:
+            text: str = loads('"' + body + '"')  # (a whole literal parses only into a str)
+        except ValueError:
             return None
-        body = texts[0]
+        return text
     return body
 
 
