@@ -1555,15 +1555,12 @@ def one_block_variants(text: str) -> list[bytes]:
     return blocks
 
 
-def read_alone(data: str, name: str | None) -> list[Any] | Exception:
-    """What a reader that saw the text block start reads from one event (or what it raised)."""
+def messages_in_text_block() -> MessagesReader:
+    """A Messages reader that saw the message and its text block 0 start."""
     reader = MessagesReader()
     for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
         reader.read_data(event.data, event.event)
-    try:
-        return reader.read_data(data, name)
-    except Exception as exc:
-        return exc
+    return reader
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1575,9 +1572,7 @@ def test_read_text_block_is_read_data_of_the_parsed_event(text: str, stdlib: boo
     with pytest.MonkeyPatch.context() as patch:
         if stdlib:
             use_stdlib_json(patch)
-        reader = MessagesReader()
-        for event in SSEDecoder().feed(MESSAGES_START + block_start(0)):
-            reader.read_data(event.data, event.event)
+        reader = messages_in_text_block()
         for data in one_block_variants(text):
             got = reader.read_text_block(data)
             if got is None:
@@ -1585,7 +1580,7 @@ def test_read_text_block_is_read_data_of_the_parsed_event(text: str, stdlib: boo
             events = SSEDecoder().feed(data)
             assert len(events) == 1, data
             parts = [TextDelta(got)] if got else []
-            assert parts == read_alone(events[0].data, events[0].event), data
+            assert parts == parsed_alone(messages_in_text_block, events[0].data, events[0].event)
 
 
 def test_read_text_block_takes_the_exact_shape() -> None:
@@ -1641,16 +1636,12 @@ def chat_block_variants(text: str, obfuscation: str | None) -> list[bytes]:
     ]
 
 
-def read_chat_alone(data: str, name: str | None, obfuscation: str | None) -> list[Any] | Exception:
-    """What a Chat reader that read a first plain chunk whole reads from one event (or what it
-    raised)."""
+def chat_after_first_text(obfuscation: str | None = None) -> ChatReader:
+    """A Chat reader that read a first plain content chunk whole (its text template)."""
     reader = ChatReader()
     for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first", obfuscation=obfuscation)):
         reader.read_data(event.data, event.event)
-    try:
-        return reader.read_data(data, name)
-    except Exception as exc:
-        return exc
+    return reader
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1668,10 +1659,8 @@ def test_chat_read_text_block_is_read_data_of_the_parsed_event(
     with pytest.MonkeyPatch.context() as patch:
         if stdlib:
             use_stdlib_json(patch)
-        reader = ChatReader()
-        assert reader.read_text_block(chat_text(text)) is None  # no template yet
-        for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first", obfuscation=obfuscation)):
-            reader.read_data(event.data, event.event)
+        assert ChatReader().read_text_block(chat_text(text)) is None  # no template yet
+        reader = chat_after_first_text(obfuscation)
         for data in chat_block_variants(text, obfuscation):
             got = reader.read_text_block(data)
             if got is None:
@@ -1680,16 +1669,17 @@ def test_chat_read_text_block_is_read_data_of_the_parsed_event(
             events = SSEDecoder().feed(data)
             assert len(events) == 1, data
             parts = [TextDelta(got)] if got else []
-            assert parts == read_chat_alone(events[0].data, events[0].event, obfuscation), data
+            again = parsed_alone(
+                lambda: chat_after_first_text(obfuscation), events[0].data, events[0].event
+            )
+            assert parts == again, data
 
 
 def test_chat_read_text_block_follows_the_reader_state() -> None:
     """Not before a template, not after choice 0 finished, and not for a template read from a
     chunk spread over two ``data`` lines (its block is not one line)."""
-    reader = ChatReader()
-    assert reader.read_text_block(chat_text("a")) is None
-    for event in SSEDecoder().feed(CHAT_ROLE + chat_text("first")):
-        reader.read_data(event.data, event.event)
+    assert ChatReader().read_text_block(chat_text("a")) is None
+    reader = chat_after_first_text()
     assert reader.read_text_block(chat_text("a")) == "a"
     assert reader.read_text_block(chat_text("")) == ""
     assert reader.read_text_block(chat_text('"\n😀')) == '"\n😀'
