@@ -148,6 +148,25 @@ def test_anthropic_client_to_openai_chat_upstream(
     assert final.usage.output_tokens == SCRIPTS["text"].usage.output_tokens
 
 
+def test_anthropic_client_streams_tool_calls_from_openai_chat_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """The Claude Code direction with tools: the Anthropic stream helper accumulates every call
+    of a streamed Chat upstream (ids, names, arguments streamed in fragments) and the text."""
+    _, proxy = _proxy(servers, fake, "openai-chat")
+    client = _anthropic(proxy.url, **{"x-fake-scenario": "tools"})
+    with client.messages.stream(model="gpt-x", max_tokens=100, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    script = SCRIPTS["tools"]
+    assert [b.text for b in final.content if b.type == "text"] == [script.text]
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert [(u.id, u.name, u.input) for u in uses] == [
+        (t.call_id, t.name, t.input) for t in script.tool_calls
+    ]
+    assert final.stop_reason == "tool_use"
+    assert final.usage.output_tokens == script.usage.output_tokens
+
+
 def test_identity_anthropic_client(servers: ServerFactory, fake: FakeUpstream) -> None:
     """Same format on both sides: the Anthropic SDK gets the upstream's stream whole."""
     _, proxy = _proxy(servers, fake, "anthropic-messages")
