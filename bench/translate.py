@@ -16,7 +16,9 @@ bytes:
   the same JSON functions the adapter uses, then ``b"data: " + out + b"\\n\\n"`` (a non-JSON
   ``[DONE]`` is framed as-is). Target: adapter <= 2x floor;
 - the same translation fed one event per read, for information (no target): how a live stream
-  arrives, and what an app streaming one event per body message hands the middleware;
+  arrives, and what an app streaming one event per body message hands the middleware; and, per
+  kind, one text delta or argument fragment fed alone over and over after the stream's start
+  (µs per ``feed``, the difference to the same run without the repeats);
 - identity (same format both sides, ``collect_response`` left at its default) against the raw
   framing path of the codec, ``SSEFramer.feed_joined``, on the same reads. Target: identity
   throughput >= 0.9x the framer's.
@@ -63,6 +65,7 @@ READS = (1460, 16384)
 # and how an app that streams one event per body message feeds the middleware.
 EVENT_READ = "event"
 SAMPLE_SECONDS = 0.02
+REPEATS = 2000  # feeds of one event per sample in the one-event part
 
 Runner = Callable[[], int]
 """Processes a whole stream once; returns a count used as a sanity check."""
@@ -296,6 +299,34 @@ def adapter_runner(upstream: str, client: str, chunks: Sequence[bytes]) -> Runne
     return run
 
 
+def repeat_runner(
+    upstream: str, client: str, head: Sequence[bytes], event: bytes, n: int
+) -> Runner:
+    """A stream's ``head`` events, then ``event`` fed alone ``n`` times (one event per read, as a
+    live stream's reads are), on one adapter."""
+    from asgi_sse_adapter import StreamAdapter
+
+    include_usage = client == "openai-chat"
+
+    def run() -> int:
+        adapter = StreamAdapter(
+            upstream_format=upstream,
+            client_format=client,
+            include_usage=include_usage,
+            clock=_clock,
+            id_factory=_ids,
+        )
+        feed = adapter.feed
+        for chunk in head:
+            feed(chunk)
+        total = 0
+        for _ in range(n):
+            total += len(feed(event))
+        return total
+
+    return run
+
+
 def framer_runner(chunks: Sequence[bytes]) -> Runner:
     """The codec's raw framing path, as identity mode uses it (same default size bound)."""
     from asgi_sse_adapter.sse import SSEFramer
@@ -517,6 +548,41 @@ def run_backend(backend: str, quick: bool, report: str | None) -> int:
             )
             if not ok:
                 failures.append(f"identity {short[fmt]}/{read}: {ratio:.2f}x < {TARGET_IDENTITY}x")
+    print()
+
+    # One event per feed, the same event over and over after the stream's start: a text delta
+    # and an argument fragment of each upstream, into each client that reads from it here.
+    header = f"{'one event per feed':<52} {'µs/feed':>8}  (information)"
+    print_header(header)
+    results["one_event"] = []
+    for upstream, mark, clients in (
+        ("anthropic-messages", b'"text_delta"', ("openai-chat",)),
+        ("anthropic-messages", b'"input_json_delta"', ("openai-chat",)),
+        (
+            "openai-chat",
+            b'{"content":"',
+            ("anthropic-messages", "openai-responses", "openai-text", "anthropic-text"),
+        ),
+        ("openai-chat", b'"arguments":"', ("anthropic-messages",)),
+    ):
+        events = events_of(streams[upstream])
+        # The third such event: the first ones may be read whole (to learn their shape).
+        at = [i for i, e in enumerate(events) if mark in e and not e.endswith(b'""}}\n\n')][2]
+        kind = "text delta" if b"text" in mark or b"content" in mark else "argument fragment"
+        runners = {}
+        for client in clients:
+            for n in (0, REPEATS):
+                runners[f"{client} {n}"] = repeat_runner(
+                    upstream, client, events[:at], events[at], n
+                )
+        medians = measure(runners, repeats, seed=3)
+        for client in clients:
+            us = (medians[f"{client} {REPEATS}"] - medians[f"{client} 0"]) / REPEATS * 1e6
+            label = f"{kind}, {upstream} → {client}"
+            print(f"{label:<52} {us:>8.2f}")
+            results["one_event"].append(
+                {"upstream": upstream, "client": client, "kind": kind, "us": us}
+            )
     print()
     results["failures"] = failures
     if report is not None:
