@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from _common import (
     arg_parser,
@@ -55,6 +55,9 @@ from _common import (
     verdict,
     write_report,
 )
+
+if TYPE_CHECKING:  # (imported at run time only once the JSON backend is chosen)
+    from asgi_sse_adapter import StreamAdapter
 
 # Targets (docs/performance.md).
 TARGET_VS_FLOOR = 2.0
@@ -276,20 +279,25 @@ def lengthen(stream: bytes, size: int) -> bytes:
 # Contenders (asgi_sse_adapter is imported only after the JSON backend was chosen)
 
 
-def adapter_runner(upstream: str, client: str, chunks: Sequence[bytes]) -> Runner:
-    """``StreamAdapter`` as the middleware drives it: ``feed`` per read, then ``close()``."""
+def new_adapter(upstream: str, client: str) -> StreamAdapter:
+    """The adapter every contender uses: default options, ``include_usage`` for Chat clients of
+    a translation, the benchmark's fixed clock and ids."""
     from asgi_sse_adapter import StreamAdapter
 
-    include_usage = client == "openai-chat" and upstream != client
+    return StreamAdapter(
+        upstream_format=upstream,
+        client_format=client,
+        include_usage=client == "openai-chat" and upstream != client,
+        clock=_clock,
+        id_factory=_ids,
+    )
+
+
+def adapter_runner(upstream: str, client: str, chunks: Sequence[bytes]) -> Runner:
+    """``StreamAdapter`` as the middleware drives it: ``feed`` per read, then ``close()``."""
 
     def run() -> int:
-        adapter = StreamAdapter(
-            upstream_format=upstream,
-            client_format=client,
-            include_usage=include_usage,
-            clock=_clock,
-            id_factory=_ids,
-        )
+        adapter = new_adapter(upstream, client)
         n = 0
         for chunk in chunks:
             n += len(adapter.feed(chunk))
@@ -304,19 +312,9 @@ def repeat_runner(
 ) -> Runner:
     """A stream's ``head`` events, then ``event`` fed alone ``n`` times (one event per read, as a
     live stream's reads are), on one adapter."""
-    from asgi_sse_adapter import StreamAdapter
-
-    include_usage = client == "openai-chat"
 
     def run() -> int:
-        adapter = StreamAdapter(
-            upstream_format=upstream,
-            client_format=client,
-            include_usage=include_usage,
-            clock=_clock,
-            id_factory=_ids,
-        )
-        feed = adapter.feed
+        feed = new_adapter(upstream, client).feed
         for chunk in head:
             feed(chunk)
         total = 0
@@ -406,20 +404,13 @@ def measure(runners: dict[str, Runner], repeats: int, seed: int) -> dict[str, fl
 def check_outputs(streams: dict[str, bytes]) -> None:
     """The contenders do what they claim on this corpus (translation completes, identity is the
     same bytes, the floor and the adapter see the same events)."""
-    from asgi_sse_adapter import StreamAdapter
     from asgi_sse_adapter.sse import SSEDecoder
 
     for upstream, stream in streams.items():
         for client in streams:
             outputs = set()
             for chunks in [split(stream, read) for read in READS] + [events_of(stream)]:
-                adapter = StreamAdapter(
-                    upstream_format=upstream,
-                    client_format=client,
-                    include_usage=client == "openai-chat",
-                    clock=_clock,
-                    id_factory=_ids,
-                )
+                adapter = new_adapter(upstream, client)
                 read = len(chunks[0])
                 body = b"".join(adapter.feed(c) for c in chunks) + adapter.close()
                 outputs.add(body)

@@ -156,15 +156,7 @@ def test_anthropic_client_streams_tool_calls_from_openai_chat_upstream(
     _, proxy = _proxy(servers, fake, "openai-chat")
     client = _anthropic(proxy.url, **{"x-fake-scenario": "tools"})
     with client.messages.stream(model="gpt-x", max_tokens=100, messages=MESSAGES) as stream:
-        final = stream.get_final_message()
-    script = SCRIPTS["tools"]
-    assert [b.text for b in final.content if b.type == "text"] == [script.text]
-    uses = [b for b in final.content if b.type == "tool_use"]
-    assert [(u.id, u.name, u.input) for u in uses] == [
-        (t.call_id, t.name, t.input) for t in script.tool_calls
-    ]
-    assert final.stop_reason == "tool_use"
-    assert final.usage.output_tokens == script.usage.output_tokens
+        assert_tools_message(stream.get_final_message())
 
 
 def test_identity_anthropic_client(servers: ServerFactory, fake: FakeUpstream) -> None:
@@ -250,7 +242,12 @@ def test_non_streaming_openai_upstream_to_anthropic_client(
     """A non-streaming Messages request to an OpenAI Chat upstream gets a Messages object."""
     _, proxy = _proxy(servers, fake, "openai-chat")
     client = _anthropic(proxy.url, **{"x-fake-scenario": "tools"})
-    message = client.messages.create(model="gpt-x", max_tokens=100, messages=MESSAGES)
+    assert_tools_message(client.messages.create(model="gpt-x", max_tokens=100, messages=MESSAGES))
+
+
+def assert_tools_message(message: anthropic.types.Message) -> None:
+    """``message`` holds exactly the fake's ``tools`` script, as an OpenAI Chat upstream sent
+    it: its text, its calls (ids, names, parsed arguments), the stop reason and output tokens."""
     script = SCRIPTS["tools"]
     assert [b.text for b in message.content if b.type == "text"] == [script.text]
     uses = [b for b in message.content if b.type == "tool_use"]
