@@ -304,9 +304,8 @@ class StreamAdapter:
             call = reader.read_arguments_block(data)
             if call is not None:
                 self._events += 1
-                self.content.add(call)
                 written: list[bytes] = []
-                self._writer.write(call, written)  # type: ignore[union-attr]
+                self._apply((call,), written)
                 return written[0] if len(written) == 1 else b"".join(written)
         out: list[bytes] = []
         # A read of many events may start with a run the reader takes straight from the raw
