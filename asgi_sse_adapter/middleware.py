@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Literal
 
 from asgiref.sync import markcoroutinefunction
@@ -37,13 +37,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 Selector = Callable[[Scope], "tuple[str, str] | None"]
 
-# Bodies read for usage negotiation or early heartbeats, and error bodies to translate: beyond
-# this the body is passed on unread (requests) or untranslated (errors).
+# Request bodies read for usage negotiation or early heartbeats: beyond this the body is passed on
+# unread (and logged). Anthropic's Messages API takes requests up to 32 MB (images inline), so a
+# streaming request that size must still be understood.
+MAX_INSPECTED_REQUEST = 32 * 1024 * 1024
+# Error bodies to translate: beyond this (decoded) the error is answered from its status alone.
 MAX_INSPECTED_BODY = 1024 * 1024
 _OPENAI_USAGE_CLIENTS = ("openai-chat", "openai-text")
 _HOP_HEADERS = (b"content-length", b"content-encoding", b"transfer-encoding")
-# 2xx statuses that carry no body: an event stream (or an error tail) cannot be sent on them.
-_NO_BODY = (204, 205)
+# 2xx statuses left alone: 204 and 205 carry no body, so an event stream (or an error tail)
+# cannot be sent on them; 206's body is a byte range of a representation, which re-chunking or
+# translating would corrupt.
+_NOT_ADAPTED = (204, 205, 206)
+_DECODABLE = (b"gzip", b"deflate", b"x-gzip")
 
 
 class SSEAdapterMiddleware:
@@ -112,7 +118,8 @@ class SSEAdapterMiddleware:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") == "HEAD":
+            # (A HEAD response has no body: there is no stream to adapt or to end.)
             await self.app(scope, receive, send)
             return
         pair = self.select(scope)
@@ -203,7 +210,7 @@ class _Responder:
         """Read the request body (bounded) when usage negotiation or early heartbeats need it;
         the app later receives exactly the same messages."""
         headers = _headers(self.scope)
-        accept = headers.get(b"accept", b"")
+        accept = headers.get(b"accept", b"").lower()
         self.wants_stream = b"text/event-stream" in accept
         # Identity forwards the upstream's own events: its usage chunk is not ours to add.
         need_usage = (
@@ -213,7 +220,8 @@ class _Responder:
         )
         if not (need_usage or self.mw.heartbeat_before_start):
             return
-        if self.scope.get("method") != "POST" or b"json" not in headers.get(b"content-type", b""):
+        content_type = headers.get(b"content-type", b"").lower()
+        if self.scope.get("method") != "POST" or b"json" not in content_type:
             return
         body: list[bytes] = []
         size = 0
@@ -227,8 +235,14 @@ class _Responder:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_INSPECTED_BODY:
-                return  # too large to inspect: the app gets what was read, then the rest
+            if size > MAX_INSPECTED_REQUEST:
+                # Too large to inspect: the app gets what was read, then the rest.
+                logger.warning(
+                    "request body over %d bytes not inspected: usage negotiation and early "
+                    "heartbeats skipped (include_usage=True forces the usage chunk)",
+                    MAX_INSPECTED_REQUEST,
+                )
+                return
             body.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -365,10 +379,19 @@ class _Responder:
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if (
             200 <= status < 300
-            and status not in _NO_BODY
+            and status not in _NOT_ADAPTED
             and _is_event_stream(headers.get(b"content-type"))
         ):
-            if encoding not in (b"identity", b"gzip", b"deflate", b"x-gzip"):
+            if encoding != b"identity" and encoding not in _DECODABLE:
+                if self.early:
+                    # The client already has SSE headers: a second start is impossible.
+                    self.mode = "done"
+                    assert self.session is not None
+                    await self.session.fail(
+                        "the application's event stream has a Content-Encoding that cannot "
+                        "be decoded"
+                    )
+                    return
                 logger.warning(
                     "SSE response with Content-Encoding %r cannot be decoded; passed through",
                     encoding.decode("latin-1"),
@@ -397,9 +420,16 @@ class _Responder:
             self.early
             or (
                 self.upstream != self.client
-                and (b"json" in headers.get(b"content-type", b"") or not headers)
+                and (b"json" in headers.get(b"content-type", b"").lower() or not headers)
+                and (encoding == b"identity" or encoding in _DECODABLE)
             )
         ):
+            if encoding in _DECODABLE:
+                self.inflate = _Inflater()
+            elif encoding != b"identity":
+                # Committed early (otherwise passed through above): a body that cannot be
+                # decoded is answered from its status alone.
+                self.error_size = MAX_INSPECTED_BODY + 1
             self.mode = "error"
             self.error_status = status
             self.error_headers = raw
@@ -425,12 +455,13 @@ class _Responder:
         more = bool(message.get("more_body", False))
         if self.inflate is not None and body:
             try:
-                body = self.inflate.decode(body)
+                for piece in self.inflate.pieces(body):
+                    await session.push(piece)
             except zlib.error:
                 self.mode = "done"
                 await session.fail("the application's compressed event stream is corrupt")
                 return
-        if body:
+        elif body:
             await session.push(body)
         if not more:
             await session.close()
@@ -445,6 +476,13 @@ class _Responder:
         assert start is not None
         assert error_headers is not None
         body = message.get("body", b"")
+        if self.inflate is not None and body and self.error_size <= MAX_INSPECTED_BODY:
+            try:
+                # Bounded: what is beyond the limit is never decoded (a bomb stays small).
+                body = b"".join(self.inflate.pieces(body, MAX_INSPECTED_BODY + 1 - self.error_size))
+            except zlib.error:
+                body = b""
+                self.error_size = MAX_INSPECTED_BODY + 1  # unreadable: from the status alone
         self.error_size += len(body)
         if self.error_size <= MAX_INSPECTED_BODY:
             error_body.append(body)
@@ -477,7 +515,9 @@ class _Responder:
         status, payload = client.error_body(error)
         out = json.dumps(payload).encode()
         headers = [
-            (k, v) for k, v in error_headers if k.lower() not in (b"content-type", *_HOP_HEADERS)
+            (k.lower(), v)
+            for k, v in error_headers
+            if k.lower() not in (b"content-type", *_HOP_HEADERS)
         ]
         headers += [
             (b"content-type", b"application/json"),
@@ -487,19 +527,38 @@ class _Responder:
         await self.real_send({"type": "http.response.body", "body": out, "more_body": False})
 
 
+# Decoded bytes per step: a small compressed body may expand a thousandfold, so it is decoded
+# (and passed on) a piece at a time, never whole.
+_INFLATE_PIECE = 1024 * 1024
+
+
 class _Inflater:
     """gzip (multi-member, as Django's GZipMiddleware writes per chunk) or zlib/deflate bodies."""
 
     def __init__(self) -> None:
         self._z = zlib.decompressobj(wbits=47)  # 32 + 15: detect gzip or zlib headers
 
-    def decode(self, data: bytes) -> bytes:
-        out = [self._z.decompress(data)]
-        while self._z.eof and self._z.unused_data:
-            rest = self._z.unused_data
-            self._z = zlib.decompressobj(wbits=47)
-            out.append(self._z.decompress(rest))
-        return b"".join(out)
+    def pieces(self, data: bytes, limit: int | None = None) -> Iterator[bytes]:
+        """``data`` decoded, in pieces of at most ``_INFLATE_PIECE`` bytes; with ``limit``, stop
+        once that many bytes came out (the rest is never decoded). Raises ``zlib.error``."""
+        while True:
+            step = _INFLATE_PIECE if limit is None else min(_INFLATE_PIECE, limit)
+            out = self._z.decompress(data, step)
+            if out:
+                yield out
+                if limit is not None:
+                    limit -= len(out)
+                    if limit <= 0:
+                        return
+            if self._z.eof:
+                data = self._z.unused_data
+                if not data:
+                    return
+                self._z = zlib.decompressobj(wbits=47)  # the next gzip member
+                continue
+            data = self._z.unconsumed_tail
+            if not data and len(out) < step:
+                return  # (a full piece may leave output pending in zlib: one more step)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -8,9 +8,9 @@ one log line).
 Heartbeats cost no task and no loop timer per stream: the idle deadlines of every stream on a
 loop are kept by one ``_HeartbeatWheel``, coarsened into buckets (one loop timer per bucket), and
 a stream is looked at only when its deadline comes; a busy stream is then re-filed for its new
-deadline (at most once per interval). An idle stream's keep-alive is started inline and only
-becomes a task if the server's ``send`` actually waits (sse-and-asgi.md §2.2: idle-based, at
-event boundaries, bounded).
+deadline (at most once per interval). An idle stream's keep-alive is sent from a task of its own
+(an outer middleware's ``send`` may need one), bounded only if the server's ``send`` actually
+waits (sse-and-asgi.md §2.2: idle-based, at event boundaries, bounded).
 """
 
 from __future__ import annotations
@@ -316,39 +316,51 @@ class StreamSession:
             self._context.run(self._start_heartbeat)
 
     def _start_heartbeat(self) -> None:
-        """Send the keep-alive inline; only if the server's ``send`` waits does it become a task
-        (bounded by ``HEARTBEAT_SEND_TIMEOUT``). Runs in the request's context."""
-        coro = self._heartbeat()
+        """Start the keep-alive in a task of its own, in the request's context: an outer
+        middleware's ``send`` may need to run in a task (a ``BaseHTTPMiddleware`` outside ours
+        sends through anyio, which looks up the current task; so does ``asyncio.timeout``)."""
+        self._heartbeat_task = self._loop.create_task(self._run_heartbeat())
+
+    async def _run_heartbeat(self) -> None:
+        """Send the keep-alive; only if the server's ``send`` waits is it bounded by
+        ``HEARTBEAT_SEND_TIMEOUT`` (a timer for every keep-alive would cost a loop timer each)."""
         try:
-            waiting = coro.send(None)
-        except StopIteration:
-            return
-        self._heartbeat_task = self._loop.create_task(self._finish_heartbeat(coro, waiting))
+            coro = self._heartbeat()
+            try:
+                waiting = coro.send(None)
+            except StopIteration:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            timed_out = False
 
-    async def _finish_heartbeat(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        timed_out = False
+            def expire() -> None:
+                nonlocal timed_out
+                timed_out = True
+                task.cancel()
 
-        def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
-            task.cancel()
-
-        guard = self._loop.call_later(HEARTBEAT_SEND_TIMEOUT, expire)
-        try:
-            await _Resumed(coro, waiting)
-        except asyncio.CancelledError:
-            if not timed_out:
-                raise
-            logger.warning("heartbeat send timed out: client not reading; stream abandoned")
-            self.mark_disconnected()
+            guard = self._loop.call_later(HEARTBEAT_SEND_TIMEOUT, expire)
+            try:
+                await _Resumed(coro, waiting)
+            except asyncio.CancelledError:
+                if not timed_out:
+                    raise
+                logger.warning("heartbeat send timed out: client not reading; stream abandoned")
+                self.mark_disconnected()
+            finally:
+                guard.cancel()
         finally:
-            guard.cancel()
             self._heartbeat_task = None
 
     async def _heartbeat(self) -> None:
-        if self._busy or self.finished:  # (``_on_due`` checked both just before)
+        if self.finished:
+            return
+        interval = self._interval
+        assert interval is not None
+        if self._busy or time.monotonic() - self._last_send + 0.001 < interval:
+            # A body send started since the deadline came (the task ran a loop turn later): the
+            # stream is not idle; file it again (``_on_due`` handles a send still in progress).
+            self._arm()
             return
         self._busy = True
         try:
@@ -487,8 +499,8 @@ class _HeartbeatWheel:
 
 
 class _Resumed:
-    """Await a coroutine that was already started and is waiting on ``waiting``: the rest of an
-    inline heartbeat, handed to a task (what Python 3.12's eager tasks do)."""
+    """Await a coroutine that was already started and is waiting on ``waiting``: the rest of a
+    keep-alive whose first step ran before its timeout guard was needed."""
 
     __slots__ = ("_coro", "_waiting")
 

@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -1732,6 +1733,127 @@ async def test_extension_message_after_start_stops_adapting(
     assert any("pathsend" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.anyio
+async def test_head_request_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """A HEAD response has no body: the app's start and empty body pass as they are, with no
+    truncation tail, no warning and no report (a monitor's probe is not a failed stream)."""
+    reports: list[StreamReport] = []
+    app = ScriptedApp([], final="empty")
+    mw = middleware(app, ANTHROPIC, OPENAI, on_complete=reports.append)
+    with caplog.at_level(logging.WARNING, LOG):
+        exchange = await drive(mw, method="HEAD", scripted=app)
+    assert exchange.messages == app.sent
+    assert reports == []
+    assert [r for r in caplog.records if r.name == LOG] == []
+
+
+@pytest.mark.anyio
+async def test_partial_content_left_alone() -> None:
+    """A 206 answer is a byte range of a representation: re-chunking it would corrupt it."""
+    raw = b"".join(anthropic_events())
+    app = ScriptedApp([raw[:50], raw[50:]], status=206, headers=[SSE, (b"content-range", b"x")])
+    exchange = await drive(middleware(app, ANTHROPIC, OPENAI), scripted=app)
+    assert exchange.messages == app.sent
+
+
+@pytest.mark.anyio
+async def test_heartbeat_before_start_then_undecodable_encoding_ends_with_error() -> None:
+    """Headers committed early, an SSE answer in an encoding the middleware cannot decode (br)
+    cannot be passed through any more (a second start): the stream ends with the error tail."""
+    app = ScriptedApp(
+        [b"\x8b\x02\x80opaque"], headers=[SSE, (b"content-encoding", b"br")], start_delay=0.05
+    )
+    mw = middleware(app, ANTHROPIC, OPENAI, heartbeat_before_start=True)
+    exchange = await drive(mw, request=chat_request(), scripted=app)
+    exchange.assert_well_formed()
+    assert exchange.start["status"] == 200
+    assert "Content-Encoding" in error_message(exchange.events, OPENAI)
+    assert exchange.events[-1].data == "[DONE]"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("early", [False, True], ids=["answer", "committed-early"])
+async def test_compressed_error_body_translated(early: bool) -> None:
+    """A gzip-compressed provider error (Django's GZipMiddleware compresses error JSON too) is
+    decoded before it is translated: the client reads the provider's message, not gzip."""
+    body = anthropic_error_body()
+    compressed = gzip.compress(body)
+    app = ScriptedApp(
+        [compressed[:7], compressed[7:]],
+        status=529,
+        headers=[(b"Content-Type", b"application/json"), (b"Content-Encoding", b"gzip")],
+        start_delay=0.05 if early else 0.0,
+    )
+    mw = middleware(app, ANTHROPIC, OPENAI, heartbeat_before_start=early)
+    exchange = await drive(mw, request=chat_request(), scripted=app)
+    if early:
+        exchange.assert_well_formed()
+        assert error_message(exchange.events, OPENAI) == "Overloaded"
+        return
+    assert exchange.start["status"] == 503
+    assert b"content-encoding" not in exchange.headers
+    assert all(k == k.lower() for k in exchange.headers)
+    assert json.loads(exchange.body)["error"]["message"] == "Overloaded"
+
+
+@pytest.mark.anyio
+async def test_compressed_error_body_is_decoded_bounded() -> None:
+    """A compressed error body that inflates past the inspection bound is never inflated whole:
+    the client gets an error answer from the status alone."""
+    bomb = gzip.compress(b'{"error": {"message": "' + b"a" * (64 << 20) + b'"}}')
+    app = ScriptedApp(
+        [bomb],
+        status=529,
+        headers=[(b"content-type", b"application/json"), (b"content-encoding", b"gzip")],
+    )
+    tracemalloc.start()
+    try:
+        exchange = await drive(middleware(app, ANTHROPIC, OPENAI), scripted=app)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    assert exchange.start["status"] == 503
+    message = json.loads(exchange.body)["error"]["message"]
+    assert "aaaa" not in message
+    assert "\ufffd" not in message  # (not the compressed bytes read as text either)
+
+
+@pytest.mark.anyio
+async def test_compressed_stream_expanding_far_is_passed_on_in_pieces() -> None:
+    """A small compressed body that inflates to megabytes is decoded a piece at a time: every
+    event arrives whole, and no outbound message holds much more than a piece."""
+    delta = anthropic_events(["x" * 1000])[3]
+    raw = b"".join([*anthropic_events()[:3], delta * 4000, *anthropic_events()[-3:]])
+    app = ScriptedApp([gzip.compress(raw)], headers=[SSE, (b"content-encoding", b"gzip")])
+    exchange = await drive(middleware(app, ANTHROPIC, ANTHROPIC), scripted=app)
+    exchange.assert_well_formed()
+    assert b"".join(s.message.get("body", b"") for s in exchange.bodies) == raw
+    assert max(len(s.message.get("body", b"")) for s in exchange.bodies) < (1 << 20) + len(delta)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [10, 2 << 20], ids=["small", "2-MiB"])
+async def test_usage_negotiated_on_large_and_mixed_case_requests(size: int) -> None:
+    """A request with a large body (inline images) and a mixed-case JSON media type still has
+    its ``stream_options.include_usage`` honoured; the app receives the body unchanged."""
+    request = chat_request(stream_options={"include_usage": True}, padding="p" * size)
+    body = request[0]["body"]
+    request = [request_message(body[:100], more=True), request_message(body[100:])]
+    app = ScriptedApp([b"".join(anthropic_events())])
+    mw = middleware(app, ANTHROPIC, OPENAI)
+    exchange = await drive(
+        mw,
+        request=request,
+        headers=[(b"content-type", b"Application/JSON; charset=utf-8")],
+        scripted=app,
+    )
+    usage = [p for p in payloads(exchange.events) if isinstance(p, dict) and p.get("usage")]
+    assert usage
+    assert usage[-1]["usage"]["prompt_tokens"] == 5
+    assert app.received == request
+
+
 def test_constructor_validates_options() -> None:
     """A pair or ``select`` is required, formats must exist, the interval must be positive."""
     with pytest.raises(TypeError):
@@ -2135,6 +2257,26 @@ def test_heartbeat_timing_over_loopback(starlette_server: Served) -> None:
     assert len(pings) >= 4
     gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert sum(0.05 <= g <= 0.3 for g in gaps) >= len(gaps) - 1, gaps
+
+
+def test_heartbeats_behind_base_http_middleware(start_server: ServerFactory) -> None:
+    """A ``BaseHTTPMiddleware`` outside ours (FastAPI's ``@app.middleware("http")``) hands the
+    app a ``send`` that needs a running task (anyio's memory stream): keep-alives still go out
+    at the interval and the stream completes (sse-and-asgi.md §3.8)."""
+    app = fastapi_app(heartbeat_interval=0.1)
+
+    @app.middleware("http")
+    async def outer(request: Request, call_next: Any) -> Any:
+        return await call_next(request)
+
+    server = start_server(app)
+    chunks = read_timed(server.url + "/v1/chat/completions", {"model": "stall", "stream": True})
+    pings = [at for at, chunk in chunks if chunk == b": ping\n\n"]
+    assert len(pings) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert sum(0.05 <= g <= 0.3 for g in gaps) >= len(gaps) - 1, gaps
+    raw = b"".join(c for _, c in chunks)
+    assert text_of(decode(raw), OPENAI) == "Hello stall"
 
 
 def test_heartbeats_on_uvloop(start_server: ServerFactory) -> None:
