@@ -2,6 +2,20 @@
 
 Both produce compact one-line JSON (what SSE ``data:`` needs, formats.md §1.1 rule 3) as UTF-8
 bytes; non-ASCII characters are written as themselves.
+
+orjson refuses some JSON the standard library reads (a lone surrogate escape such as
+``"\\ud83d"``, ``NaN``, integers beyond 64 bits) and some values the standard library writes (a
+lone surrogate, such integers). The client SDKs parse with the standard library, and the ``fast``
+extra must not change what a stream accepts: where ``loads`` or ``dumps`` raised, callers retry
+with ``loads_fallback`` / ``dumps_fallback`` (the standard library's), on that error path only,
+so the usual path costs nothing more. ``loads``, ``dumps`` and the batched helpers below stay
+exact mirrors of the backend (their callers decide what an error means).
+
+Where the fallback is needed: values read by ``loads_fallback``, which only a whole event's
+parse uses (``JSONReader.read_data``); the readers' shortcuts (one-event reads, runs) decode
+with ``loads``, and a string ``loads`` made always encodes with ``dumps``. So ``dumps`` needs
+its fallback where whole parts are written (``frame``, the writers' ``write``), not in the
+shortcuts' writers (``write_text``, ``write_run``).
 """
 
 from __future__ import annotations
@@ -11,7 +25,17 @@ from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
 
-__all__ = ["BACKEND", "decode_strings", "dump_strings", "dumps", "load_strings", "loads"]
+__all__ = [
+    "BACKEND",
+    "decode_strings",
+    "dump_strings",
+    "dumps",
+    "dumps_fallback",
+    "dumps_lenient",
+    "load_strings",
+    "loads",
+    "loads_fallback",
+]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
@@ -22,10 +46,16 @@ def _dumps_stdlib(obj: Any) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        # A lone surrogate, which the stdlib reads from an upstream's "\ud83d" (orjson refuses
-        # the event instead): written as its escape again, the way it came.
+        # A lone surrogate, which the stdlib reads from an upstream's "\ud83d" (with orjson,
+        # the readers' ``loads_fallback``): written as its escape again, the way it came, which
+        # the SDKs' stdlib parsers read back into the same string.
         return _encode_ascii(obj).encode()
 
+
+dumps_fallback: Callable[[Any], bytes] = _dumps_stdlib
+"""The standard library's ``dumps``: for a value ``dumps`` refused (``TypeError``)."""
+loads_fallback: Callable[[str | bytes], Any] = json.loads
+"""The standard library's ``loads``: for input ``loads`` refused (``ValueError``)."""
 
 dumps: Callable[[Any], bytes]
 loads: Callable[[str | bytes], Any]
@@ -39,6 +69,15 @@ except ImportError:  # pragma: no cover - the min env runs without the ``fast`` 
     BACKEND = "json"
     dumps = _dumps_stdlib
     loads = json.loads
+
+
+def dumps_lenient(obj: Any) -> bytes:
+    """``dumps``, or ``dumps_fallback`` for what it refused: for the writers' cooler paths (the
+    hottest repeat this inline, a call level cheaper)."""
+    try:
+        return dumps(obj)
+    except TypeError:
+        return dumps_fallback(obj)
 
 
 def dump_strings(texts: Sequence[str]) -> list[bytes]:

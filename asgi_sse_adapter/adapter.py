@@ -36,7 +36,6 @@ from .parts import (
     ReasoningSignature,
     RedactedReasoning,
     StreamError,
-    TextDelta,
     TextRun,
     ToolCallDelta,
     Usage,
@@ -105,7 +104,9 @@ class StreamAdapter:
     Options (keyword-only):
         include_usage: send the usage chunk to OpenAI clients (their ``stream_options``).
         reasoning: ``"emit"`` (default) or ``"drop"`` reasoning/thinking content.
-        reasoning_field: the Chat delta field for reasoning (default ``"reasoning_content"``).
+        reasoning_field: the Chat delta field for reasoning (default ``"reasoning_content"``;
+            ``"reasoning"`` for OpenRouter-style clients). A field the delta uses for something
+            else (``content``, ``role``, ``refusal``, ``tool_calls``…) is a ``ValueError``.
         done_after_error: ``data: [DONE]`` after the error event (default: OpenAI-family clients).
         max_event_size: bound on one upstream event in bytes (``None``: unbounded).
         clock: seconds since the epoch, for ``created`` fields the upstream lacks (looked up at
@@ -170,8 +171,7 @@ class StreamAdapter:
         native_keepalive: bool = False,
         collect_response: bool | None = None,
     ) -> None:
-        if reasoning not in ("emit", "drop"):
-            raise ValueError("reasoning must be 'emit' or 'drop'")
+        check_reasoning_options(reasoning, reasoning_field)
         upstream = self.upstream_format = get_format(upstream_format)
         client = self.client_format = get_format(client_format)
         identity = self.identity = upstream is client
@@ -533,9 +533,9 @@ class StreamAdapter:
         self.content.error = error
         self._error = error
         if self._visible_errors and not self.identity:
-            visible = TextDelta(f"\n\n[error: {error.message}]")
-            self.content.add(visible)
-            writer.write(visible, out)
+            # Only the text is added: whatever the error interrupted stays unfinished, as without
+            # it (the writer knows how its format shows text next to an open tool call).
+            writer.error_text(f"\n\n[error: {error.message}]", out)
         writer.error(error, out)
         self._end(outcome)
         if outcome == "truncated":
@@ -752,6 +752,41 @@ def _writer_options(
         if len(_SHARED_OPTIONS) < _SHARED_OPTIONS_KEPT:
             _SHARED_OPTIONS[key] = shared
     return shared
+
+
+# Chat delta fields with a meaning of their own (formats.md §2.1): reasoning text written into
+# one would be read as the answer, the role, a refusal, or (the list- and object-valued ones) break
+# the clients that read them.
+_CHAT_DELTA_FIELDS = frozenset(
+    {
+        "role",
+        "content",
+        "refusal",
+        "tool_calls",
+        "function_call",
+        "audio",
+        "annotations",
+        "reasoning_details",
+        "thinking_blocks",
+    }
+)
+
+
+def check_reasoning_options(reasoning: object, name: object) -> None:
+    """Refuse a ``reasoning`` mode other than ``"emit"``/``"drop"`` and a ``reasoning_field`` that
+    is no field name or one the Chat delta already uses (``ValueError``). The shells call it at
+    construction, so a misconfiguration fails at startup rather than on each request."""
+    if reasoning not in ("emit", "drop"):
+        raise ValueError("reasoning must be 'emit' or 'drop'")
+    if name == "reasoning_content":
+        return  # the default (the usual case: no more to check)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"reasoning_field must be a non-empty string, not {name!r}")
+    if name in _CHAT_DELTA_FIELDS:
+        raise ValueError(
+            f"reasoning_field {name!r} is a Chat delta field of its own; use a field the "
+            "delta does not otherwise carry, such as 'reasoning_content' or 'reasoning'"
+        )
 
 
 def _now() -> float:

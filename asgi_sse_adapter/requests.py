@@ -561,7 +561,9 @@ def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return _json.dumps(value).decode()
+    # (The shells parse request bodies with the standard library, which reads a lone surrogate
+    # escape that orjson refuses to write: ``_json``.)
+    return _json.dumps_lenient(value).decode()
 
 
 def _arguments_object(call: ToolCall) -> dict[str, Any]:
@@ -570,7 +572,13 @@ def _arguments_object(call: ToolCall) -> dict[str, Any]:
         return {}
     try:
         value = _json.loads(text)
-    except (ValueError, RecursionError):
+    except ValueError:
+        # What orjson refuses but the standard library (and the client's SDK) reads.
+        try:
+            value = _json.loads_fallback(text)
+        except (ValueError, RecursionError):
+            value = None
+    except RecursionError:
         value = None
     if not isinstance(value, dict):
         raise _bad(f"the arguments of tool call {call.id!r} are not a JSON object")

@@ -2215,3 +2215,36 @@ def test_every_direction_gives_a_valid_body(source: str, target: str) -> None:
     assert len(set(result.dropped)) == len(result.dropped)
     assert_valid_body(result.body, target)
     assert json.loads(json.dumps(result.body)) == result.body  # plain JSON, nothing shared
+
+
+def test_tool_arguments_with_a_lone_surrogate_translate_both_ways() -> None:
+    """A lone surrogate escape, which the shells' standard-library parse reads (and the client's
+    SDK wrote), travels in tool-call arguments both ways, under either JSON backend."""
+    lone = "\ud83d"
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"a": "\\ud83d"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+        ],
+    }
+    messages = translate_request(copy.deepcopy(chat), CHAT, MESSAGES).body
+    blocks = [
+        b for m in messages["messages"] if isinstance(m["content"], list) for b in m["content"]
+    ]
+    (use,) = [b for b in blocks if b["type"] == "tool_use"]
+    assert use["input"] == {"a": lone}
+    back = translate_request(copy.deepcopy(messages), MESSAGES, CHAT).body
+    (call,) = [c for m in back["messages"] for c in m.get("tool_calls") or []]
+    assert json.loads(call["function"]["arguments"]) == {"a": lone}

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ..parts import FinishReason, StreamError, Usage
-from .base import ERROR_STATUS, as_dict, as_int, as_str, frame
+from .base import ERROR_STATUS, as_dict, as_int, as_str, detail_message, frame, text_message
 
 logger = logging.getLogger("asgi_sse_adapter")
 
@@ -90,7 +90,8 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 
 
 def error_type(error: StreamError) -> str:
-    """An Anthropic error type for ``error`` (OpenAI types are mapped through the status)."""
+    """An Anthropic error type for ``error`` (OpenAI types are mapped through the status; a 4xx
+    the table does not know is ``invalid_request_error``)."""
     if error.type in ERROR_STATUS:
         return error.type
     if error.status is not None:
@@ -99,6 +100,8 @@ def error_type(error: StreamError) -> str:
                 return type_
     if error.type in ("rate_limit_exceeded", "insufficient_quota"):
         return "rate_limit_error"
+    if error.status is not None and 400 <= error.status < 500:
+        return "invalid_request_error"
     return "api_error"
 
 
@@ -113,19 +116,30 @@ def error_event(error: StreamError) -> bytes:
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body of an Anthropic API error for ``error``."""
+    """Status and JSON body of an Anthropic API error for ``error``.
+
+    The status is the upstream's own when it had an HTTP error status (400-599): the SDKs pick
+    the exception class and whether to retry from it (408, 409, 429 and 5xx are retried), so a
+    422 stays a 422 and a 504 a 504; an overload is 529, as Anthropic's API answers it. Without
+    an upstream status: the type's status (formats.md §9.4).
+    """
     type_ = error_type(error)
-    return ERROR_STATUS[type_][0], error_object(error)
+    status = error.status
+    if status is None or not 400 <= status <= 599 or type_ == "overloaded_error":
+        status = ERROR_STATUS[type_][0]
+    return status, error_object(error)
 
 
 def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
-    """Read ``{"type": "error", "error": {...}}`` (or a bare ``{"error": {...}}``)."""
+    """Read ``{"type": "error", "error": {...}}`` (or a bare ``{"error": {...}}``, an
+    ``{"error": "text"}``, FastAPI's ``{"detail": ...}``)."""
     raw = obj.get("error")
     inner = as_dict(raw)
-    message = as_str(inner.get("message")) or as_str(raw)  # {"error": "Overloaded"} too
+    # {"error": "Overloaded"} too
+    message = as_str(inner.get("message")) or as_str(raw) or detail_message(obj.get("detail"))
     return StreamError(
-        type=as_str(inner.get("type")) or "api_error",
-        message=message or "upstream error",
+        type=as_str(inner.get("type")) or (_type_for(status) if status else "api_error"),
+        message=message or (f"upstream returned HTTP {status}" if status else "upstream error"),
         status=status,
     )
 
@@ -137,12 +151,13 @@ def parse_error_body(status: int, body: Any) -> StreamError:
         if not isinstance(body.get("error"), dict):
             err = StreamError(_type_for(status), err.message, None, status)
         return err
-    text = body if isinstance(body, str) else ""
-    return StreamError(_type_for(status), text[:500] or f"upstream HTTP {status}", None, status)
+    return StreamError(_type_for(status), text_message(status, body), None, status)
 
 
 def _type_for(status: int) -> str:
     for type_, (anthropic_status, _, _) in ERROR_STATUS.items():
         if status == anthropic_status:
             return type_
+    if 400 <= status < 500:
+        return "invalid_request_error"
     return "api_error"

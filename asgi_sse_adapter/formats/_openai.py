@@ -6,10 +6,19 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from .._json import dumps
+from .._json import dumps_lenient
 from ..content import Content
 from ..parts import FinishReason, StreamError, Usage
-from .base import ERROR_STATUS, Writer, WriterOptions, as_dict, as_int, as_str
+from .base import (
+    ERROR_STATUS,
+    Writer,
+    WriterOptions,
+    as_dict,
+    as_int,
+    as_str,
+    detail_message,
+    text_message,
+)
 
 logger = logging.getLogger("asgi_sse_adapter")
 
@@ -100,20 +109,35 @@ def error_object(error: StreamError) -> dict[str, Any]:
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body of an OpenAI API error for ``error``."""
-    known = ERROR_STATUS.get(error.type)
-    status = known[1] if known is not None else (error.status or 500)
+    """Status and JSON body of an OpenAI API error for ``error``.
+
+    The status is the upstream's own when it had an HTTP error status (400-599): the SDKs pick
+    the exception class and whether to retry from it (408, 409, 429 and 5xx are retried), so a
+    422 stays a 422 and a 504 a 504. Anthropic's 529 (overloaded), which no OpenAI API answers,
+    is 503. Without an upstream status: the type's status (formats.md §9.4), else 500.
+    """
+    status = error.status
+    if status is None or not 400 <= status <= 599:
+        known = ERROR_STATUS.get(error.type)
+        status = known[1] if known is not None else 500
+    elif status == 529:
+        status = 503
     return status, {"error": error_object(error)}
 
 
 def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
-    """Read an OpenAI-style error object (``{"error": {...}}`` or vLLM's flat form)."""
+    """Read an OpenAI-style error object (``{"error": {...}}``, vLLM's flat form, TGI's
+    ``{"error": "text"}`` or FastAPI's ``{"detail": ...}``)."""
     inner = obj.get("error")
     err = inner if isinstance(inner, dict) else obj
-    message = as_str(err.get("message")) or (inner if isinstance(inner, str) else None)
+    message = (
+        as_str(err.get("message"))
+        or (inner if isinstance(inner, str) else None)
+        or detail_message(obj.get("detail"))
+    )
     return StreamError(
         type=as_str(err.get("type")) or _type_for_status(status),
-        message=message or "upstream error",
+        message=message or (f"upstream returned HTTP {status}" if status else "upstream error"),
         code=as_str(err.get("code")),
         status=status,
     )
@@ -123,16 +147,15 @@ def parse_error_body(status: int, body: Any) -> StreamError:
     """An OpenAI-format non-2xx body (decoded JSON, or text) as an error."""
     if isinstance(body, dict):
         return error_from(body, status)
-    text = body if isinstance(body, str) else ""
-    return StreamError(
-        _type_for_status(status), text[:500] or f"upstream HTTP {status}", None, status
-    )
+    return StreamError(_type_for_status(status), text_message(status, body), None, status)
 
 
 def _type_for_status(status: int | None) -> str:
     for type_, (anthropic_status, openai_status, _) in ERROR_STATUS.items():
         if status in (anthropic_status, openai_status) and type_ not in ("billing_error",):
             return type_
+    if status is not None and 400 <= status < 500:
+        return "invalid_request_error"  # a 4xx the table does not know: still the client's
     return "api_error"
 
 
@@ -149,9 +172,9 @@ class Envelope:
         self.model = content.model if content.model is not None else "unknown"
         self.head = (
             b'data: {"id":'
-            + dumps(self.id)
+            + dumps_lenient(self.id)
             + f',"object":"{object_}","created":{self.created},"model":'.encode()
-            + dumps(self.model)
+            + dumps_lenient(self.model)
             + b',"choices":['
         )
 

@@ -9,6 +9,10 @@ stop reason and cumulative usage after the last stop; ``message_stop``; no ``[DO
 Parallel tool calls from a source that interleaves them (Chat) are queued: a call that starts
 while another call's block is open waits until that block stops, so the client never sees two
 open blocks (farion1231/cc-switch#2303) and never loses an argument fragment.
+
+The error tail is the ``error`` event alone: a block the error interrupted is not stopped, since
+a stopped tool_use block is a finished call. So ``visible_errors`` text, which needs a text block
+of its own, is left out while a tool block is open (``MessagesWriter.error_text``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .._json import decode_strings, dumps, loads
+from .._json import decode_strings, dumps, dumps_fallback, dumps_lenient, loads, loads_fallback
 from ..content import ChoiceContent, Content, Segment
 from ..parts import (
     ArgumentsRun,
@@ -59,6 +63,7 @@ logger = logging.getLogger("asgi_sse_adapter")
 
 PREFIX = "msg_"
 _TEXT_KINDS = ("text", "refusal")
+_REASONING_KINDS = frozenset({"reasoning", "redacted_reasoning"})
 _PING = frame({"type": "ping"}, "ping")
 # ``frame`` of a content_block_delta (at index %d) whose delta holds one string, up to that
 # string: ``_emit_string_delta`` then encodes only the string (the same bytes).
@@ -347,7 +352,7 @@ class MessagesReader(JSONReader):
         start_input = block[3]
         if not block[2] and isinstance(start_input, dict) and start_input:
             # Arguments that came whole in the start block (formats.md §4.1).
-            parts.append(ToolCallDelta(block[1], dumps(start_input).decode()))
+            parts.append(ToolCallDelta(block[1], dumps_lenient(start_input).decode()))
         parts.append(ToolCallEnd(block[1]))
         block[0] = "done"
         return parts
@@ -418,7 +423,10 @@ class MessagesWriter(Writer):
     def _emit_string_delta(self, head: bytes, value: str, out: list[bytes]) -> None:
         """``_emit_delta`` for the hottest deltas (text, tool arguments): the same bytes, but only
         ``value`` goes through ``dumps`` (stdlib json is slow on whole dicts)."""
-        out.append(head % self._next + dumps(value) + b"}}\n\n")
+        try:
+            out.append(head % self._next + dumps(value) + b"}}\n\n")
+        except TypeError:  # what orjson refuses (``_json``): as without it
+            out.append(head % self._next + dumps_fallback(value) + b"}}\n\n")
 
     def _close(self, out: list[bytes]) -> None:
         """Stop the open block, if any."""
@@ -491,7 +499,10 @@ class MessagesWriter(Writer):
         if isinstance(part, _TEXT_PARTS):
             # ``_emit_string_delta`` with the head ready (or made once per block).
             head = self._text_head or self._text_block(out)
-            out.append(head + dumps(part.text) + b"}}\n\n")
+            try:
+                out.append(head + dumps(part.text) + b"}}\n\n")
+            except TypeError:  # what orjson refuses (``_json``): as without it
+                out.append(head + dumps_fallback(part.text) + b"}}\n\n")
         elif isinstance(part, _TOOL_PARTS):
             self._write_tool(part, out)
         elif isinstance(part, ReasoningDelta):
@@ -557,11 +568,23 @@ class MessagesWriter(Writer):
         # (anthropics/claude-code#16785): it is a tool_use turn.
         if choice.tools and reason in ("end_turn", "stop_sequence"):
             return "tool_use"
-        # OpenAI ends a refusal with a plain "stop": a refusal-only turn is a refusal (§4.2 row 8).
-        kinds = {s.kind for s in choice.segments}
-        if reason == "end_turn" and kinds == {"refusal"}:
-            return "refusal"
+        # OpenAI ends a refusal with a plain "stop": a turn whose only answer is a refusal is a
+        # refusal (§4.2 row 8), whatever reasoning came before it (reasoning is no answer).
+        if reason == "end_turn":
+            kinds = {s.kind for s in choice.segments}
+            if kinds - _REASONING_KINDS == {"refusal"}:
+                return "refusal"
         return _anthropic.STOP_OUT[reason]
+
+    def error_text(self, text: str, out: list[bytes]) -> None:
+        if self._open is not None and self._open[0] == "tool":
+            # Blocks are strictly sequential: a text block would first stop the tool block,
+            # and a stopped tool_use block is a finished call (MessageStream hands it on as a
+            # ToolUseBlock; Claude Code runs tools at their stop), here with cut arguments. No
+            # visible text then: the error event that follows carries the message, and the
+            # SDKs raise it. (Calls queued behind the open one are never started either.)
+            return
+        super().error_text(text, out)
 
     def error(self, error: StreamError, out: list[bytes]) -> None:
         out.append(_anthropic.error_event(error))
@@ -615,10 +638,7 @@ class MessagesWriter(Writer):
         if seg.kind == "redacted_reasoning":
             return {"type": "redacted_thinking", "data": seg.data}
         if seg.kind == "tool_call":
-            try:
-                arguments = loads(seg.text) if seg.text else {}
-            except ValueError:
-                arguments = {}
+            arguments = _arguments(seg.text)
             return {
                 "type": "tool_use",
                 "id": self._tool_ids.get(seg.tool_index) or seg.tool_id or "",
@@ -626,6 +646,21 @@ class MessagesWriter(Writer):
                 "input": arguments if isinstance(arguments, dict) else {},
             }
         return None
+
+
+def _arguments(text: str) -> Any:
+    """A tool call's JSON arguments decoded (``{}`` if there are none or they are no JSON), the
+    way the standard library reads them (``_json``: orjson refuses a lone surrogate escape)."""
+    if not text:
+        return {}
+    try:
+        return loads(text)
+    except ValueError:
+        pass
+    try:
+        return loads_fallback(text)
+    except (ValueError, RecursionError):
+        return {}
 
 
 def response_parts(response: dict[str, Any]) -> list[Part]:
@@ -642,7 +677,8 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
         start = dict(block)
         if start.get("type") == "tool_use":
             start["input"] = {}
-            partial = dumps(block.get("input") if isinstance(block.get("input"), dict) else {})
+            whole = block.get("input") if isinstance(block.get("input"), dict) else {}
+            partial = dumps_lenient(whole)
             delta: dict[str, Any] | None = {
                 "type": "input_json_delta",
                 "partial_json": partial.decode(),

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .._json import decode_strings, dump_strings, dumps, loads
+from .._json import decode_strings, dump_strings, dumps_lenient, loads, loads_fallback
 from ..content import Content
-from ..parts import ArgumentsRun, Done, Part, StreamError, TextRun, ToolCallDelta, text_delta
+from ..parts import (
+    ArgumentsRun,
+    Done,
+    Part,
+    StreamError,
+    TextDelta,
+    TextRun,
+    ToolCallDelta,
+    text_delta,
+)
 from ..sse import ServerSentEvent
 
 __all__ = [
@@ -34,10 +44,12 @@ __all__ = [
     "as_str",
     "as_timestamp",
     "block_strings",
+    "detail_message",
     "frame",
     "frame_strings",
     "string_bodies",
     "strip_prefix",
+    "text_message",
 ]
 
 logger = logging.getLogger("asgi_sse_adapter")
@@ -160,7 +172,14 @@ class JSONReader(Reader):
             return [*self.end(), Done()] if self.done_ends_stream else []
         if not data or data.isspace():
             return []
-        obj = loads(data)
+        try:
+            obj = loads(data)
+        except ValueError:
+            # orjson refuses JSON the standard library (and so the client SDKs) reads, a lone
+            # surrogate escape among it: the ``fast`` extra must not make such an event
+            # malformed (``_json``). The readers' shortcuts that decode only a string give up
+            # on such an event, so it always reaches this point.
+            obj = loads_fallback(data)
         if not isinstance(obj, dict):
             raise MalformedEvent(f"{type(self).__name__}: the event is not a JSON object")
         return self.read_object(obj, event)
@@ -175,8 +194,10 @@ class Writer(ABC):
     """Turns canonical parts into one format's client events, under its valid-stream contract.
 
     Every method appends encoded events to ``out``. The adapter guarantees the order: any number
-    of ``write`` calls, then exactly one of ``end`` (normal end) or ``error`` (the error tail).
-    ``content`` is the stream's accumulated content, already updated with the part being written.
+    of ``write`` calls, then exactly one of ``end`` (normal end) or ``error`` (the error tail,
+    maybe just after ``error_text``).
+    ``content`` is the stream's accumulated content, already updated with the part being written
+    (``error_text`` excepted: it folds in its text itself, only if it writes it).
     """
 
     def __init__(self, options: WriterOptions, content: Content) -> None:
@@ -201,6 +222,17 @@ class Writer(ABC):
         out: list[bytes] = []
         self.write(text_delta(text), out)
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def error_text(self, text: str, out: list[bytes]) -> None:
+        """The error message as a last text delta (``visible_errors``), just before ``error``:
+        folded into ``content`` and written as ``TextDelta(text)``, unless this writer cannot
+        show it without finishing something the error interrupted (then nothing: the error
+        event carries the message anyway). Visible or not, an error leaves an interrupted tool
+        call unfinished (no done or stop event for it): clients treat a finished call as one to
+        run, and its arguments were cut."""
+        part = TextDelta(text)
+        self.content.add(part)
+        self.write(part, out)
 
     @abstractmethod
     def end(self, out: list[bytes]) -> None:
@@ -267,11 +299,49 @@ ERROR_STATUS: Mapping[str, tuple[int, int, str | None]] = {
 }
 
 
+#: The longest upstream text (a plain-text error body, a ``detail``) quoted in a message.
+MAX_QUOTED = 300
+
+
+def detail_message(detail: Any) -> str | None:
+    """The message of FastAPI's ``{"detail": ...}``: the string, or a validation error list
+    as ``loc: msg`` entries (bounded)."""
+    if isinstance(detail, str):
+        return detail[:MAX_QUOTED] or None
+    if not isinstance(detail, list):
+        return None
+    entries = []
+    for item in detail[:10]:
+        if isinstance(item, dict) and isinstance(item.get("msg"), str):
+            loc = item.get("loc")
+            where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+            entries.append(f"{where}: {item['msg']}" if where else item["msg"])
+    return "; ".join(entries)[:MAX_QUOTED] or None
+
+
+def text_message(status: int, body: Any) -> str:
+    """The message for a non-JSON error body: a short plain text is quoted; anything else
+    (an HTML error page, a long or binary body) is described, never copied (formats.md §9.2)."""
+    if not isinstance(body, str):
+        return f"upstream returned HTTP {status} (a JSON body that is not an error object)"
+    text = body.strip()
+    if not text:
+        return f"upstream returned HTTP {status} (empty body)"
+    plain = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    if len(text) <= MAX_QUOTED and plain.isprintable() and not _MARKUP.search(text):
+        return text
+    return f"upstream returned HTTP {status} (non-JSON body, {len(body.encode())} bytes)"
+
+
+_MARKUP = re.compile(r"<[A-Za-z!?/]")
+
+
 def frame(payload: Any, event: str | None = None) -> bytes:
     """One SSE event holding ``payload`` as compact one-line JSON (``event:`` line if named)."""
+    data = dumps_lenient(payload)  # (what orjson refuses is written as without it: ``_json``)
     if event is None:
-        return b"data: " + dumps(payload) + b"\n\n"
-    return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def frame_strings(head: bytes, strings: Sequence[str], tail: bytes) -> bytes:

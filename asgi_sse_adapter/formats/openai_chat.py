@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import decode_strings, dumps, loads
+from .._json import decode_strings, dumps, dumps_fallback, loads
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
@@ -429,6 +429,7 @@ class ChatReader(JSONReader):
         if obj.get("error") or obj.get("object") == "error" or event == "error":
             return [_openai.error_from(obj)]
         parts: list[Part] = []
+        usage = obj.get("usage")
         # Azure opens with a chunk that has neither id nor choices (``id: ""``, ``model: ""``,
         # ``created: 0``, ``prompt_filter_results``): the stream starts with the next one.
         if not self._started and (obj.get("id") or obj.get("choices")):
@@ -438,14 +439,18 @@ class ChatReader(JSONReader):
                     id=strip_prefix(as_str(obj.get("id")) or None, PREFIX),
                     model=as_str(obj.get("model")) or None,
                     created=as_timestamp(obj.get("created")),
+                    # Usage in the first chunk (vLLM's continuous usage stats, gateways that
+                    # send it on every chunk) is known at the start: a writer that states the
+                    # input tokens there (Messages ``message_start``) gets them.
+                    usage=_openai.usage_in(usage) if isinstance(usage, dict) else None,
                 )
             )
+            usage = None
         choices = obj.get("choices")
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
                 if isinstance(choice, dict):  # anything else is not a choice
                     self._choice(choice, position, parts)
-        usage = obj.get("usage")
         if isinstance(usage, dict):
             parts.append(UsageUpdate(_openai.usage_in(usage)))
         return parts
@@ -653,7 +658,10 @@ class ChatWriter(_openai.EnvelopeWriter):
     def _emit(self, c: int, delta: dict[str, Any], finish: str | None, out: list[bytes]) -> None:
         self._identity()
         choice = {"index": c, "delta": delta, "logprobs": None, "finish_reason": finish}
-        out.append(self._prefix + dumps(choice) + b"]}\n\n")
+        try:
+            out.append(self._prefix + dumps(choice) + b"]}\n\n")
+        except TypeError:  # what orjson refuses (``_json``): as without it
+            out.append(self._prefix + dumps_fallback(choice) + b"]}\n\n")
 
     def _content_head(self, c: int, out: list[bytes]) -> bytes | None:
         """Choice ``c``'s ``_content_heads`` entry, made on its first text (``None``: finished)."""
@@ -718,12 +726,18 @@ class ChatWriter(_openai.EnvelopeWriter):
             # through ``dumps`` (the hottest path of a stream; stdlib json is slow on whole dicts).
             head = self._content_heads.get(part.choice) or self._content_head(part.choice, out)
             if head is not None:
-                out.append(head + dumps(part.text) + _CONTENT_TAIL)
+                try:
+                    out.append(head + dumps(part.text) + _CONTENT_TAIL)
+                except TypeError:  # what orjson refuses (``_json``): as without it
+                    out.append(head + dumps_fallback(part.text) + _CONTENT_TAIL)
         elif isinstance(part, ToolCallDelta):
             if part.arguments:
                 head = self._arguments_head(part.choice, part.index)
                 if head is not None:
-                    out.append(head + dumps(part.arguments) + _ARGS_TAIL)
+                    try:
+                        out.append(head + dumps(part.arguments) + _ARGS_TAIL)
+                    except TypeError:  # what orjson refuses (``_json``): as without it
+                        out.append(head + dumps_fallback(part.arguments) + _ARGS_TAIL)
         elif isinstance(part, ReasoningDelta):
             if part.choice not in self._finished:
                 self._chunk(part.choice, {self.options.reasoning_field: part.text}, None, out)

@@ -20,7 +20,9 @@ filled. Text after a reasoning item opens a message item (BerriAI/litellm#41185)
 closes the open text or reasoning item. A call that starts while another call's item is still
 open (interleaved parallel calls from a Chat upstream) is queued until that item closes, so
 items never interleave and no argument fragment is lost. The error tail is an ``error`` event
-with nested and flat fields, then ``response.failed`` with the items so far.
+with nested and flat fields, then ``response.failed`` with the items so far, those still open
+``incomplete``: an interrupted item gets no done event, even when ``visible_errors`` adds its
+text first (in a message item of its own if the open item is a call or reasoning).
 
 ``[DONE]`` is foreign to Responses: the writer appends ``data: [DONE]`` after the error tail only
 when ``WriterOptions.done_after_error`` is set explicitly (the format's default is off,
@@ -36,7 +38,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import dumps, loads, loads_fallback
 from ..content import Content, Segment
 from ..parts import (
     Done,
@@ -895,6 +897,18 @@ class ResponsesWriter(Writer):
             self._final = self._response("incomplete", output, usage, incomplete=details)
             self._emit("response.incomplete", {"response": self._final}, out)
 
+    def error_text(self, text: str, out: list[bytes]) -> None:
+        item = self._open
+        if item is not None and item.type != "message":
+            # The text goes into a message item of its own, added after the open item without
+            # closing it: a function call's done events would present its cut arguments as
+            # complete. The item stays as it would without the text: no done event, and
+            # "incomplete" in ``response.failed``. Calls queued behind it were never announced
+            # and are not now.
+            self._open = None
+            self._queued.clear()
+        super().error_text(text, out)
+
     def error(self, error: StreamError, out: list[bytes]) -> None:
         if not self._started and self.content.id is None:
             self._start(out)  # nothing reached the client yet: open the response first
@@ -1005,6 +1019,18 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
     return ResponsesReader().read_response(response)
 
 
+def _loads_or_none(data: str) -> Any:
+    """``data`` decoded as the standard library reads it (``_json``), or ``None``."""
+    try:
+        return loads(data)
+    except ValueError:
+        pass
+    try:
+        return loads_fallback(data)
+    except (ValueError, RecursionError):
+        return None
+
+
 def resume_error(error: StreamError, head: bytes, tail: bytes, options: WriterOptions) -> bytes:
     """Identity-mode error tail that continues the upstream's own response: its id, model and
     creation time from the first event chunk, the next ``sequence_number`` after the last
@@ -1012,10 +1038,7 @@ def resume_error(error: StreamError, head: bytes, tail: bytes, options: WriterOp
     "Lifecycle response identity changed." instead of the API error."""
     writer = ResponsesWriter(options, Content())
     for event in SSEDecoder(max_event_size=None).feed(head):
-        try:
-            obj = loads(event.data)
-        except ValueError:
-            continue
+        obj = _loads_or_none(event.data)
         response = as_dict(obj).get("response")
         if isinstance(response, dict) and as_str(response.get("id")):
             writer._id = str(response["id"])
@@ -1025,10 +1048,7 @@ def resume_error(error: StreamError, head: bytes, tail: bytes, options: WriterOp
             break
     last = -1
     for event in SSEDecoder(max_event_size=None).feed(tail):
-        try:
-            seq = as_int(as_dict(loads(event.data)).get("sequence_number"))
-        except ValueError:
-            continue
+        seq = as_int(as_dict(_loads_or_none(event.data)).get("sequence_number"))
         if seq is not None and seq > last:
             last = seq
     writer._seq = last + 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .._json import dumps
+from .._json import dumps, dumps_fallback
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
@@ -79,6 +79,7 @@ class CompletionsReader(JSONReader):
         if obj.get("error") or obj.get("object") == "error" or event == "error":
             return [_openai.error_from(obj)]
         parts: list[Part] = []
+        usage = obj.get("usage")
         if not self._started:
             self._started = True
             parts.append(
@@ -86,15 +87,17 @@ class CompletionsReader(JSONReader):
                     id=strip_prefix(as_str(obj.get("id")), PREFIX),
                     model=as_str(obj.get("model")),
                     created=as_timestamp(obj.get("created")),
+                    # Usage in the first chunk is known at the start (``ChatReader``).
+                    usage=_openai.usage_in(usage) if isinstance(usage, dict) else None,
                 )
             )
+            usage = None
         choices = obj.get("choices")
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
                 # Anything but an object is not a choice.
                 if isinstance(choice, dict) and self._choice(choice, position, parts):
                     return parts
-        usage = obj.get("usage")
         if isinstance(usage, dict):
             parts.append(UsageUpdate(_openai.usage_in(usage)))
         return parts
@@ -143,7 +146,10 @@ class CompletionsWriter(_openai.EnvelopeWriter):
     def _emit(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
         self._identity()
         choice = {"text": text, "index": c, "logprobs": None, "finish_reason": finish}
-        out.append(self._prefix + dumps(choice) + b"]}\n\n")
+        try:
+            out.append(self._prefix + dumps(choice) + b"]}\n\n")
+        except TypeError:  # what orjson refuses (``_json``): as without it
+            out.append(self._prefix + dumps_fallback(choice) + b"]}\n\n")
 
     def _chunk(self, c: int, text: str, finish: str | None, out: list[bytes]) -> None:
         """One choice chunk; lower indexes not seen yet first appear with an empty text."""
