@@ -3,8 +3,11 @@
 Clients call their own format's endpoint (``/v1/chat/completions``, ``/v1/completions``,
 ``/v1/responses``, ``/v1/messages``, ``/v1/complete``); the proxy translates the request into the
 upstream format, forwards it to the upstream format's endpoint, and translates the answer back:
-SSE through ``StreamAdapter`` as it arrives, JSON replies whole. Other paths are forwarded as they
-are. The proxy only ever contacts its configured upstream (no URL or Host taken from the client).
+SSE through ``StreamAdapter`` as it arrives, JSON replies whole. The client gets the kind of
+answer it asked for whatever the upstream chose: an event stream answering a non-streaming
+request is read whole into the client format's response object, a JSON reply to a streaming
+request is written as the client format's event stream. Other paths are forwarded as they are.
+The proxy only ever contacts its configured upstream (no URL or Host taken from the client).
 
 sse-and-asgi.md §4 is the reference for httpx as a proxy client: one ``AsyncClient`` per proxy,
 created lazily (Django never sends lifespan events) or injected; a cookie jar that stores nothing;
@@ -19,16 +22,25 @@ import http.cookiejar
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal
 
 import httpx
 
-from .adapter import StreamAdapter
+from .adapter import StreamAdapter, check_reasoning_options
 from .content import Content
 from .formats import FORMATS, get_format
-from .formats.base import Format, WriterOptions
-from .parts import Done, StreamError
+from .formats.base import MAX_QUOTED, Format, WriterOptions
+from .parts import (
+    Done,
+    Finish,
+    Part,
+    ReasoningDelta,
+    ReasoningSignature,
+    RedactedReasoning,
+    StreamError,
+)
 from .requests import RequestTranslationError, translate_request
 from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamSession
 from .sse import DEFAULT_MAX_EVENT_SIZE
@@ -73,6 +85,16 @@ MAX_ERROR_BODY = 1024 * 1024
 # What is read of an upstream body after its last event ended the client's stream (``_drain``).
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
+# The most of an event stream read to answer a request that did not ask for one (``_aggregate``).
+MAX_AGGREGATED_BODY = 64 * MAX_ERROR_BODY
+_SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+_REASONING_PARTS = (ReasoningDelta, ReasoningSignature, RedactedReasoning)
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -88,6 +110,8 @@ class UpstreamProxy:
 
     Args:
         upstream_url: the upstream's base URL (``https://api.anthropic.com``, or with ``/v1``).
+            A query in it (Azure's ``?api-version=…``) is sent on every upstream request, before
+            the client's own parameters; a client parameter of a name it sets is dropped.
         upstream_format: the format the upstream speaks.
         client_format: restrict clients to one format (default: every format, each on its own
             endpoint).
@@ -142,8 +166,15 @@ class UpstreamProxy:
         url = httpx.URL(upstream_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"upstream_url must be an http(s) URL, got {upstream_url!r}")
+        if url.fragment:
+            raise ValueError(f"upstream_url must not have a fragment, got {upstream_url!r}")
         self.upstream_url = upstream_url.rstrip("/")
-        self._root = httpx.URL(self.upstream_url)
+        # A query in the base URL (Azure's ``?api-version=``) goes on every upstream request,
+        # merged with the client's (``_query``); paths are joined to the URL without it.
+        self._base = str(url.copy_with(query=None)).rstrip("/")
+        self._base_query = url.query.decode("ascii")
+        self._base_names = frozenset(_query_names(self._base_query))
+        self._root = httpx.URL(self._base)
         self._endpoint_urls: dict[str, httpx.URL] = {}  # parsed targets of the format endpoints
         self.upstream = get_format(upstream_format)
         names = FORMATS if client_format is None else (client_format,)
@@ -161,6 +192,7 @@ class UpstreamProxy:
         self.on_unsupported = on_unsupported
         self.heartbeat_interval = heartbeat_interval
         self.on_complete = on_complete
+        check_reasoning_options(reasoning, reasoning_field)
         self.adapter_options: dict[str, Any] = {
             "reasoning": reasoning,
             "reasoning_field": reasoning_field,
@@ -234,12 +266,13 @@ class UpstreamProxy:
         """``upstream_url_for`` as a parsed URL (what the request is built from)."""
         if not path.startswith("/"):
             raise ValueError("the request target is not a path")
-        base = self.upstream_url
+        base = self._base
         if base.endswith("/v1") and path.startswith("/v1/"):
             path = path[3:]
         url = base + path
-        if query:
-            url += "?" + query.decode("latin-1")
+        merged = self._query(query.decode("latin-1"))
+        if merged:
+            url += "?" + merged
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
@@ -251,6 +284,19 @@ class UpstreamProxy:
         ):
             raise ValueError("the request target leaves the upstream")
         return parsed
+
+    def _query(self, client: str) -> str:
+        """The upstream query: ``upstream_url``'s own parameters first, then the client's,
+        except those the base URL sets (the configured value wins: an operator's pinned
+        ``api-version`` is not the client's to change, and a name sent twice is read
+        differently by different servers)."""
+        if not self._base_query:
+            return client
+        if not client:
+            return self._base_query
+        names = self._base_names
+        kept = [p for p in client.split("&") if p and _query_name(p) not in names]
+        return "&".join([self._base_query, *kept])
 
     def _endpoint_target(self, path: str, query: bytes) -> httpx.URL:
         """``_target`` for the upstream format's endpoint: parsed once when there is no query
@@ -435,13 +481,18 @@ class _Exchange:
             extra = (
                 [(b"x-sse-adapter-dropped-fields", ",".join(dropped).encode())] if dropped else []
             )
-            ctype = response.headers.get("content-type", "")
+            sse = _media_type(response) == "text/event-stream"
+            # The client gets what it asked for, whatever the upstream chose to answer.
             if client_format is None:
                 await self._relay(response)
             elif response.status_code >= 400:
                 await self._translate_error(response, client_format)
-            elif ctype.split(";")[0].strip().lower() == "text/event-stream":
+            elif sse and stream:
                 await self._stream(response, client_format, include_usage, extra)
+            elif sse:
+                await self._aggregate(response, client_format, extra)
+            elif stream:
+                await self._synthesize(response, client_format, include_usage, extra)
             else:
                 await self._translate_json(response, client_format, extra)
         finally:
@@ -457,29 +508,17 @@ class _Exchange:
         """
         task = asyncio.current_task()
         assert task is not None
-        waiting = [True]
-        watcher = asyncio.get_running_loop().create_task(self._watch_early(task, waiting))
+        watch = _ClientWatch(self.receive, task)
         try:
             return await self.proxy.client.send(request, stream=True)
         except asyncio.CancelledError:
-            if watcher.done() and not watcher.cancelled() and watcher.result():
+            if watch.left:
                 _uncancel(task)
                 logger.info("client disconnected before the upstream answered")
                 return None
             raise
         finally:
-            # No await between the send's end and here: the watcher cannot cancel later.
-            waiting[0] = False
-            watcher.cancel()
-
-    async def _watch_early(self, task: asyncio.Task[Any], waiting: list[bool]) -> bool:
-        """Cancel ``task`` if the client disconnects while ``waiting[0]``; return whether."""
-        while (await self.receive())["type"] != "http.disconnect":
-            pass
-        if waiting[0]:
-            task.cancel()
-            return True
-        return False
+            watch.stop()
 
     def _response_headers(self, response: httpx.Response) -> list[tuple[bytes, bytes]]:
         out = []
@@ -494,23 +533,38 @@ class _Exchange:
         or when the upstream is silent for the idle timeout) in the client's format and return
         ``None``."""
         idle = self._idle()
+        watch = _ClientWatch(self.receive, idle.task)
+        failure: httpx.HTTPError | None = None
         try:
             return await _read_bounded(response, limit, idle)
         except asyncio.CancelledError:
+            if watch.left:
+                _uncancel(idle.task)
+                logger.info("client disconnected while the upstream answered")
+                return None
             if not idle.fired:
                 raise
             _uncancel(idle.task)
+        except httpx.HTTPError as exc:
+            failure = exc
+        finally:
+            watch.stop()  # before any answer: after it uvicorn's ``receive`` says disconnect
+        await self._upstream_failed(failure, idle)
+        return None
+
+    async def _upstream_failed(self, exc: httpx.HTTPError | None, idle: _Idle) -> None:
+        """The upstream broke (``exc``) or went silent (``idle`` fired) while its answer was
+        read whole: 504 on a timeout or silence, else 502."""
+        if exc is None:
             logger.warning("upstream idle for %gs while answering", idle.limit)
             await self._error(504, "api_error", f"upstream sent nothing for {idle.limit:g} seconds")
-            return None
-        except httpx.HTTPError as exc:
-            name = exc.__class__.__name__
-            logger.warning("upstream failed while answering: %s", name)
-            if isinstance(exc, httpx.TimeoutException):
-                await self._error(504, "api_error", f"upstream timed out ({name})")
-            else:
-                await self._error(502, "api_error", f"upstream failed ({name})")
-            return None
+            return
+        name = exc.__class__.__name__
+        logger.warning("upstream failed while answering: %s", name)
+        if isinstance(exc, httpx.TimeoutException):
+            await self._error(504, "api_error", f"upstream timed out ({name})")
+        else:
+            await self._error(502, "api_error", f"upstream failed ({name})")
 
     async def _relay(self, response: httpx.Response) -> None:
         """A path the proxy does not translate: status and body as they are (safe headers)."""
@@ -523,12 +577,20 @@ class _Exchange:
         )
         self.response_started = True
         idle = self._idle()
+        # The proxy owns ``receive`` once the body is read: the client leaving closes the
+        # upstream at once (uvicorn's ``send`` succeeds silently after a disconnect, so only
+        # ``receive`` tells), as on the translated endpoints (``_stream``).
+        watch = _ClientWatch(self.receive, idle.task)
         try:
             async for chunk in response.aiter_bytes():
                 idle.touch()
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (httpx.HTTPError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError):
+                if watch.left:
+                    _uncancel(idle.task)
+                    logger.info("client disconnected while relaying")
+                    return
                 if not idle.fired:
                     raise
                 _uncancel(idle.task)
@@ -537,6 +599,8 @@ class _Exchange:
             logger.warning("upstream failed while relaying: %s", exc.__class__.__name__)
             return
         finally:
+            # Before the final message: after it uvicorn's ``receive`` says ``http.disconnect``.
+            watch.stop()
             idle.cancel()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -554,7 +618,7 @@ class _Exchange:
         try:
             decoded: Any = json.loads(raw)
         except (ValueError, RecursionError):
-            decoded = raw.decode("utf-8", "replace")
+            decoded = _describe_body(response, raw)
         error = self.proxy.upstream.parse_error_body(response.status_code, decoded)
         logger.warning("upstream answered %d (%s)", response.status_code, error.type)
         status, payload = client_format.error_body(error)
@@ -591,6 +655,108 @@ class _Exchange:
                 content.add(part)
         await self._json(200, writer.response(), self._response_headers(response) + extra)
 
+    async def _aggregate(
+        self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        """An event stream answering a request that did not ask for one: read whole through a
+        ``StreamAdapter`` that builds the final response, answered as the client format's JSON
+        (a stream that failed or was cut off: the client format's error, 502 unless the
+        upstream's error says otherwise)."""
+        proxy = self.proxy
+        options = {**proxy.adapter_options, "visible_errors": False}
+        adapter = StreamAdapter(
+            upstream_format=proxy.upstream.name,
+            client_format=client_format.name,
+            collect_response=True,
+            **options,
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        _, first_byte, idle_timeout, _ = proxy.timeouts
+        # As a stream: the model may think for the first-byte limit before its first event.
+        idle = _Idle(first_byte, idle_timeout, task)
+        watch = _ClientWatch(self.receive, task)
+        failure: httpx.HTTPError | None = None
+        limit = MAX_AGGREGATED_BODY
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                idle.touch()
+                size += len(chunk)
+                if size > limit:
+                    adapter.fail(f"upstream answer larger than {limit} bytes")
+                    break
+                adapter.feed(chunk)
+                if adapter.ended:
+                    break
+            adapter.close()
+        except asyncio.CancelledError:
+            if watch.left:
+                _uncancel(idle.task)
+                logger.info("client disconnected while the upstream answered")
+                return
+            if not idle.fired:
+                raise
+            _uncancel(idle.task)
+        except httpx.HTTPError as exc:
+            failure = exc
+        finally:
+            watch.stop()  # before any answer: after it uvicorn's ``receive`` says disconnect
+            idle.cancel()
+        if not adapter.ended:
+            await self._upstream_failed(failure, idle)
+            return
+        result = adapter.result
+        headers = self._response_headers(response)
+        if result.outcome != "complete" or result.response is None:
+            error = result.error or StreamError("api_error", "upstream stream failed", status=502)
+            logger.warning("upstream stream for a non-streaming request failed: %s", error.type)
+            status, payload = client_format.error_body(error)
+            await self._json(status, payload, headers)
+            return
+        await self._json(200, result.response, headers + extra)
+
+    async def _synthesize(
+        self,
+        response: httpx.Response,
+        client_format: Format,
+        include_usage: bool,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        """A whole JSON answer to a request that asked for a stream: its canonical parts
+        written as the client format's event stream, sent at once (never an empty stream)."""
+        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
+        if raw is None:
+            return
+        upstream = self.proxy.upstream
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            await self._error(502, "api_error", "upstream answered with invalid JSON")
+            return
+        if upstream.response_parts is None or not isinstance(payload, dict):
+            await self._error(502, "api_error", f"cannot stream a {upstream.name} response")
+            return
+        adapter_options = self.proxy.adapter_options
+        done_after_error = adapter_options["done_after_error"]
+        options = WriterOptions(
+            include_usage=include_usage,
+            reasoning_field=adapter_options["reasoning_field"],
+            done_after_error=(
+                client_format.done_after_error if done_after_error is None else done_after_error
+            ),
+        )
+        drop = adapter_options["reasoning"] == "drop"
+        body, error = _stream_of(upstream.response_parts(payload), client_format, options, drop)
+        if error is not None:
+            status, error_payload = client_format.error_body(error)
+            await self._json(status, error_payload, self._response_headers(response))
+            return
+        headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+        self.response_started = True
+
     async def _stream(
         self,
         response: httpx.Response,
@@ -613,13 +779,7 @@ class _Exchange:
             on_complete=proxy.on_complete,
             started_at=self.started_at,
         )
-        headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-            *self._response_headers(response),
-            *extra,
-        ]
+        headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
         task = asyncio.current_task()
         assert task is not None
         watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(session, task))
@@ -706,6 +866,31 @@ class _Exchange:
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
         self.response_started = True
+
+
+class _ClientWatch:
+    """Cancels ``task`` when the client disconnects, until ``stop()``: once the request body is
+    read the proxy owns ``receive`` (sse-and-asgi.md §3.4, proxy mode), and the client leaving
+    closes the upstream at once instead of letting it generate an answer nobody reads. ``left``
+    tells the cancellation it caused from any other. ``stop()`` before the response's last
+    message: after it uvicorn's ``receive`` reports ``http.disconnect`` at once."""
+
+    __slots__ = ("left", "task", "watcher")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self.left = False
+        self.task = task
+        self.watcher = asyncio.get_running_loop().create_task(self._run(receive))
+
+    async def _run(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.left = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        # A watcher cancelled here never cancels the task later (``_run`` resumes at no await).
+        self.watcher.cancel()
 
 
 class _Idle:
@@ -812,3 +997,56 @@ async def _read_bounded(response: httpx.Response, limit: int, idle: _Idle) -> by
     finally:
         idle.cancel()
     return b"".join(chunks)
+
+
+def _query_name(param: str) -> str:
+    """The decoded name of one ``name=value`` query parameter."""
+    return urllib.parse.unquote_plus(param.partition("=")[0])
+
+
+def _query_names(query: str) -> list[str]:
+    return [_query_name(p) for p in query.split("&") if p]
+
+
+def _media_type(response: httpx.Response) -> str:
+    ctype: str = response.headers.get("content-type", "")
+    return ctype.split(";")[0].strip().lower()
+
+
+def _describe_body(response: httpx.Response, raw: bytes) -> str:
+    """A non-JSON upstream error body as the text its error message may hold: a short
+    plain-text body as it is (the format's ``parse_error_body`` still refuses markup), any other
+    (an HTML page from a load balancer…) only by its type and size, never its content."""
+    media = _media_type(response)
+    if media in ("", "text/plain") and len(raw) <= MAX_QUOTED:
+        return raw.decode("utf-8", "replace")
+    kind = media or "untyped"
+    return f"upstream returned HTTP {response.status_code} ({kind} body, {len(raw)} bytes)"
+
+
+def _stream_of(
+    parts: Iterable[Part], client_format: Format, options: WriterOptions, drop_reasoning: bool
+) -> tuple[bytes, StreamError | None]:
+    """A whole response's canonical parts (``Format.response_parts``) as ``client_format``'s
+    complete event stream, as ``StreamAdapter`` writes a streamed one; or the error they hold
+    (nothing was sent yet: it becomes an error answer)."""
+    content = Content()
+    writer = client_format.writer(options, content)
+    out: list[bytes] = []
+    for part in parts:
+        if isinstance(part, StreamError):
+            return b"", part
+        if isinstance(part, Done):
+            break
+        if drop_reasoning and isinstance(part, _REASONING_PARTS):
+            continue
+        content.add(part)
+        writer.write(part, out)
+    for choice in list(content.choices) or [0]:
+        if content.choice(choice).finish_reason is None:
+            # A response without a finish reason ended normally all the same (as ``_done``).
+            finish = Finish("end_turn", choice=choice)
+            content.add(finish)
+            writer.write(finish, out)
+    writer.end(out)
+    return b"".join(out), None

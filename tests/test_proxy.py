@@ -16,6 +16,9 @@ import anthropic
 import httpx2
 import openai
 import pytest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
 
 from asgi_sse_adapter import SSEDecoder, UpstreamProxy
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
@@ -457,21 +460,29 @@ def test_idle_timeout_on_a_body_after_its_head(servers: ServerFactory, path: str
     assert upstream.left.wait(3)
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "asyncio-behind-base-http-middleware"])
 def test_heartbeat_while_upstream_silent(
     servers: ServerFactory, fake: FakeUpstream, loop: str
 ) -> None:
     """While the upstream thinks, the client receives comment keep-alives between events (on
-    asyncio's loop and on uvloop, uvicorn's default when installed)."""
+    asyncio's loop and on uvloop, uvicorn's default when installed), also under an outer
+    ``BaseHTTPMiddleware``, whose ``send`` needs a running task."""
     if loop == "uvloop":
         pytest.importorskip("uvloop")
         if not hasattr(asyncio, "Runner"):
             pytest.skip("a uvloop server in a thread needs asyncio.Runner (Python 3.11+)")
     upstream = servers(fake)
-    proxy = servers(
-        UpstreamProxy(upstream.url, upstream_format="anthropic-messages", heartbeat_interval=0.1),
-        loop=loop,
+    app: Any = UpstreamProxy(
+        upstream.url, upstream_format="anthropic-messages", heartbeat_interval=0.1
     )
+    if loop.endswith("-behind-base-http-middleware"):
+
+        async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+            return await call_next(request)
+
+        app = BaseHTTPMiddleware(app, dispatch=dispatch)
+        loop = "asyncio"
+    proxy = servers(app, loop=loop)
     raw = _raw_stream(
         proxy.url,
         "/v1/chat/completions",
@@ -591,3 +602,490 @@ def test_upstream_key_never_in_error_messages(servers: ServerFactory, fake: Fake
         response = httpx2.post(proxy.url + "/v1/chat/completions", json=body, headers=knob)
         assert b"SECRET" not in response.content
         assert "SECRET" not in str(response.headers)
+
+
+# -- relayed paths: the client leaving ------------------------------------------------------
+
+
+def test_relayed_stream_closes_upstream_when_client_leaves(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A path the proxy does not translate (here another format's endpoint, relayed as it is)
+    is watched for the client leaving like a translated one: uvicorn's ``send`` succeeds after
+    a disconnect, so only ``receive`` tells, and the upstream connection closes at once instead
+    of when the upstream finishes; no task is left running."""
+    _, proxy = _proxy(servers, fake, "openai-chat", client_format="openai-chat")
+    before = proxy.task_count()
+    body = {"model": "m", "max_tokens": 5, "messages": MESSAGES, "stream": True}
+    with httpx2.stream(
+        "POST", proxy.url + "/v1/messages", json=body, headers={"x-fake-stall": "2"}
+    ) as response:
+        assert response.status_code == 200
+        assert next(response.iter_raw()).startswith(b"event: message_start")
+        left = time.monotonic()
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
+    assert fake.disconnects[0].path == "/v1/messages"
+    assert fake.disconnects[0].at - left < 0.5
+    deadline = time.monotonic() + 3
+    while proxy.task_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proxy.task_count() <= before
+
+
+def test_relayed_answer_still_complete(
+    servers: ServerFactory, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Watching for the client leaving does not cut a relayed answer short nor outlive it: a
+    relayed stream arrives whole, to its terminal event, and so does a relayed JSON body; the
+    watch is stopped before the last message (after it uvicorn's ``receive`` reports a
+    disconnect), so the server logs no cancelled exchange."""
+    _, proxy = _proxy(servers, fake, "openai-chat", client_format="openai-chat")
+    client = _anthropic(proxy.url)
+    with client.messages.stream(model="m", max_tokens=100, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    assert [b.text for b in final.content if b.type == "text"] == [TEXT]
+    message = client.messages.create(model="m", max_tokens=100, messages=MESSAGES)
+    assert [b.text for b in message.content if b.type == "text"] == [TEXT]
+    time.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.records
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])
+def test_client_leaving_during_a_whole_body_closes_upstream(
+    servers: ServerFactory, path: str
+) -> None:
+    """The client leaves while a whole body is being read after its head (a translated JSON
+    answer, a relayed one): the upstream connection closes at once, not at the idle limit."""
+    upstream = _StallingBody()
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    method = "GET" if path == "/v1/models" else "POST"
+    body = None if method == "GET" else {"model": "m", "messages": MESSAGES}
+    with httpx2.Client(timeout=0.3) as http, pytest.raises(httpx2.ReadTimeout):
+        http.request(method, proxy.url + path, json=body)
+    left = time.monotonic()
+    assert upstream.left.wait(3)
+    assert time.monotonic() - left < 0.5
+
+
+# -- upstream error statuses ----------------------------------------------------------------
+
+
+class _Answer:
+    """An upstream that answers every request with one fixed response, counting requests and
+    recording the path and query of the last."""
+
+    def __init__(self, status: int, body: bytes, content_type: bytes = b"application/json"):
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.hits = 0
+        self.target: tuple[str, bytes] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body", False):
+            pass
+        self.hits += 1
+        self.target = (scope["path"], scope["query_string"])
+        headers = [(b"content-type", self.content_type), (b"retry-after-ms", b"10")]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _retrying_clients(url: str) -> tuple[openai.OpenAI, anthropic.Anthropic]:
+    """SDK clients that retry twice (what the SDKs do by default)."""
+    oai = openai.OpenAI(api_key="k", base_url=url + "/v1", max_retries=2)
+    ant = anthropic.Anthropic(api_key="k", base_url=url, max_retries=2)
+    _open_clients.extend((oai, ant))
+    return oai, ant
+
+
+@pytest.mark.parametrize(
+    ("upstream_format", "body", "message"),
+    [
+        (
+            "openai-chat",
+            {"error": "Input validation error: inputs too long", "error_type": "validation"},
+            "Input validation error: inputs too long",
+        ),
+        ("openai-chat", {"error": {"message": "bad field"}}, "bad field"),
+        ("openai-chat", {"detail": "Unprocessable"}, "Unprocessable"),
+        (
+            "openai-chat",
+            {"detail": [{"loc": ["body", "messages"], "msg": "Field required", "type": "x"}]},
+            "body.messages: Field required",
+        ),
+        ("anthropic-messages", {"error": {"message": "bad field"}}, "bad field"),
+        ("anthropic-messages", {"detail": "Unprocessable"}, "Unprocessable"),
+    ],
+)
+def test_upstream_422_stays_422_and_is_not_retried(
+    servers: ServerFactory, upstream_format: str, body: dict[str, Any], message: str
+) -> None:
+    """A 4xx the status table does not know (TGI's and FastAPI's 422) stays a 422, typed
+    ``invalid_request_error``, with the upstream's message: both SDKs raise
+    ``UnprocessableEntityError`` and do not retry a request that cannot succeed."""
+    upstream = _Answer(422, json.dumps(body).encode())
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format=upstream_format))
+    oai, ant = _retrying_clients(proxy.url)
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        oai.chat.completions.create(model="m", messages=MESSAGES)
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["message"] == message
+    assert info.value.type == "invalid_request_error"
+    assert upstream.hits == 1
+    with pytest.raises(anthropic.UnprocessableEntityError) as ainfo:
+        ant.messages.create(model="m", max_tokens=5, messages=MESSAGES, stream=True)
+    assert ainfo.value.body == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": message},
+    }
+    assert upstream.hits == 2
+
+
+@pytest.mark.parametrize("status", [408, 418, 451])
+def test_unknown_upstream_4xx_is_invalid_request_with_its_status(
+    servers: ServerFactory, status: int
+) -> None:
+    """Any 4xx keeps its status (a 408 the SDKs retry, others they do not) and is an
+    ``invalid_request_error`` for clients of both families, never a 500."""
+    upstream = _Answer(status, b'{"error": {"message": "no"}}')
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="openai-chat"))
+    for path, body in (
+        ("/v1/chat/completions", {"model": "m", "messages": MESSAGES}),
+        ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": MESSAGES}),
+    ):
+        response = httpx2.post(proxy.url + path, json=body)
+        assert response.status_code == status
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("upstream_format", "status", "openai_status", "anthropic_status"),
+    [
+        ("openai-chat", 502, 502, 502),
+        ("openai-chat", 504, 504, 504),
+        ("openai-chat", 503, 503, 529),  # an overload: Anthropic clients know it as 529
+        ("anthropic-messages", 502, 502, 502),
+        ("anthropic-messages", 503, 503, 503),
+    ],
+)
+def test_upstream_5xx_keeps_a_status_the_sdks_retry(
+    servers: ServerFactory,
+    upstream_format: str,
+    status: int,
+    openai_status: int,
+    anthropic_status: int,
+) -> None:
+    """An upstream gateway error (502, 503, 504, here with a JSON body) keeps its status, or
+    the status the client's API uses for it: the SDKs retry it (twice), and report it."""
+    upstream = _Answer(status, b'{"error": {"message": "try later"}}')
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format=upstream_format))
+    oai, ant = _retrying_clients(proxy.url)
+    with pytest.raises(openai.InternalServerError) as info:
+        oai.chat.completions.create(model="m", messages=MESSAGES)
+    assert info.value.status_code == openai_status
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["message"] == "try later"
+    assert upstream.hits == 3
+    with pytest.raises(anthropic.APIStatusError) as ainfo:
+        ant.messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert ainfo.value.status_code == anthropic_status
+    assert upstream.hits == 6
+
+
+# -- non-JSON upstream error bodies ---------------------------------------------------------
+
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n" + b"<!-- a padding to disable MSIE friendly error page -->\r\n" * 6
+)
+
+
+@pytest.mark.parametrize("content_type", [b"text/html", b"text/plain", b""])
+def test_html_error_page_is_described_not_quoted(
+    servers: ServerFactory, content_type: bytes
+) -> None:
+    """A load balancer's HTML error page (whatever its declared type) never reaches the client
+    as its message: the message names the status, the type and the size; the status stays."""
+    upstream = _Answer(502, NGINX_502, content_type)
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="openai-chat"))
+    for path, body in (
+        ("/v1/chat/completions", {"model": "m", "messages": MESSAGES}),
+        ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": MESSAGES}),
+    ):
+        response = httpx2.post(proxy.url + path, json=body)
+        assert response.status_code == 502
+        assert b"<" not in response.content
+        assert b"nginx" not in response.content
+        message = response.json()["error"]["message"]
+        assert message.startswith("upstream returned HTTP 502 (")
+        assert f"{len(NGINX_502)} bytes)" in message
+        if content_type == b"text/html":
+            assert message == f"upstream returned HTTP 502 (text/html body, {len(NGINX_502)} bytes)"
+
+
+def test_short_plain_text_error_is_quoted(servers: ServerFactory) -> None:
+    """A short plain-text error body (no markup) is the message as it is; an empty one is
+    described."""
+    upstream = _Answer(503, b"upstream connect error or disconnect/reset before headers\n")
+    upstream.content_type = b"text/plain"
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    body = {"model": "m", "messages": MESSAGES}
+    response = httpx2.post(proxy.url + "/v1/chat/completions", json=body)
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert message == "upstream connect error or disconnect/reset before headers"
+    upstream.body = b""
+    response = httpx2.post(proxy.url + "/v1/chat/completions", json=body)
+    assert response.json()["error"]["message"] == "upstream returned HTTP 503 (empty body)"
+
+
+@pytest.mark.parametrize("fmt", ["openai-chat", "anthropic-messages"])
+def test_parse_error_body_never_quotes_markup_or_long_text(fmt: str) -> None:
+    """Without a content type (the middleware's case) the formats' own rule holds: text with
+    markup, or longer than a short message, is described by its size, never quoted."""
+    from asgi_sse_adapter.formats import get_format
+
+    parse = get_format(fmt).parse_error_body
+    assert parse(500, "boom").message == "boom"
+    page = "<!DOCTYPE html><title>Error</title>"
+    assert (
+        parse(502, page).message == f"upstream returned HTTP 502 (non-JSON body, {len(page)} bytes)"
+    )
+    long = "x" * 1000
+    assert parse(502, long).message == "upstream returned HTTP 502 (non-JSON body, 1000 bytes)"
+    assert parse(504, "").message == "upstream returned HTTP 504 (empty body)"
+
+
+# -- the client gets what it asked for ------------------------------------------------------
+
+
+class _FlipStream:
+    """An upstream that answers the other way than it was asked: streamed when the request did
+    not ask for a stream, whole JSON when it did (the fake LLM behind, rendering each)."""
+
+    def __init__(self, app: FakeUpstream) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        payload = json.loads(body)
+        if payload.pop("stream", False):
+            payload.pop("stream_options", None)
+        else:
+            payload["stream"] = True
+            if scope["path"] in ("/v1/chat/completions", "/v1/completions"):
+                payload["stream_options"] = {"include_usage": True}
+        flipped = json.dumps(payload).encode()
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(flipped)).encode()))
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": flipped, "more_body": False}
+            return await receive()
+
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+def _flipping_proxy(servers: ServerFactory, fake: FakeUpstream, upstream_format: str) -> LiveServer:
+    upstream = servers(_FlipStream(fake))
+    return servers(
+        UpstreamProxy(upstream.url, upstream_format=upstream_format, heartbeat_interval=None)
+    )
+
+
+def _assert_tools(message: anthropic.types.Message, upstream_format: str) -> None:
+    """``assert_tools_message`` for either upstream (a Messages upstream's own call ids)."""
+    if upstream_format == "openai-chat":
+        assert_tools_message(message)
+        return
+    script = SCRIPTS["tools"]
+    assert [b.text for b in message.content if b.type == "text"] == [script.text]
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [(u.id, u.name, u.input) for u in uses] == [
+        (t.tool_use_id, t.name, t.input) for t in script.tool_calls
+    ]
+    assert message.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize("upstream_format", ["openai-chat", "anthropic-messages"])
+def test_streaming_request_answered_with_json_gets_a_stream(
+    servers: ServerFactory, fake: FakeUpstream, upstream_format: str
+) -> None:
+    """The client asked for a stream, the upstream answered whole JSON: the answer is written
+    as the client format's event stream (never a JSON body the SDK's stream reads as empty):
+    every SDK's stream helper gets the whole turn, tool calls included."""
+    proxy = _flipping_proxy(servers, fake, upstream_format)
+    tools = {"x-fake-scenario": "tools"}
+    with _anthropic(proxy.url, **tools).messages.stream(
+        model="m", max_tokens=100, messages=MESSAGES
+    ) as stream:
+        _assert_tools(stream.get_final_message(), upstream_format)
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+    assert fake.last_json is not None
+    assert not fake.last_json.get("stream")  # the upstream really answered JSON
+    with _openai(proxy.url, **tools).chat.completions.stream(model="m", messages=MESSAGES) as chat:
+        final = chat.get_final_completion()
+    script = SCRIPTS["tools"]
+    assert final.choices[0].message.content == script.text
+    calls = final.choices[0].message.tool_calls or []
+    assert [json.loads(c.function.arguments) for c in calls] == [t.input for t in script.tool_calls]
+    assert final.choices[0].finish_reason == "tool_calls"
+    with _openai(proxy.url).responses.stream(model="m", input="hi") as responses:
+        assert responses.get_final_response().output_text == TEXT
+    chunks = list(_openai(proxy.url).completions.create(model="m", prompt="hi", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == TEXT
+
+
+def test_streaming_request_answered_with_json_error_gets_an_error(
+    servers: ServerFactory,
+) -> None:
+    """A whole JSON answer that is no response (unreadable) to a streaming request: the
+    client format's error, 502, not an empty stream."""
+    upstream = _Answer(200, b"not json", b"application/json")
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 502
+    assert "invalid JSON" in info.value.message
+
+
+@pytest.mark.parametrize("upstream_format", ["openai-chat", "anthropic-messages"])
+def test_non_streaming_request_answered_with_sse_gets_json(
+    servers: ServerFactory, fake: FakeUpstream, upstream_format: str
+) -> None:
+    """The client did not ask for a stream, the upstream streamed: the events are read whole
+    into the client format's response object (``create()`` returns a typed response, not the
+    raw event text)."""
+    proxy = _flipping_proxy(servers, fake, upstream_format)
+    tools = {"x-fake-scenario": "tools"}
+    message = _anthropic(proxy.url, **tools).messages.create(
+        model="m", max_tokens=100, messages=MESSAGES
+    )
+    _assert_tools(message, upstream_format)
+    assert fake.last_json is not None
+    assert fake.last_json["stream"] is True  # the upstream really streamed
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert isinstance(completion, openai.types.chat.ChatCompletion)
+    assert completion.choices[0].message.content == TEXT
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == SCRIPTS["text"].usage.output_tokens
+    response = _openai(proxy.url).responses.create(model="m", input="hi")
+    assert response.output_text == TEXT
+    assert response.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("knob", "openai_status", "anthropic_status", "message"),
+    [
+        ({"x-fake-fail-after": "3"}, 502, 502, "upstream failed (RemoteProtocolError)"),
+        ({"x-fake-truncate-after": "3"}, 502, 502, "truncated"),
+        ({"x-fake-error-after": "3"}, 503, 529, "Overloaded"),
+    ],
+)
+def test_non_streaming_request_answered_with_failed_sse_gets_an_error(
+    servers: ServerFactory,
+    fake: FakeUpstream,
+    knob: dict[str, str],
+    openai_status: int,
+    anthropic_status: int,
+    message: str,
+) -> None:
+    """A stream read whole for a non-streaming request that breaks, is cut off or carries an
+    error: the client format's error JSON with a status the SDKs retry, never a partial
+    answer dressed up as complete."""
+    proxy = _flipping_proxy(servers, fake, "anthropic-messages")
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url, **knob).chat.completions.create(model="m", messages=MESSAGES)
+    assert info.value.status_code == openai_status
+    assert message in info.value.message
+    with pytest.raises(anthropic.APIStatusError) as ainfo:
+        _anthropic(proxy.url, **knob).messages.create(model="m", max_tokens=100, messages=MESSAGES)
+    assert ainfo.value.status_code == anthropic_status
+    assert message in ainfo.value.message
+
+
+def test_client_leaving_while_a_stream_is_read_whole_closes_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """The client of a non-streaming request leaves while the upstream's stream is being read
+    whole: the upstream connection closes at once."""
+    proxy = _flipping_proxy(servers, fake, "anthropic-messages")
+    with httpx2.Client(timeout=0.5) as http, pytest.raises(httpx2.ReadTimeout):
+        http.post(
+            proxy.url + "/v1/chat/completions",
+            json={"model": "m", "messages": MESSAGES},
+            headers={"x-fake-stall": "3"},
+        )
+    left = time.monotonic()
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
+    assert fake.disconnects[0].at - left < 0.5
+
+
+# -- a query in the upstream URL ------------------------------------------------------------
+
+
+def test_upstream_url_query_is_kept_and_merged(servers: ServerFactory) -> None:
+    """A query in ``upstream_url`` (Azure's ``api-version``) goes on every upstream request,
+    first; the client's parameters follow, except one the base URL sets (the configured value
+    wins)."""
+    body = json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    ).encode()
+    upstream = _Answer(200, body)
+    base = servers(upstream).url + "/openai/deployments/d?api-version=2024-06-01"
+    proxy = servers(
+        UpstreamProxy(base, upstream_format="openai-chat", upstream_path="/chat/completions")
+    )
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert completion.choices[0].message.content == "ok"
+    assert upstream.target == ("/openai/deployments/d/chat/completions", b"api-version=2024-06-01")
+    httpx2.post(
+        proxy.url + "/v1/chat/completions?beta=true&api-version=evil&x=1",
+        json={"model": "m", "messages": MESSAGES},
+    )
+    assert upstream.target == (
+        "/openai/deployments/d/chat/completions",
+        b"api-version=2024-06-01&beta=true&x=1",
+    )
+    httpx2.get(proxy.url + "/models?limit=2")
+    assert upstream.target == ("/openai/deployments/d/models", b"api-version=2024-06-01&limit=2")
+    plain = UpstreamProxy("http://h/v1?k=1", upstream_format="openai-chat")
+    assert plain.upstream_url_for("/v1/chat/completions", b"") == "http://h/v1/chat/completions?k=1"
+    with pytest.raises(ValueError, match="fragment"):
+        UpstreamProxy("http://h/v1#x", upstream_format="openai-chat")
+
+
+def test_reasoning_options_checked_at_construction() -> None:
+    """A reasoning field the Chat delta uses for something else fails at startup, not on each
+    request."""
+    with pytest.raises(ValueError, match="reasoning_field"):
+        UpstreamProxy("http://h", upstream_format="openai-chat", reasoning_field="role")

@@ -188,6 +188,40 @@ def test_disconnect_while_upstream_thinks_closes_upstream(
     assert wait_until(lambda: fake.streams_in_progress == 0)
 
 
+@pytest.mark.usefixtures("quiet")
+def test_disconnect_on_relayed_path_closes_upstream(servers: ServerFactory) -> None:
+    """A proxy serving one client format relays the other endpoints untranslated: a client
+    leaving such a path mid-stream closes the upstream connection within 100 ms, as on a
+    translated path, and leaves no task behind. uvicorn's ``send`` succeeds after a
+    disconnect: only ``receive`` tells."""
+    fake = FakeUpstream()
+    upstream = servers(fake)
+    live = servers(
+        UpstreamProxy(upstream.url, upstream_format="openai-chat", client_format="openai-chat")
+    )
+    tasks = live.task_count()
+    for fmt in [f for f in FORMATS if f != "openai-chat"]:
+        seen = len(fake.disconnects)
+        with (
+            http_client(timeout=5) as http,
+            http.stream(
+                "POST",
+                live.url + endpoint(fmt),
+                json=client_request(fmt),
+                headers={"x-fake-stall": "2"},
+            ) as response,
+        ):
+            assert response.status_code == 200
+            next(response.iter_raw())
+            closing = time.monotonic()
+        count = seen + 1
+        assert fake.wait_for(lambda f: len(f.disconnects) >= count, timeout=2.0), fmt  # noqa: B023
+        assert fake.disconnects[-1].path == endpoint(fmt)
+        assert fake.disconnects[-1].at - closing < CLOSE_WITHIN, fmt
+    assert wait_until(lambda: fake.streams_in_progress == 0)
+    assert wait_until(lambda: live.task_count() <= tasks, timeout=2.0)
+
+
 def test_probes_see_what_they_measure() -> None:
     """The leak probes are not blind: an extra socket, task and object are counted."""
     import socket
