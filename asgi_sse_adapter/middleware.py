@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from asgiref.sync import markcoroutinefunction
 
-from .adapter import StreamAdapter
+from .adapter import StreamAdapter, check_reasoning_options
 from .formats import get_format
 from .session import OnComplete, StreamSession
 from .sse import DEFAULT_MAX_EVENT_SIZE
@@ -102,6 +102,7 @@ class SSEAdapterMiddleware:
             select = fixed
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive or None")
+        check_reasoning_options(reasoning, reasoning_field)
         self.app = app
         self.select = select
         self.heartbeat_interval = heartbeat_interval

@@ -1855,7 +1855,8 @@ async def test_usage_negotiated_on_large_and_mixed_case_requests(size: int) -> N
 
 
 def test_constructor_validates_options() -> None:
-    """A pair or ``select`` is required, formats must exist, the interval must be positive."""
+    """A pair or ``select`` is required, formats must exist, the interval must be positive,
+    the reasoning options must make sense (at construction, not on each request)."""
     with pytest.raises(TypeError):
         SSEAdapterMiddleware(ScriptedApp([]), upstream_format=ANTHROPIC)
     with pytest.raises(ValueError, match="unknown format"):
@@ -1864,6 +1865,10 @@ def test_constructor_validates_options() -> None:
         SSEAdapterMiddleware(
             ScriptedApp([]), upstream_format=OPENAI, client_format=OPENAI, heartbeat_interval=0
         )
+    with pytest.raises(ValueError, match="reasoning_field"):
+        SSEAdapterMiddleware(ScriptedApp([]), select=select_by_path, reasoning_field="content")
+    with pytest.raises(ValueError, match="reasoning must be"):
+        SSEAdapterMiddleware(ScriptedApp([]), select=select_by_path, reasoning="hide")  # type: ignore[arg-type]
 
 
 # -- real servers: Starlette, FastAPI, Django with the official SDKs -------------------------
