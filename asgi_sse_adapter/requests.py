@@ -15,8 +15,9 @@ same-meaning OpenAI fields carried verbatim (``_SHARED``).
 
 Nothing is changed in meaning silently. A field (or a value, or a content part) the target cannot
 express is either dropped and named in ``TranslatedRequest.dropped`` (``on_unsupported="drop"``)
-or refused with ``RequestTranslationError("field X is not supported by <target>")``
-(``on_unsupported="error"``). Unknown top-level fields are treated the same way: never forwarded.
+or refused with ``RequestTranslationError("field X is not supported by <target>")``, followed by
+the reason where it is not obvious (``on_unsupported="error"``). Unknown top-level fields are
+treated the same way: never forwarded.
 Values equal to the API default (``n: 1``, ``echo: false``, ``presence_penalty: 0``,
 ``store: false`` …) and ``null`` values carry no meaning and are dropped without a mention; so
 are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"``.
@@ -24,7 +25,8 @@ are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"`
 Some requests cannot be translated at all, in either mode (a 400 for the client): a malformed
 body, tool-call ``arguments`` that are not a JSON object when the target needs the object
 (Anthropic ``tool_use.input``), a batch or token prompt in OpenAI Completions, a multi-turn
-conversation for OpenAI Completions.
+conversation for OpenAI Completions, no message at all for Anthropic Messages (only system text,
+or only empty or blank text: Anthropic requires at least one message).
 
 Mappings that are not one-to-one:
 
@@ -43,7 +45,10 @@ Mappings that are not one-to-one:
   ``budget_tokens + max_tokens`` (the thinking budget plus the answer allowance asked for).
   Anthropic ``thinking: disabled`` / ``adaptive`` send no ``reasoning_effort`` to OpenAI (the
   model's default applies). Responses ``reasoning.summary`` is satisfied by Anthropic's
-  summarised thinking.
+  summarised thinking. Thinking gives way (the reasoning field is named) where Anthropic would
+  refuse it: with a ``tool_choice`` that forces a tool call (the forced call is what the client's
+  code depends on), and when the tool-use turn in progress does not open with its signed
+  thinking block (always so for OpenAI clients, whose reasoning cannot travel).
 - Max tokens: Chat ``max_completion_tokens`` (preferred over ``max_tokens`` when both are
   given; written as ``max_completion_tokens``), Completions ``max_tokens``, Responses
   ``max_output_tokens``, Messages ``max_tokens`` and Text Completions ``max_tokens_to_sample``
@@ -52,23 +57,30 @@ Mappings that are not one-to-one:
   system/developer items, Messages ``system`` (string or text blocks) and the text before the
   first ``Human:`` turn become one prompt, parts joined with a blank line.
 - Roles: Anthropic targets get consecutive same-role messages merged and tool results first in
-  their user message; Chat targets get one ``role: "tool"`` message per tool result.
+  their user message; Chat targets get one ``role: "tool"`` message per tool result. Empty or
+  whitespace-only text is not sent to Anthropic (it refuses such a block); a turn left with
+  nothing is left out, its neighbours merged.
 - Thinking history is provider-bound (formats.md §8): Anthropic signed thinking and redacted
   thinking go only to Anthropic Messages, Responses reasoning items only to Responses; anything
   else is dropped and named.
 - Sampling: Anthropic's temperature stops at 1 (a higher one is named, not clamped); with
   thinking on (``enabled`` or ``adaptive``) Anthropic takes only temperature 1, top_p >= 0.95
   and no top_k, so other values are named. ``top_k`` exists only at Anthropic. Stop sequences:
-  at most four for Chat/Completions, none at all in Responses. The Anthropic SDK dropped
-  temperature/top_p/top_k from its typed parameters in 1.0; the wire API still takes them on
-  models that sample (newer models answer a non-default value with a 400, passed to the client).
+  at most four for Chat/Completions, none at all in Responses, none empty or whitespace-only in
+  Anthropic Messages (the others are kept). The Anthropic SDK dropped temperature/top_p/top_k
+  from its typed parameters in 1.0; the wire API still takes them on models that sample (newer
+  models answer a non-default value with a 400, passed to the client).
+- Storage: a request translated into Responses (which stores by default) says ``store: false``
+  unless the client asked for storage (Chat ``store: true``). Responses' own ``store`` is no
+  loss where the target never stores.
 - Tool-call ids sent to Anthropic are made to match ``^[a-zA-Z0-9_-]+$`` (other characters
   become ``_``), the same way in ``tool_use`` and ``tool_result``.
 
 Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``top_k``,
-``stop``, ``reasoning_effort``, ``text.format`` …) or a content path: ``messages.image``,
-``messages.tool_calls``, ``messages.tool_results``, ``messages.thinking``, ``messages.name``,
-``messages.<part type>``, ``input.<item type>``, ``tool_result.is_error``,
+``stop``, ``reasoning_effort`` …), a nested field as a dotted path (``text.format``,
+``metadata.user_id``, ``tool_choice.disable_parallel_tool_use`` …) or a content path:
+``messages.image``, ``messages.tool_calls``, ``messages.tool_results``, ``messages.thinking``,
+``messages.name``, ``messages.<part type>``, ``input.<item type>``, ``tool_result.is_error``,
 ``tool_result.image``, ``image.detail``, ``tools.<tool type>``.
 """
 
@@ -317,6 +329,15 @@ _NOOP: dict[str, Any] = {
     "include": [],
 }
 
+# A source's own defaults where they differ from ``_NOOP``. Responses stores by default
+# (``store: true``). Storage changes nothing in the answer: it only lets the provider keep the
+# response, which a client that did not ask for it cannot be relying on, and a target that keeps
+# nothing (Anthropic, Completions; Chat when ``store`` is absent) holds less data than allowed,
+# never more. What does depend on it (``previous_response_id``, ``background``) is named on its
+# own. So a Responses ``store`` (absent or true) is nothing to name; into Chat, which can store,
+# a ``store`` given is carried as it is (``_SHARED``).
+_SOURCE_NOOP: dict[str, dict[str, Any]] = {RESPONSES: {"store": True}}
+
 # The client's name for a canonical field, per source format (default: the canonical name).
 _NAMES: dict[str, dict[str, str]] = {
     CHAT: {"system": "messages.system", "reasoning": "reasoning_effort"},
@@ -327,7 +348,12 @@ _NAMES: dict[str, dict[str, str]] = {
         "response_format": "text.format",
         "verbosity": "text.verbosity",
     },
-    MESSAGES: {"stop": "stop_sequences", "reasoning": "thinking", "user": "metadata.user_id"},
+    MESSAGES: {
+        "stop": "stop_sequences",
+        "reasoning": "thinking",
+        "user": "metadata.user_id",
+        "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+    },
     ATEXT: {"stop": "stop_sequences", "user": "metadata.user_id"},
 }
 
@@ -344,9 +370,11 @@ class _Losses:
         self.error = on_unsupported == "error"
         self.names: dict[str, None] = {}
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, why: str | None = None) -> None:
+        """Record ``name``; ``why`` (said only when refusing) explains a non-obvious loss."""
         if self.error:
-            raise RequestTranslationError(f"field {name} is not supported by {self.target}")
+            reason = f": {why}" if why else ""
+            raise RequestTranslationError(f"field {name} is not supported by {self.target}{reason}")
         self.names.setdefault(name)
 
 
@@ -450,16 +478,18 @@ def _render(
         formats = _SHARED.get(key, frozenset())
         if req.source in formats and target in formats:
             out[key] = value
-        elif not _is_noop(key, value):
+        elif not _is_noop(key, value, req.source):
             losses.add(key)
     return out
 
 
-def _is_noop(key: str, value: Any) -> bool:
-    if key not in _NOOP:
-        return False
-    default = _NOOP[key]
-    return bool(value == default and isinstance(value, bool) == isinstance(default, bool))
+def _is_noop(key: str, value: Any, source: str) -> bool:
+    for defaults in (_NOOP, _SOURCE_NOOP.get(source, {})):
+        if key in defaults:
+            default = defaults[key]
+            if value == default and isinstance(value, bool) == isinstance(default, bool):
+                return True
+    return False
 
 
 def _name(req: CanonicalRequest, canonical: str) -> str:
@@ -1295,7 +1325,7 @@ def _no_tools_or_reasoning(req: CanonicalRequest, losses: _Losses) -> None:
     if req.tool_choice is not None and req.tool_choice.kind != "none":
         losses.add("tool_choice")
     if req.parallel_tool_calls is False and req.tools:
-        losses.add("parallel_tool_calls")
+        losses.add(_name(req, "parallel_tool_calls"))
     reasoning = req.reasoning
     if reasoning is not None and (
         reasoning.mode in ("enabled", "adaptive")
@@ -1310,6 +1340,12 @@ def _no_tools_or_reasoning(req: CanonicalRequest, losses: _Losses) -> None:
 
 
 def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
+    if req.source != RESPONSES:
+        # Responses stores every response by default (30 days); Chat does not, and the other
+        # formats never do. A client that did not ask for storage does not get it: a Chat
+        # ``store: true`` overrides this through ``_SHARED`` (``_render``). (From Responses the
+        # client's own default stands.)
+        out["store"] = False
     if req.system:
         out["instructions"] = "\n\n".join(req.system)
     items: list[dict[str, Any]] = []
@@ -1419,8 +1455,14 @@ def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
 def _render_messages(
     req: CanonicalRequest, out: dict[str, Any], losses: _Losses, default_max_tokens: int
 ) -> None:
-    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
     thinking = _thinking_for_anthropic(req, losses)
+    messages = _anthropic_messages(req, losses)
+    if not messages:
+        # Anthropic requires at least one message; saying so here is clearer than its 400.
+        raise _bad(f"{MESSAGES} needs at least one non-empty user or assistant message")
+    choice = _anthropic_tool_choice(req)
+    thinking = _thinking_allowed(req, thinking, choice, messages, losses)
+    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
     if (
         thinking is not None
         and thinking["type"] == "enabled"
@@ -1430,21 +1472,6 @@ def _render_messages(
     out["max_tokens"] = max_tokens
     if req.system:
         out["system"] = "\n\n".join(req.system)
-    messages: list[dict[str, Any]] = []
-    for message in req.messages:
-        blocks = _anthropic_blocks(message, losses)
-        if not blocks:
-            continue
-        if messages and messages[-1]["role"] == message.role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": message.role, "content": blocks})
-    for turn in messages:
-        # Tool results must open their user message; a stable sort keeps the rest in order.
-        content = turn["content"]
-        content.sort(key=lambda block: block["type"] != "tool_result")
-        if len(content) == 1 and content[0]["type"] == "text":
-            turn["content"] = content[0]["text"]
     out["messages"] = messages
     if req.tools:
         tools: list[dict[str, Any]] = []
@@ -1457,11 +1484,10 @@ def _render_messages(
                 spec["strict"] = True
             tools.append(spec)
         out["tools"] = tools
-    choice = _anthropic_tool_choice(req)
     if choice is not None:
         out["tool_choice"] = choice
     enabled = thinking is not None and thinking["type"] != "disabled"
-    _anthropic_sampling_out(req, out, losses, thinking=enabled)
+    _anthropic_sampling_out(req, out, losses, thinking=enabled, stops=_messages_stops(req, losses))
     if req.stream:
         out["stream"] = True
     if thinking is not None:
@@ -1470,6 +1496,94 @@ def _render_messages(
         losses.add(_name(req, "response_format"))
     if req.verbosity is not None:
         losses.add(_name(req, "verbosity"))
+
+
+def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str, Any]]:
+    """The turns as Anthropic takes them: roles alternating, tool results first, none empty."""
+    messages: list[dict[str, Any]] = []
+    for message in req.messages:
+        blocks = _anthropic_blocks(message, losses)
+        if not blocks:
+            continue  # nothing left to say (blank text, dropped parts): its neighbours merge
+        if messages and messages[-1]["role"] == message.role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": message.role, "content": blocks})
+    for turn in messages:
+        # Tool results must open their user message; a stable sort keeps the rest in order.
+        content = turn["content"]
+        content.sort(key=lambda block: block["type"] != "tool_result")
+        if len(content) == 1 and content[0]["type"] == "text":
+            turn["content"] = content[0]["text"]
+    return messages
+
+
+def _thinking_allowed(
+    req: CanonicalRequest,
+    thinking: dict[str, Any] | None,
+    choice: dict[str, Any] | None,
+    messages: list[dict[str, Any]],
+    losses: _Losses,
+) -> dict[str, Any] | None:
+    """``thinking``, unless Anthropic would refuse it with this tool choice or conversation.
+
+    Then the thinking setting gives way (named as the client's reasoning field): what the
+    client asked of the tools, or the conversation it sent, is not changed for it.
+    """
+    if thinking is None or thinking["type"] == "disabled":
+        return thinking
+    # Manual thinking ("enabled") takes only tool_choice auto or none. A client that forces a
+    # tool call depends on getting one (its code reads the call); reasoning effort is a quality
+    # hint. So the forced choice is kept and the thinking left out. (Adaptive thinking accepts a
+    # forced tool.)
+    if thinking["type"] == "enabled" and choice is not None and choice["type"] in ("any", "tool"):
+        losses.add(
+            _name(req, "reasoning"),
+            "Anthropic takes no thinking with a tool_choice that forces a tool call",
+        )
+        return None
+    if _tool_turn_without_thinking(messages):
+        losses.add(
+            _name(req, "reasoning"),
+            "with thinking on, Anthropic needs the tool-use turn in progress to start with the "
+            "signed thinking block it was generated with, and this conversation has none",
+        )
+        return None
+    return thinking
+
+
+def _tool_turn_without_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether the assistant turn still in progress (a tool-use loop) opens without thinking.
+
+    With thinking on, Anthropic refuses a conversation whose final assistant turn, the one that
+    made the last tool calls and gets their results, does not start with a thinking (or
+    redacted thinking) block. That turn may be several messages: tool calls, results, more
+    calls; only its first message carries the thinking. A turn that ended in text (the user
+    spoke since) needs none. Tool results sent with user text in one message are taken as still
+    the same turn (the stricter reading: at worst thinking is left out when it could stay).
+    """
+    assistants = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    if not assistants or not _has_block(messages[assistants[-1]], "tool_use"):
+        return False
+    start = assistants[-1]
+    while (
+        start >= 2
+        and _only_tool_results(messages[start - 1])
+        and _has_block(messages[start - 2], "tool_use")
+    ):
+        start -= 2
+    content = messages[start]["content"]
+    return content[0]["type"] not in ("thinking", "redacted_thinking")
+
+
+def _has_block(message: dict[str, Any], kind: str) -> bool:
+    content = message["content"]
+    return not isinstance(content, str) and any(block["type"] == kind for block in content)
+
+
+def _only_tool_results(message: dict[str, Any]) -> bool:
+    content = message["content"]
+    return not isinstance(content, str) and all(block["type"] == "tool_result" for block in content)
 
 
 def _anthropic_tool_choice(req: CanonicalRequest) -> dict[str, Any] | None:
@@ -1489,7 +1603,12 @@ def _anthropic_tool_choice(req: CanonicalRequest) -> dict[str, Any] | None:
 
 
 def _anthropic_sampling_out(
-    req: CanonicalRequest, out: dict[str, Any], losses: _Losses, *, thinking: bool
+    req: CanonicalRequest,
+    out: dict[str, Any],
+    losses: _Losses,
+    *,
+    thinking: bool,
+    stops: list[str],
 ) -> None:
     """Sampling fields; with thinking on, Anthropic takes only temperature 1 and top_p >= 0.95."""
     if req.temperature is not None:
@@ -1507,10 +1626,18 @@ def _anthropic_sampling_out(
             losses.add(_name(req, "top_k"))
         else:
             out["top_k"] = req.top_k
-    if req.stop:
-        out["stop_sequences"] = list(req.stop)
+    if stops:
+        out["stop_sequences"] = stops
     if req.user is not None:
         out["metadata"] = {"user_id": req.user}
+
+
+def _messages_stops(req: CanonicalRequest, losses: _Losses) -> list[str]:
+    """The stop sequences Anthropic Messages takes: it refuses an empty or whitespace-only one."""
+    stops = [stop for stop in req.stop if stop.strip()]
+    if len(stops) < len(req.stop):
+        losses.add(_name(req, "stop"), "each stop sequence must contain non-whitespace")
+    return stops
 
 
 def _thinking_for_anthropic(req: CanonicalRequest, losses: _Losses) -> dict[str, Any] | None:
@@ -1540,7 +1667,7 @@ def _anthropic_content(parts: list[Text | Image]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, Text):
-            if part.text:
+            if part.text.strip():  # Anthropic refuses an empty or whitespace-only text block
                 out.append({"type": "text", "text": part.text})
         elif part.url is not None:
             out.append({"type": "image", "source": {"type": "url", "url": part.url}})
@@ -1615,7 +1742,7 @@ def _render_anthropic_text(
     out["max_tokens_to_sample"] = (
         req.max_tokens if req.max_tokens is not None else default_max_tokens
     )
-    _anthropic_sampling_out(req, out, losses, thinking=False)
+    _anthropic_sampling_out(req, out, losses, thinking=False, stops=list(req.stop))
     if req.stream:
         out["stream"] = True
     _no_tools_or_reasoning(req, losses)

@@ -79,6 +79,9 @@ WEATHER_SCHEMA = {
     "required": ["city"],
 }
 PNG = "iVBORw0KGgo="
+# The assistant's answer that closes the rich requests' tool loop (with thinking on, Anthropic
+# needs an open tool loop to start with its own signed thinking block: see the thinking tests).
+ANSWER = "It is 18C and sunny; the time is 14:05."
 
 # ---------------------------------------------------------------------------------------------
 # Rich requests, one per format, all saying the same thing
@@ -115,6 +118,7 @@ CHAT_RICH: dict[str, Any] = {
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
+        {"role": "assistant", "content": ANSWER},
         {"role": "user", "content": "Thanks!"},
     ],
     "tools": [
@@ -128,7 +132,7 @@ CHAT_RICH: dict[str, Any] = {
         },
         {"type": "function", "function": {"name": "get_time"}},
     ],
-    "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "tool_choice": "auto",
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
@@ -174,15 +178,16 @@ MESSAGES_FROM_CHAT_RICH: dict[str, Any] = {
             "content": [
                 {"type": "tool_result", "tool_use_id": "call_1", "content": "18C, sunny"},
                 {"type": "tool_result", "tool_use_id": "call_2", "content": "14:05"},
-                {"type": "text", "text": "Thanks!"},
             ],
         },
+        {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": "Thanks!"},
     ],
     "tools": [
         {"name": "get_weather", "description": "Weather by city", "input_schema": WEATHER_SCHEMA},
         {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
     ],
-    "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+    "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     "temperature": 1,
     "top_p": 0.95,
     "stop_sequences": ["END"],
@@ -233,15 +238,16 @@ MESSAGES_RICH: dict[str, Any] = {
                     "tool_use_id": "toolu_2",
                     "content": [{"type": "text", "text": "14:05"}],
                 },
-                {"type": "text", "text": "Thanks!"},
             ],
         },
+        {"role": "assistant", "content": [{"type": "text", "text": ANSWER}]},
+        {"role": "user", "content": [{"type": "text", "text": "Thanks!"}]},
     ],
     "tools": [
         {"name": "get_weather", "description": "Weather by city", "input_schema": WEATHER_SCHEMA},
         {"name": "get_time", "input_schema": {"type": "object", "properties": {}}},
     ],
-    "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     "temperature": 1,
     "top_p": 0.95,
     "stop_sequences": ["END", "STOP"],
@@ -280,6 +286,7 @@ CHAT_FROM_MESSAGES_RICH: dict[str, Any] = {
         },
         {"role": "tool", "tool_call_id": "toolu_1", "content": "18C, sunny"},
         {"role": "tool", "tool_call_id": "toolu_2", "content": "14:05"},
+        {"role": "assistant", "content": ANSWER},
         {"role": "user", "content": "Thanks!"},
     ],
     "tools": [
@@ -296,7 +303,7 @@ CHAT_FROM_MESSAGES_RICH: dict[str, Any] = {
             "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
         },
     ],
-    "tool_choice": "required",
+    "tool_choice": "auto",
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
@@ -351,6 +358,7 @@ RESPONSES_RICH: dict[str, Any] = {
             "call_id": "call_2",
             "output": [{"type": "input_text", "text": "14:05"}],
         },
+        {"role": "assistant", "content": ANSWER},
         {"role": "user", "content": "Thanks!"},
     ],
     "tools": [
@@ -363,7 +371,7 @@ RESPONSES_RICH: dict[str, Any] = {
         },
         {"type": "function", "name": "get_time", "parameters": None, "strict": False},
     ],
-    "tool_choice": {"type": "function", "name": "get_weather"},
+    "tool_choice": "auto",
     "parallel_tool_calls": False,
     "max_output_tokens": 20000,
     "temperature": 1,
@@ -409,6 +417,7 @@ CHAT_FROM_RESPONSES_RICH: dict[str, Any] = {
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": "14:05"},
+        {"role": "assistant", "content": ANSWER},
         {"role": "user", "content": "Thanks!"},
     ],
     "tools": [
@@ -423,7 +432,7 @@ CHAT_FROM_RESPONSES_RICH: dict[str, Any] = {
         },
         {"type": "function", "function": {"name": "get_time", "strict": False}},
     ],
-    "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "tool_choice": "auto",
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
@@ -443,13 +452,17 @@ def canonical(body: dict[str, Any], fmt: str, *, thinking: bool = True) -> dict[
     """The canonical form of ``body``, normalised for comparison across formats.
 
     Normalised: the system parts joined, tool arguments parsed, an image ``detail`` of
-    ``"auto"`` equal to none, tool ids as given, the reasoning reduced to what it asks for
-    (an effort level; thinking off equals no setting), parallel tool calls reduced to "one at a
-    time or not", ``include_usage`` and ``source`` left out (the upstream is always asked for
-    usage; the source is the format).
+    ``"auto"`` equal to none, ``store`` at the format's default equal to none, tool ids as
+    given, the reasoning reduced to what it asks for (an effort level; thinking off equals no
+    setting), parallel tool calls reduced to "one at a time or not", ``include_usage`` and
+    ``source`` left out (the upstream is always asked for usage; the source is the format).
     """
     request, _ = parse_request(copy.deepcopy(body), fmt)
     return normalise(request, thinking=thinking)
+
+
+# What each format does with no ``store`` at all: Chat keeps nothing, Responses keeps the response.
+STORE_DEFAULT = {CHAT: False, RESPONSES: True}
 
 
 def normalise(request: CanonicalRequest, *, thinking: bool = True) -> dict[str, Any]:
@@ -491,6 +504,9 @@ def normalise(request: CanonicalRequest, *, thinking: bool = True) -> dict[str, 
             spec["parameters"] = None
         spec["strict"] = bool(spec["strict"])
         tools.append(spec)
+    extras = dict(request.extras)
+    if request.source in STORE_DEFAULT and extras.get("store") is STORE_DEFAULT[request.source]:
+        del extras["store"]
     return {
         "model": request.model,
         "system": "\n\n".join(request.system),
@@ -508,7 +524,7 @@ def normalise(request: CanonicalRequest, *, thinking: bool = True) -> dict[str, 
         "user": request.user,
         "response_format": request.response_format,
         "verbosity": request.verbosity,
-        "extras": request.extras,
+        "extras": extras,
     }
 
 
@@ -558,6 +574,7 @@ def assert_valid_messages_body(body: dict[str, Any]) -> None:
     for message in body["messages"]:
         content = message["content"]
         if isinstance(content, str):
+            assert content.strip(), "Anthropic rejects blank text"
             continue
         seen_other = False
         for block in content:
@@ -570,7 +587,9 @@ def assert_valid_messages_body(body: dict[str, Any]) -> None:
             else:
                 seen_other = True
             if block["type"] == "text":
-                assert block["text"], "Anthropic rejects empty text blocks"
+                assert block["text"].strip(), "Anthropic rejects empty or blank text blocks"
+    for stop in body.get("stop_sequences", []):
+        assert stop.strip(), "Anthropic rejects empty or blank stop sequences"
     for tool in body.get("tools", []):
         assert_typed(tool, ToolParam)
 
@@ -729,6 +748,7 @@ def test_chat_to_responses_rich() -> None:
     assert result.dropped == ()
     assert result.body == {
         "model": "gpt-4.1",
+        "store": False,
         "instructions": "You are terse.\n\nAnswer in French.",
         "input": [
             {
@@ -758,6 +778,7 @@ def test_chat_to_responses_rich() -> None:
             {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "call_1", "output": "18C, sunny"},
             {"type": "function_call_output", "call_id": "call_2", "output": "14:05"},
+            {"type": "message", "role": "assistant", "content": ANSWER},
             {
                 "type": "message",
                 "role": "user",
@@ -774,7 +795,7 @@ def test_chat_to_responses_rich() -> None:
             },
             {"type": "function", "name": "get_time", "parameters": None, "strict": False},
         ],
-        "tool_choice": {"type": "function", "name": "get_weather"},
+        "tool_choice": "auto",
         "parallel_tool_calls": False,
         "max_output_tokens": 20000,
         "temperature": 1,
@@ -815,7 +836,7 @@ def test_messages_to_responses_rich() -> None:
         {"type": "function_call", "call_id": "toolu_2", "name": "get_time", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "toolu_1", "output": "18C, sunny"},
     ]
-    assert body["tool_choice"] == "required"
+    assert body["tool_choice"] == "auto"
     assert body["parallel_tool_calls"] is False
     assert body["reasoning"] == {"effort": "high"}
     assert body["max_output_tokens"] == 20000
@@ -957,7 +978,8 @@ def test_messages_to_anthropic_text() -> None:
         "model": "claude-sonnet-4-5",
         "prompt": (
             "You are terse.\n\nAnswer in French.\n\nHuman: What is in these pictures?"
-            "\n\nAssistant: Let me check the weather too.\n\nHuman: Thanks!\n\nAssistant:"
+            f"\n\nAssistant: Let me check the weather too.\n\n{ANSWER}\n\nHuman: Thanks!"
+            "\n\nAssistant:"
         ),
         "max_tokens_to_sample": 20000,
         "temperature": 1,
@@ -973,7 +995,7 @@ def test_messages_to_anthropic_text() -> None:
         "messages.tool_results",
         "tools",
         "tool_choice",
-        "parallel_tool_calls",
+        "tool_choice.disable_parallel_tool_use",
         "thinking",
     )
 
@@ -1035,7 +1057,12 @@ ROUND_TRIP_CHAT_VARIANTS: list[dict[str, Any]] = [
     {},
     {"tool_choice": "auto"},
     {"tool_choice": "none"},
-    {"tool_choice": "required"},
+    # Anthropic takes no thinking with a forced tool call (see the thinking tests).
+    {"tool_choice": "required", "reasoning_effort": None},
+    {
+        "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+        "reasoning_effort": None,
+    },
     {"parallel_tool_calls": True},
     {"reasoning_effort": "low"},
     {"reasoning_effort": "high"},
@@ -1081,7 +1108,8 @@ ROUND_TRIP_MESSAGES_VARIANTS: list[dict[str, Any]] = [
     {},
     {"tool_choice": {"type": "auto"}},
     {"tool_choice": {"type": "none"}},
-    {"tool_choice": {"type": "tool", "name": "get_time"}},
+    {"tool_choice": {"type": "any"}, "thinking": None},
+    {"tool_choice": {"type": "tool", "name": "get_time"}, "thinking": None},
     {"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
     {"thinking": {"type": "enabled", "budget_tokens": 1024}},
     {"thinking": {"type": "enabled", "budget_tokens": 4096}},
@@ -1111,18 +1139,24 @@ def test_round_trip_messages_responses_messages(changes: dict[str, Any]) -> None
 
 
 def test_round_trip_responses_chat_responses() -> None:
-    """Responses → Chat → Responses keeps the meaning (the items' own ids are not needed)."""
+    """Responses → Chat → Responses keeps the meaning (the items' own ids are not needed).
+
+    Only Responses' default storage does not come back: Chat (by default) and Anthropic keep
+    nothing, so the request that returns to Responses asks for no storage.
+    """
     back, dropped = via(RESPONSES_RICH, RESPONSES, CHAT, RESPONSES)
     assert dropped == ()
-    assert canonical(back, RESPONSES) == canonical(RESPONSES_RICH, RESPONSES)
+    expected = {**canonical(RESPONSES_RICH, RESPONSES), "extras": {"store": False}}
+    assert canonical(back, RESPONSES) == expected
     assert_valid_responses_body(back)
 
 
 def test_round_trip_responses_messages_responses() -> None:
-    """Responses → Messages → Responses keeps the meaning."""
+    """Responses → Messages → Responses keeps the meaning (storage: as through Chat)."""
     back, dropped = via(RESPONSES_RICH, RESPONSES, MESSAGES, RESPONSES)
     assert dropped == ()
-    assert canonical(back, RESPONSES) == canonical(RESPONSES_RICH, RESPONSES)
+    expected = {**canonical(RESPONSES_RICH, RESPONSES), "extras": {"store": False}}
+    assert canonical(back, RESPONSES) == expected
 
 
 def test_round_trip_anthropic_text_messages_anthropic_text() -> None:
@@ -1241,6 +1275,26 @@ def test_stop_string_and_list() -> None:
     assert five.dropped == ("stop_sequences",)
 
 
+def test_blank_stop_sequences_are_not_sent_to_anthropic() -> None:
+    """Anthropic refuses an empty or whitespace-only stop sequence: those are named, others kept."""
+    text = {"model": "m", "prompt": "Q: 1+1\nA:", "stop": ["\n", "END", "", " \t"]}
+    result = translate_request(text, TEXT, MESSAGES)
+    assert result.body["stop_sequences"] == ["END"]
+    assert result.dropped == ("stop",)
+    assert_valid_messages_body(result.body)
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "\n"}
+    alone = translate_request(chat, CHAT, MESSAGES)
+    assert "stop_sequences" not in alone.body
+    assert alone.dropped == ("stop",)
+    with pytest.raises(
+        RequestTranslationError,
+        match=r"field stop is not supported by anthropic-messages: .*non-whitespace",
+    ):
+        translate_request(text, TEXT, MESSAGES, on_unsupported="error")
+    # OpenAI takes them as they are.
+    assert translate_request(text, TEXT, CHAT).body["stop"] == text["stop"]
+
+
 def test_user_and_metadata_user_id() -> None:
     """OpenAI ``user`` ↔ Anthropic ``metadata.user_id``; other metadata keys are named."""
     chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": "abc"}
@@ -1352,6 +1406,41 @@ def test_empty_assistant_text_is_not_sent_to_anthropic() -> None:
     assert body["messages"][1]["content"] == [
         {"type": "tool_use", "id": "c", "name": "f", "input": {}}
     ]
+
+
+def test_whitespace_only_text_is_not_sent_to_anthropic() -> None:
+    """Anthropic refuses a whitespace-only text block: such text is left out like empty text.
+
+    A turn left with nothing is left out and its neighbours merge (roles must alternate).
+    """
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": " "},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "again"}, {"type": "text", "text": "\n"}],
+            },
+            {"role": "assistant", "content": "\n\n", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c", "content": " "},
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "again"}],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "c", "name": "f", "input": {}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c"}]},
+    ]
+    assert result.dropped == ()
+    assert_valid_messages_body(result.body)
 
 
 def test_tool_ids_are_made_valid_for_anthropic() -> None:
@@ -1509,6 +1598,27 @@ def test_parallel_tool_calls_and_disable_parallel_tool_use() -> None:
         {**base, "parallel_tool_calls": True, "tools": tools}, CHAT, MESSAGES
     )
     assert "tool_choice" not in parallel.body
+
+
+def test_serial_tool_calls_are_named_by_the_clients_own_field() -> None:
+    """Dropped serial tool calls are named as the client wrote them (nested: a dotted path)."""
+    messages = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+    }
+    for target in (TEXT, ATEXT):
+        result = translate_request(messages, MESSAGES, target)
+        assert result.dropped == ("tools", "tool_choice", "tool_choice.disable_parallel_tool_use")
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "parallel_tool_calls": False,
+    }
+    assert translate_request(chat, CHAT, ATEXT).dropped == ("tools", "parallel_tool_calls")
 
 
 @pytest.mark.parametrize(
@@ -1796,6 +1906,143 @@ def test_thinking_history_is_provider_bound() -> None:
     assert len(to_messages.body["messages"]) == 1
 
 
+FORCED_CHOICES: list[tuple[Any, Any, dict[str, Any]]] = [
+    ("required", "required", {"type": "any"}),
+    (
+        {"type": "function", "function": {"name": "f"}},
+        {"type": "function", "name": "f"},
+        {"type": "tool", "name": "f"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("chat_choice", "responses_choice", "anthropic_choice"), FORCED_CHOICES)
+def test_a_forced_tool_call_wins_over_thinking(
+    chat_choice: Any, responses_choice: Any, anthropic_choice: dict[str, Any]
+) -> None:
+    """Anthropic takes no thinking with a forced tool call: the tool choice is kept (the client's
+    code depends on the call) and the reasoning setting, a quality hint, is named."""
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "tool_choice": chat_choice,
+        "reasoning_effort": "high",
+        "temperature": 0.2,
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.body["tool_choice"] == anthropic_choice
+    assert "thinking" not in result.body
+    assert result.body["max_tokens"] == 4096  # no thinking budget to make room for
+    assert result.body["temperature"] == 0.2  # no thinking: any temperature goes
+    assert result.dropped == ("reasoning_effort",)
+    assert_valid_messages_body(result.body)
+    with pytest.raises(
+        RequestTranslationError,
+        match=r"field reasoning_effort is not supported by anthropic-messages: .*forces a tool",
+    ):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    responses = {
+        "model": "m",
+        "input": "x",
+        "tools": [{"type": "function", "name": "f", "parameters": {}}],
+        "tool_choice": responses_choice,
+        "reasoning": {"effort": "low"},
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES)
+    assert result.body["tool_choice"] == anthropic_choice
+    assert "thinking" not in result.body
+    assert result.dropped == ("reasoning",)
+
+
+@pytest.mark.parametrize(("effort", "thinking"), [("none", {"type": "disabled"}), ("low", None)])
+def test_thinking_that_fits_a_tool_choice_is_kept(effort: str, thinking: Any) -> None:
+    """Thinking off goes with any tool choice; thinking on with ``auto`` and ``none``."""
+    chat: dict[str, Any] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "reasoning_effort": effort,
+    }
+    for choice in ("auto", "none", "required"):
+        if choice == "required" and thinking is None:
+            continue
+        result = translate_request({**chat, "tool_choice": choice}, CHAT, MESSAGES)
+        expected = thinking or {"type": "enabled", "budget_tokens": EFFORT_BUDGETS[effort]}
+        assert result.body["thinking"] == expected
+        assert result.dropped == ()
+
+
+def _tool_loop(*after: dict[str, Any], thinking_blocks: bool = False) -> list[dict[str, Any]]:
+    """A Chat conversation in a tool loop (the results sent back), then ``after``."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    assistant: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    if thinking_blocks:
+        assistant["thinking_blocks"] = [{"type": "thinking", "thinking": "t", "signature": "s"}]
+    return [
+        {"role": "user", "content": "weather?"},
+        assistant,
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        *after,
+    ]
+
+
+def test_thinking_is_left_out_of_a_tool_loop_without_its_thinking_block() -> None:
+    """With thinking on, Anthropic needs a tool loop in progress to open with its signed thinking
+    block; an OpenAI client never has one: thinking is left out and the reasoning named."""
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    chat = {"model": "m", "reasoning_effort": "medium", "tools": tools, "messages": _tool_loop()}
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert "thinking" not in result.body
+    assert result.body["max_tokens"] == 4096
+    assert result.dropped == ("reasoning_effort",)
+    with pytest.raises(
+        RequestTranslationError,
+        match=r"field reasoning_effort is not supported by anthropic-messages: .*thinking block",
+    ):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    # Tool results sent with new user text: still taken as the same turn (the stricter reading).
+    more = {**chat, "messages": _tool_loop({"role": "user", "content": "and tomorrow?"})}
+    assert translate_request(more, CHAT, MESSAGES).dropped == ("reasoning_effort",)
+    responses = {
+        "model": "m",
+        "reasoning": {"effort": "medium"},
+        "tools": [{"type": "function", "name": "f", "parameters": {}}],
+        "input": [
+            {"role": "user", "content": "weather?"},
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ],
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES)
+    assert "thinking" not in result.body
+    assert result.dropped == ("reasoning",)
+
+
+def test_thinking_is_kept_when_the_conversation_allows_it() -> None:
+    """A tool loop that ended (answered in text) needs no thinking block; one that opens with
+    a signed thinking block keeps thinking on, over several rounds of tool calls."""
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    chat: dict[str, Any] = {"model": "m", "reasoning_effort": "medium", "tools": tools}
+    enabled = {"type": "enabled", "budget_tokens": 4096}
+    ended = _tool_loop(
+        {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": "Thanks"}
+    )
+    second_call = {"id": "call_2", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    signed = _tool_loop(
+        {"role": "assistant", "content": None, "tool_calls": [second_call]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "windy"},
+        thinking_blocks=True,
+    )
+    for messages in (ended, signed):
+        result = translate_request({**chat, "messages": messages}, CHAT, MESSAGES)
+        assert result.body["thinking"] == enabled
+        assert result.dropped == ()
+        assert_valid_messages_body(result.body)
+    off = {**chat, "reasoning_effort": "none", "messages": _tool_loop()}
+    assert translate_request(off, CHAT, MESSAGES).body["thinking"] == {"type": "disabled"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses specifics
 
@@ -1852,6 +2099,36 @@ def test_responses_defaults_are_not_losses() -> None:
     result = translate_request(responses, RESPONSES, MESSAGES, on_unsupported="error")
     assert result.dropped == ()
     assert translate_request(responses, RESPONSES, CHAT).body["store"] is False
+
+
+def test_requests_into_responses_are_not_stored_unless_asked() -> None:
+    """Responses stores by default; Chat does not and the other formats cannot: a request
+    translated into Responses says ``store: false`` unless the client asked for storage."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    assert translate_request(chat, CHAT, RESPONSES).body["store"] is False
+    assert translate_request({**chat, "store": True}, CHAT, RESPONSES).body["store"] is True
+    messages = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    assert translate_request(messages, MESSAGES, RESPONSES).body["store"] is False
+    text = {"model": "m", "prompt": "x"}
+    assert translate_request(text, TEXT, RESPONSES).body["store"] is False
+    atext = {"model": "m", "prompt": "\n\nHuman: x\n\nAssistant:", "max_tokens_to_sample": 5}
+    assert translate_request(atext, ATEXT, RESPONSES).body["store"] is False
+    # A Responses request rendered back to Responses keeps its own default.
+    request, _ = parse_request({"model": "m", "input": "x"}, RESPONSES)
+    body, _ = render_request(request, RESPONSES)
+    assert "store" not in body
+
+
+def test_responses_storage_is_no_loss_where_nothing_is_stored() -> None:
+    """Responses ``store: true`` is its default: a target that keeps nothing loses no meaning
+    (into Chat, which can store, it is carried)."""
+    responses = {"model": "m", "input": "x", "store": True}
+    for target in (MESSAGES, ATEXT):
+        result = translate_request(responses, RESPONSES, target, on_unsupported="error")
+        assert "store" not in result.body
+        assert result.dropped == ()
+    assert translate_request(responses, RESPONSES, CHAT).body["store"] is True
+    assert "store" not in translate_request({**responses, "store": None}, RESPONSES, CHAT).body
 
 
 def test_response_format_between_chat_and_responses() -> None:
@@ -2084,6 +2361,32 @@ def test_malformed_bodies_are_refused(source: str, body: dict[str, Any], message
     target = MESSAGES if source != MESSAGES else CHAT
     with pytest.raises(RequestTranslationError, match=message):
         translate_request(body, source, target)
+
+
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        (CHAT, {"model": "m", "messages": [{"role": "system", "content": "s"}]}),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": ""}],
+            },
+        ),
+        (CHAT, {"model": "m", "messages": [{"role": "user", "content": " \n"}]}),
+        (RESPONSES, {"model": "m", "instructions": "s"}),
+        (RESPONSES, {"model": "m", "instructions": "s", "input": []}),
+        (TEXT, {"model": "m", "prompt": ""}),
+        (ATEXT, {"model": "m", "prompt": "", "max_tokens_to_sample": 5}),
+    ],
+)
+def test_an_empty_conversation_is_refused_for_anthropic(source: str, body: dict[str, Any]) -> None:
+    """Anthropic needs at least one message: a request with none is refused clearly (a 400)."""
+    with pytest.raises(RequestTranslationError, match="at least one non-empty"):
+        translate_request(body, source, MESSAGES)
+    with pytest.raises(RequestTranslationError, match="at least one non-empty"):
+        translate_request(body, source, MESSAGES, on_unsupported="error")
 
 
 def test_body_must_be_an_object() -> None:
