@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._checks import check_count
 from .content import Content
 from .errors import EventTooLarge
 from .formats import get_format
@@ -172,6 +173,8 @@ class StreamAdapter:
         collect_response: bool | None = None,
     ) -> None:
         check_reasoning_options(reasoning, reasoning_field)
+        if max_event_size is not DEFAULT_MAX_EVENT_SIZE:  # (per stream: the default is valid)
+            check_count("max_event_size", max_event_size, minimum=1, optional=True)
         upstream = self.upstream_format = get_format(upstream_format)
         client = self.client_format = get_format(client_format)
         identity = self.identity = upstream is client

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,42 @@ Every client format is served on its own endpoint: /v1/chat/completions, /v1/com
 """
 
 
+def _seconds(text: str) -> float:
+    """A positive finite number of seconds (argparse ``type``)."""
+    value = _number(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    """A finite number of seconds, 0 or more (argparse ``type``)."""
+    value = _number(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 or a positive number of seconds, got {text!r}"
+        )
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (argparse ``type``; 0: one the OS picks)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
@@ -46,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--upstream-format", required=True, choices=FORMATS, help="the format the upstream speaks"
     )
     parser.add_argument(
+        "--upstream-path",
+        metavar="PATH",
+        default=None,
+        help=(
+            "send translated requests to this path under --upstream instead of the upstream "
+            "format's endpoint (Azure OpenAI: --upstream "
+            "'https://R.openai.azure.com/openai/deployments/D?api-version=...' "
+            "--upstream-path /chat/completions)"
+        ),
+    )
+    parser.add_argument(
         "--client-format",
         choices=FORMATS,
         default=None,
@@ -54,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        help="port to listen on (default 8080; 0: any free port)",
+    )
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -67,21 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--heartbeat",
-        type=float,
+        type=_seconds_or_zero,
         default=15.0,
-        help="seconds of silence before a keep-alive (0: off)",
+        metavar="SECONDS",
+        help="seconds of silence before a keep-alive (default 15; 0: off)",
     )
     parser.add_argument(
         "--first-byte-timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
-        help="seconds to wait for the upstream to answer",
+        metavar="SECONDS",
+        help="seconds to wait for the upstream to answer (default 300)",
     )
     parser.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
-        help="seconds of upstream silence mid-stream before failing",
+        metavar="SECONDS",
+        help="seconds of upstream silence mid-stream before failing (default 300)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds_or_zero,
+        default=10.0,
+        metavar="SECONDS",
+        help=(
+            "on Ctrl-C/SIGTERM, seconds open streams get to finish before they are cut "
+            "(default 10; 0: cut at once)"
+        ),
     )
     parser.add_argument(
         "--model-map",
@@ -98,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments and serve the gateway until interrupted."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         import uvicorn
     except ImportError:  # pragma: no cover - depends on the installed extras
@@ -114,20 +181,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     for item in args.model_map:
         client, sep, upstream = item.partition("=")
         if not sep or not client or not upstream:
-            sys.exit(f"--model-map expects CLIENT=UPSTREAM, got {item!r}")
+            parser.error(f"--model-map expects CLIENT=UPSTREAM, got {item!r}")
         model_map[client] = upstream
+    try:
+        app = UpstreamProxy(
+            args.upstream,
+            upstream_format=args.upstream_format,
+            client_format=args.client_format,
+            upstream_path=args.upstream_path,
+            api_key=api_key,
+            forward_credentials=args.forward_credentials,
+            heartbeat_interval=args.heartbeat or None,
+            first_byte_timeout=args.first_byte_timeout,
+            idle_timeout=args.idle_timeout,
+            model_map=model_map,
+        )
+    except ValueError as exc:  # --upstream or --upstream-path (the numbers are checked above)
+        message = str(exc)
+        for name, flag in (("upstream_url ", "--upstream"), ("upstream_path ", "--upstream-path")):
+            if message.startswith(name):
+                message = f"argument {flag}: {message.removeprefix(name)}"
+        parser.error(message)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = UpstreamProxy(
-        args.upstream,
-        upstream_format=args.upstream_format,
-        client_format=args.client_format,
-        api_key=api_key,
-        forward_credentials=args.forward_credentials,
-        heartbeat_interval=args.heartbeat or None,
-        first_byte_timeout=args.first_byte_timeout,
-        idle_timeout=args.idle_timeout,
-        model_map=model_map,
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=args.shutdown_timeout,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from asgiref.sync import markcoroutinefunction
 
+from ._checks import check_count, check_seconds
 from .adapter import StreamAdapter, check_reasoning_options
 from .formats import get_format
 from .session import OnComplete, StreamSession
@@ -100,9 +101,9 @@ class SSEAdapterMiddleware:
                 return pair
 
             select = fixed
-        if heartbeat_interval is not None and heartbeat_interval <= 0:
-            raise ValueError("heartbeat_interval must be positive or None")
+        check_seconds("heartbeat_interval", heartbeat_interval, optional=True)
         check_reasoning_options(reasoning, reasoning_field)
+        check_count("max_event_size", max_event_size, minimum=1, optional=True)
         self.app = app
         self.select = select
         self.heartbeat_interval = heartbeat_interval

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import httpx
 
+from ._checks import check_count, check_seconds
 from .adapter import StreamAdapter, check_reasoning_options
 from .content import Content
 from .formats import FORMATS, get_format
@@ -163,9 +164,16 @@ class UpstreamProxy:
         native_keepalive: bool = False,
         max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
-        url = httpx.URL(upstream_url)
+        try:
+            url = httpx.URL(upstream_url)
+        except httpx.InvalidURL as exc:  # (not a ValueError)
+            raise ValueError(
+                f"upstream_url must be a valid URL ({exc}), got {upstream_url!r}"
+            ) from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"upstream_url must be an http(s) URL, got {upstream_url!r}")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"upstream_url must have a port from 1 to 65535, got {upstream_url!r}")
         if url.fragment:
             raise ValueError(f"upstream_url must not have a fragment, got {upstream_url!r}")
         self.upstream_url = upstream_url.rstrip("/")
@@ -179,10 +187,33 @@ class UpstreamProxy:
         self.upstream = get_format(upstream_format)
         names = FORMATS if client_format is None else (client_format,)
         self.clients: dict[str, Format] = {get_format(n).endpoint: get_format(n) for n in names}
+        if upstream_path is not None:
+            if not isinstance(upstream_path, str) or not upstream_path.startswith("/"):
+                raise ValueError(f"upstream_path must start with '/', got {upstream_path!r}")
+            try:
+                self._target(upstream_path, b"")
+            except ValueError:
+                raise ValueError(
+                    f"upstream_path must be a path under upstream_url, got {upstream_path!r}"
+                ) from None
         self.upstream_path = upstream_path
         self.api_key = api_key
         self.forward_credentials = forward_credentials
         self.anthropic_version = anthropic_version
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("first_byte_timeout", first_byte_timeout),
+            ("idle_timeout", idle_timeout),
+            ("write_timeout", write_timeout),
+        ):
+            check_seconds(name, seconds)
+        check_count("max_connections", max_connections, minimum=1, optional=True)
+        check_count(
+            "max_keepalive_connections", max_keepalive_connections, minimum=0, optional=True
+        )
+        check_count("max_request_body", max_request_body, minimum=1)
+        check_seconds("heartbeat_interval", heartbeat_interval, optional=True)
+        check_count("max_event_size", max_event_size, minimum=1, optional=True)
         self.timeouts = (connect_timeout, first_byte_timeout, idle_timeout, write_timeout)
         self.limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive_connections

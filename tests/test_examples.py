@@ -271,7 +271,8 @@ def test_python_m_example_app_stops_on_ctrl_c_with_a_stream_open() -> None:
             "POST", base_url + "/v1/chat/completions", json=body, headers=headers, timeout=10
         ) as response:
             assert response.status_code == 200
-            next(response.iter_lines())  # the stream is open
+            lines = response.iter_lines()  # kept: a dropped iterator closes the connection
+            next(lines)  # the stream is open
             status, seconds, output = interrupt(process)
     assert status in (0, 130), output
     assert seconds < STOP_TIMEOUT

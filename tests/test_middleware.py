@@ -1871,6 +1871,26 @@ def test_constructor_validates_options() -> None:
         SSEAdapterMiddleware(ScriptedApp([]), select=select_by_path, reasoning="hide")  # type: ignore[arg-type]
 
 
+def test_constructor_refuses_nonsense_numbers() -> None:
+    """A heartbeat interval must be a positive finite number of seconds (NaN used to be taken and
+    broke every stream in the heartbeat timer) and ``max_event_size`` a positive int, both or
+    ``None``, checked at construction rather than on each stream."""
+    refused: list[dict[str, Any]] = [
+        *({"heartbeat_interval": v} for v in (0, -1, float("nan"), float("inf"), "15", True)),
+        *({"max_event_size": v} for v in (0, -1, float("nan"), 1.5)),
+    ]
+    for options in refused:
+        (name,) = options
+        with pytest.raises(ValueError, match=f"{name} must be a positive"):
+            SSEAdapterMiddleware(ScriptedApp([]), select=select_by_path, **options)
+    SSEAdapterMiddleware(
+        ScriptedApp([]), select=select_by_path, heartbeat_interval=None, max_event_size=None
+    )
+    SSEAdapterMiddleware(
+        ScriptedApp([]), select=select_by_path, heartbeat_interval=0.05, max_event_size=1
+    )
+
+
 # -- real servers: Starlette, FastAPI, Django with the official SDKs -------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -1082,6 +1083,68 @@ def test_upstream_url_query_is_kept_and_merged(servers: ServerFactory) -> None:
     assert plain.upstream_url_for("/v1/chat/completions", b"") == "http://h/v1/chat/completions?k=1"
     with pytest.raises(ValueError, match="fragment"):
         UpstreamProxy("http://h/v1#x", upstream_format="openai-chat")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"heartbeat_interval": 0}, "heartbeat_interval must be a positive finite number"),
+        ({"heartbeat_interval": -1}, "heartbeat_interval must be a positive finite number"),
+        ({"heartbeat_interval": float("nan")}, "heartbeat_interval must be a positive finite"),
+        ({"heartbeat_interval": float("inf")}, "heartbeat_interval must be a positive finite"),
+        ({"connect_timeout": 0}, "connect_timeout must be a positive finite number of seconds"),
+        ({"first_byte_timeout": -1}, "first_byte_timeout must be a positive finite number"),
+        ({"first_byte_timeout": float("nan")}, "first_byte_timeout must be a positive finite"),
+        ({"idle_timeout": float("inf")}, "idle_timeout must be a positive finite number"),
+        ({"write_timeout": None}, "write_timeout must be a positive finite number of seconds,"),
+        ({"max_connections": 0}, "max_connections must be a positive int or None"),
+        ({"max_connections": 1.5}, "max_connections must be a positive int or None"),
+        ({"max_keepalive_connections": -1}, "max_keepalive_connections must be an int >= 0"),
+        ({"max_request_body": 0}, "max_request_body must be a positive int, not 0"),
+        ({"max_request_body": None}, "max_request_body must be a positive int, not None"),
+        ({"max_event_size": -1}, "max_event_size must be a positive int or None"),
+        ({"max_event_size": float("nan")}, "max_event_size must be a positive int or None"),
+        ({"upstream_path": "chat/completions"}, "upstream_path must start with '/'"),
+        ({"upstream_path": ""}, "upstream_path must start with '/'"),
+        ({"upstream_path": "/../../x"}, "upstream_path must be a path under upstream_url"),
+    ],
+)
+def test_options_that_make_no_sense_are_refused_at_construction(
+    options: dict[str, Any], message: str
+) -> None:
+    """A keep-alive flood (interval -1 or 0), a heartbeat timer that raises (NaN), every
+    request a 504 (a negative first-byte timeout), a pool that can never connect (0), a path
+    that every request would fail on: refused when the proxy is built, not per request."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        UpstreamProxy("http://h/openai/deployments/d", upstream_format="openai-chat", **options)
+
+
+def test_upstream_url_checked_and_documented_nones_accepted() -> None:
+    """An upstream URL httpx cannot parse is a ``ValueError`` too (it was ``httpx.InvalidURL``),
+    and so is a port no connection can use; ``None`` stays "off" or "no limit" where the option
+    documents it, and keeping no idle connections is a pool choice."""
+    for url, message in [
+        ("http://[::1", "upstream_url must be a valid URL"),
+        ("http://h:99999", "upstream_url must have a port from 1 to 65535"),
+        ("http://h:0", "upstream_url must have a port from 1 to 65535"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            UpstreamProxy(url, upstream_format="openai-chat")
+    proxy = UpstreamProxy(
+        "http://h:8080/openai/deployments/d?api-version=1",
+        upstream_format="openai-chat",
+        upstream_path="/chat/completions",
+        heartbeat_interval=None,
+        max_connections=None,
+        max_keepalive_connections=0,
+        max_event_size=None,
+        first_byte_timeout=0.5,
+    )
+    assert proxy.heartbeat_interval is None
+    assert proxy.limits.max_keepalive_connections == 0
+    assert proxy.upstream_url_for("/chat/completions", b"") == (
+        "http://h:8080/openai/deployments/d/chat/completions?api-version=1"
+    )
 
 
 def test_reasoning_options_checked_at_construction() -> None:

@@ -819,6 +819,20 @@ def test_passes_answers_for_whole_events_only() -> None:
         assert not other.passes(chunk)
 
 
+@pytest.mark.parametrize(
+    "client", ["openai-chat", "anthropic-messages"], ids=["identity", "translating"]
+)
+def test_max_event_size_must_be_a_positive_int_or_none(client: str) -> None:
+    """0, a negative, NaN, a float, a string or a bool is refused at construction (NaN and
+    floats used to be taken, NaN as "unbounded"; a string failed later with a TypeError)."""
+    bad: Any
+    for bad in (0, -1, float("nan"), 1.5, "1024", True):
+        with pytest.raises(ValueError, match="max_event_size must be a positive int or None"):
+            StreamAdapter(upstream_format="openai-chat", client_format=client, max_event_size=bad)
+    for good in (1, 1 << 30, None):
+        StreamAdapter(upstream_format="openai-chat", client_format=client, max_event_size=good)
+
+
 def test_long_answer_is_held_compactly() -> None:
     """A long answer's text, reasoning and tool arguments are held as a few joined strings, not
     one object per delta, in every way they arrive (one delta at a time, runs, with the final

@@ -1,0 +1,278 @@
+"""The ``asgi-sse-adapter`` command: bad arguments are one-line usage errors (exit 2) before
+anything is served, ``--upstream-path`` reaches the upstream, and Ctrl-C/SIGTERM with a stream
+open stops the gateway after ``--shutdown-timeout``.
+
+Argument errors are checked through ``main(argv)`` in-process, with ``--port`` on a port this
+test holds: a value the parser let through would make uvicorn fail to bind (exit 1) instead of
+serving. Serving runs the command as a subprocess (``python -m asgi_sse_adapter``) against the
+fake upstream under uvicorn in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from asgi_sse_adapter.cli import build_parser, main
+from example_app.fake_upstream import SCRIPTS, FakeUpstream
+from tests.servers import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = SCRIPTS["text"].text
+STARTUP_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+CHAT = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port something already listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeUpstream, str]]:
+    """A fake LLM upstream under uvicorn: the instance and its base URL."""
+    upstream = FakeUpstream()
+    with serve(upstream) as url:
+        yield upstream, url
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``main(argv)``, expect a usage error (exit 2); return its one-line message."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert "Traceback" not in err
+    assert err.startswith("usage: asgi-sse-adapter")
+    message = err.splitlines()[-1]
+    assert message.startswith("asgi-sse-adapter: error: ")
+    return message.removeprefix("asgi-sse-adapter: error: ")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def gateway(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``python -m asgi_sse_adapter <args> --port <free>`` until it listens; yield the
+    process and its base URL; kill it if the test left it running."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asgi_sse_adapter", *args, "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        started = time.monotonic()
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                pytest.fail(f"exited early with {process.returncode}: {output}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() - started < STARTUP_TIMEOUT, "the gateway did not start"
+            time.sleep(0.05)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# -- argument errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--heartbeat", "-1"),  # was accepted: a keep-alive flood
+        ("--heartbeat", "nan"),  # was accepted: every stream failed in the heartbeat timer
+        ("--heartbeat", "inf"),
+        ("--heartbeat", "soon"),
+        ("--first-byte-timeout", "-1"),  # was accepted: every request a 504
+        ("--first-byte-timeout", "0"),
+        ("--first-byte-timeout", "nan"),
+        ("--idle-timeout", "-5"),
+        ("--idle-timeout", "inf"),
+        ("--shutdown-timeout", "-1"),
+        ("--shutdown-timeout", "nan"),
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error(
+    option: str, value: str, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--upstream", "http://127.0.0.1:1", "--upstream-format", "openai-chat"]
+    argv += ["--port", str(busy_port)]
+    message = usage_error([*argv, option, value], capsys)
+    assert message.startswith(f"argument {option}: expected ")
+    assert repr(value) in message
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    """(A subprocess: an out-of-range port used to get as far as uvicorn, which failed with a
+    traceback.)"""
+    argv = ["--upstream", "http://127.0.0.1:1", "--upstream-format", "openai-chat"]
+    done = subprocess.run(
+        [sys.executable, "-m", "asgi_sse_adapter", *argv, "--port", port],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    expected = (
+        f"asgi-sse-adapter: error: argument --port: expected a port from 0 to 65535, got {port!r}"
+    )
+    assert done.stderr.splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        ("127.0.0.1:8081", "must be an http(s) URL"),
+        ("localhost", "must be an http(s) URL"),
+        ("ftp://x", "must be an http(s) URL"),
+        ("", "must be an http(s) URL"),
+        ("http://127.0.0.1:8081/v1#frag", "must not have a fragment"),
+        ("http://[::1", "must be a valid URL"),
+        ("http://127.0.0.1:99999", "must have a port from 1 to 65535"),
+    ],
+)
+def test_a_bad_upstream_is_a_usage_error(
+    upstream: str, expected: str, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--upstream", upstream, "--upstream-format", "openai-chat", "--port", str(busy_port)]
+    message = usage_error(argv, capsys)
+    assert message.startswith(f"argument --upstream: {expected}")
+    assert repr(upstream) in message
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("chat/completions", "must start with '/'"),
+        ("", "must start with '/'"),
+        ("/../../elsewhere", "must be a path under upstream_url"),
+    ],
+)
+def test_a_bad_upstream_path_is_a_usage_error(
+    path: str, expected: str, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--upstream", "http://127.0.0.1:1/openai/deployments/d", "--upstream-format"]
+    argv += ["openai-chat", "--upstream-path", path, "--port", str(busy_port)]
+    message = usage_error(argv, capsys)
+    assert message == f"argument --upstream-path: {expected}, got {path!r}"
+
+
+def test_a_model_map_without_equals_is_a_usage_error(
+    busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--upstream", "http://127.0.0.1:1", "--upstream-format", "openai-chat"]
+    argv += ["--port", str(busy_port), "--model-map", "foo"]
+    assert usage_error(argv, capsys) == "--model-map expects CLIENT=UPSTREAM, got 'foo'"
+
+
+def test_defaults_zeroes_and_help() -> None:
+    """``--heartbeat 0`` is off (as the help says), ``--port 0`` any free port, and
+    ``--shutdown-timeout`` (default 10) and ``--upstream-path`` are documented."""
+    parser = build_parser()
+    required = ["--upstream", "http://h", "--upstream-format", "openai-chat"]
+    defaults = parser.parse_args(required)
+    assert (defaults.heartbeat, defaults.shutdown_timeout, defaults.upstream_path) == (15, 10, None)
+    zeroes = parser.parse_args(
+        [*required, "--heartbeat", "0", "--shutdown-timeout", "0", "--port", "0"]
+    )
+    assert (zeroes.heartbeat, zeroes.shutdown_timeout, zeroes.port) == (0, 0, 0)
+    text = " ".join(parser.format_help().split())
+    assert "--shutdown-timeout SECONDS" in text
+    assert "before they are cut (default 10; 0: cut at once)" in text
+    assert "--upstream-path PATH" in text
+    assert "seconds of silence before a keep-alive (default 15; 0: off)" in text
+
+
+# -- serving ------------------------------------------------------------------------------------
+
+
+def test_upstream_path_replaces_the_format_endpoint(fake: tuple[FakeUpstream, str]) -> None:
+    """The Azure layout: the deployment URL plus ``--upstream-path /completions`` (without it the
+    request would go to ``…/v1/chat/v1/chat/completions``)."""
+    upstream, upstream_url = fake
+    args = ["--upstream", upstream_url + "/v1/chat", "--upstream-format", "openai-chat"]
+    args += ["--upstream-path", "/completions", "--log-level", "warning"]
+    with gateway(args) as (_, base_url):
+        with openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0) as client:
+            stream = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "Hi"}], stream=True
+            )
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        # A Messages client, translated, goes to the same path.
+        httpx.post(
+            base_url + "/v1/messages",
+            json={"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]},
+            timeout=10,
+        ).raise_for_status()
+    assert text == TEXT
+    assert upstream.last_path == "/v1/chat/completions"
+    assert upstream.requests == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_with_a_stream_open_stops_after_the_shutdown_timeout(
+    fake: tuple[FakeUpstream, str], signum: signal.Signals
+) -> None:
+    """uvicorn alone waits for open streams forever: a stalled one would keep the gateway up
+    until its client left. ``--shutdown-timeout`` bounds that; the stream is then cut."""
+    upstream, upstream_url = fake
+    args = ["--upstream", upstream_url, "--upstream-format", "anthropic-messages"]
+    args += ["--shutdown-timeout", "0.5"]
+    with (
+        gateway(args) as (process, base_url),
+        httpx.stream(
+            "POST",
+            base_url + "/v1/chat/completions",
+            json=CHAT,
+            headers={"x-fake-stall": "true"},  # silent after one event, until the client leaves
+            timeout=10,
+        ) as response,
+    ):
+        assert response.status_code == 200
+        lines = response.iter_lines()  # (kept: a dropped iterator closes the connection)
+        assert next(lines).startswith("data: ")
+        time.sleep(0.2)
+        assert upstream.streams_in_progress == 1
+        started = time.monotonic()
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=STOP_TIMEOUT)
+        seconds = time.monotonic() - started
+        with pytest.raises(httpx.RemoteProtocolError):  # cut, not ended
+            list(lines)
+    assert process.returncode in (0, -signum, 128 + signum), output
+    assert 0.5 <= seconds < STOP_TIMEOUT
+    assert "timeout graceful shutdown exceeded" in output
