@@ -1038,7 +1038,8 @@ async def run_stalled_streams(
 @pytest.mark.anyio
 async def test_idle_streams_share_loop_timers() -> None:
     """500 idle streams are kept alive by a handful of loop timers, not one each (issue 5: no
-    per-stream cost for heartbeats), and every stream still gets its keep-alives on time."""
+    per-stream cost for heartbeats), every stream still gets its keep-alives on time, and the
+    streams due together do not hold a keep-alive task each at once (a bounded peak)."""
     sends: dict[int, list[tuple[float, bool]]] = {}
     timers: list[int] = []
 
@@ -1065,9 +1066,23 @@ async def test_idle_streams_share_loop_timers() -> None:
             await asyncio.sleep(0.005)
             lags.append(loop.time() - start - 0.005)
 
+    # Keep-alive tasks alive at once, sampled at every loop turn.
+    peak = [0]
+    sampling = [True]
+
+    def sample() -> None:
+        coros = [t.get_coro() for t in asyncio.all_tasks()]
+        alive = [c for c in coros if "_run_heartbeat" in getattr(c, "__qualname__", "")]
+        peak[0] = max(peak[0], len(alive))
+        if sampling[0]:
+            asyncio.get_running_loop().call_soon(sample)
+
     prober = asyncio.create_task(probe())
+    asyncio.get_running_loop().call_soon(sample)
     await run_stalled_streams(500, stall=1.0, interval=0.2, send=send, during=during)
+    sampling[0] = False
     prober.cancel()
+    assert 0 < peak[0] <= 100, peak  # of 500 streams due together
     assert timers[0] <= 10, timers
     assert sorted(sends) == list(range(500))
     gaps: list[float] = []
