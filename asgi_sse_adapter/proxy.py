@@ -96,6 +96,8 @@ _SSE_HEADERS = (
 
 
 _REASONING_PARTS = (ReasoningDelta, ReasoningSignature, RedactedReasoning)
+# ``_Exchange._whole_json``: no answer to translate, the client already has its error.
+_ANSWERED = object()
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -655,18 +657,25 @@ class _Exchange:
         status, payload = client_format.error_body(error)
         await self._json(status, payload, self._response_headers(response))
 
+    async def _whole_json(self, response: httpx.Response) -> Any:
+        """The upstream's whole JSON answer, decoded; ``_ANSWERED`` if it could not be read or
+        decoded (the client has had its error answer then)."""
+        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
+        if raw is None:
+            return _ANSWERED
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            await self._error(502, "api_error", "upstream answered with invalid JSON")
+            return _ANSWERED
+
     async def _translate_json(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
-        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
-        if raw is None:
+        payload = await self._whole_json(response)
+        if payload is _ANSWERED:
             return
         upstream = self.proxy.upstream
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            await self._error(502, "api_error", "upstream answered with invalid JSON")
-            return
         if upstream is client_format:
             await self._json(
                 response.status_code, payload, self._response_headers(response) + extra
@@ -756,15 +765,10 @@ class _Exchange:
     ) -> None:
         """A whole JSON answer to a request that asked for a stream: its canonical parts
         written as the client format's event stream, sent at once (never an empty stream)."""
-        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
-        if raw is None:
+        payload = await self._whole_json(response)
+        if payload is _ANSWERED:
             return
         upstream = self.proxy.upstream
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            await self._error(502, "api_error", "upstream answered with invalid JSON")
-            return
         if upstream.response_parts is None or not isinstance(payload, dict):
             await self._error(502, "api_error", f"cannot stream a {upstream.name} response")
             return
@@ -880,9 +884,8 @@ class _Exchange:
         """An error before the stream, in the client's format (OpenAI JSON on other paths)."""
         error = StreamError(type=type_, message=message, status=status)
         fmt = self.client_format or get_format("openai-chat")
+        # (``error_body`` keeps an HTTP error status: 502/504 keep their gateway meaning.)
         mapped_status, payload = fmt.error_body(error)
-        if type_ == "api_error":
-            mapped_status = status  # 502/504 keep their gateway meaning
         await self._json(mapped_status, payload, [])
 
     async def _json(
