@@ -25,8 +25,11 @@ are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"`
 Some requests cannot be translated at all, in either mode (a 400 for the client): a malformed
 body, tool-call ``arguments`` that are not a JSON object when the target needs the object
 (Anthropic ``tool_use.input``), a batch or token prompt in OpenAI Completions, a multi-turn
-conversation for OpenAI Completions, no message at all for Anthropic Messages (only system text,
-or only empty or blank text: Anthropic requires at least one message).
+conversation for OpenAI Completions, no message at all for Anthropic Messages or Text
+Completions (only system text, or only empty or blank text: Anthropic requires at least one
+message), and for Text Completions a conversation the assistant opens (its prompt must open
+with a ``Human:`` turn). In error mode the refusal of a field also carries the client's name for
+it as ``RequestTranslationError.param``.
 
 Mappings that are not one-to-one:
 
@@ -47,8 +50,10 @@ Mappings that are not one-to-one:
   model's default applies). Responses ``reasoning.summary`` is satisfied by Anthropic's
   summarised thinking. Thinking gives way (the reasoning field is named) where Anthropic would
   refuse it: with a ``tool_choice`` that forces a tool call (the forced call is what the client's
-  code depends on), and when the tool-use turn in progress does not open with its signed
-  thinking block (always so for OpenAI clients, whose reasoning cannot travel).
+  code depends on), when the tool-use turn in progress does not open with its signed
+  thinking block (always so for OpenAI clients, whose reasoning cannot travel), and when the
+  conversation ends with an assistant message (a prefill for the model to continue: the client's
+  own content is kept).
 - Max tokens: Chat ``max_completion_tokens`` (preferred over ``max_tokens`` when both are
   given; written as ``max_completion_tokens``), Completions ``max_tokens``, Responses
   ``max_output_tokens``, Messages ``max_tokens`` and Text Completions ``max_tokens_to_sample``
@@ -59,7 +64,11 @@ Mappings that are not one-to-one:
 - Roles: Anthropic targets get consecutive same-role messages merged and tool results first in
   their user message; Chat targets get one ``role: "tool"`` message per tool result. Empty or
   whitespace-only text is not sent to Anthropic (it refuses such a block); a turn left with
-  nothing is left out, its neighbours merged.
+  nothing is left out, its neighbours merged. A final assistant message (a prefill) loses its
+  trailing whitespace, which Anthropic refuses, without a mention.
+- Images: a base64 data URL (RFC 2397, media-type parameters allowed and not kept) becomes base64
+  data with its bare media type. Anthropic takes only http(s) URLs and base64 JPEG, PNG, GIF and
+  WebP; any other image (a data URL not in base64, another type, another scheme) is named.
 - Thinking history is provider-bound (formats.md §8): Anthropic signed thinking and redacted
   thinking go only to Anthropic Messages, Responses reasoning items only to Responses; anything
   else is dropped and named.
@@ -146,8 +155,14 @@ class RequestTranslationError(SSEAdapterError):
     """A field the target cannot express, with on_unsupported="error"; message is client-safe.
 
     Also raised, in either mode, for a body that cannot be translated at all (see the module
-    docstring). The proxy answers it with a 400.
+    docstring). The proxy answers it with a 400. ``param`` is the client's name for the field
+    refused (as named in ``TranslatedRequest.dropped``), for OpenAI's error ``param``; ``None``
+    for a body that cannot be translated.
     """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -357,7 +372,10 @@ _NAMES: dict[str, dict[str, str]] = {
     ATEXT: {"stop": "stop_sequences", "user": "metadata.user_id"},
 }
 
-_DATA_URL = re.compile(r"data:([^;,]+);base64,(.*)", re.DOTALL)
+# RFC 2397: ``data:[<media type>][;<attribute>=<value>]*[;base64],<data>``.
+_DATA_URL = re.compile(r"data:([^;,]*)((?:;[^;,]*)*?)(;base64)?,(.*)", re.DOTALL | re.IGNORECASE)
+# The image types Anthropic takes as a base64 source.
+_ANTHROPIC_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 _BAD_TOOL_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -374,7 +392,9 @@ class _Losses:
         """Record ``name``; ``why`` (said only when refusing) explains a non-obvious loss."""
         if self.error:
             reason = f": {why}" if why else ""
-            raise RequestTranslationError(f"field {name} is not supported by {self.target}{reason}")
+            raise RequestTranslationError(
+                f"field {name} is not supported by {self.target}{reason}", param=name
+            )
         self.names.setdefault(name)
 
 
@@ -564,9 +584,15 @@ def _append(req: CanonicalRequest, role: Literal["user", "assistant"], parts: li
 
 
 def _image_from_url(url: str, detail: str | None) -> Image:
+    """An image by URL; a base64 data URL becomes the data and its bare media type.
+
+    The media type's parameters (``charset``, ``name`` …) say nothing about an image's pixels
+    and are not kept. A data URL that is not base64 stays a URL (Anthropic cannot take it).
+    """
     match = _DATA_URL.fullmatch(url)
-    if match:
-        return Image(media_type=match.group(1), data=match.group(2), detail=detail)
+    if match and match.group(3):
+        media_type = match.group(1).strip().lower() or "text/plain"  # RFC 2397's default
+        return Image(media_type=media_type, data=match.group(4), detail=detail)
     return Image(url=url, detail=detail)
 
 
@@ -1509,6 +1535,8 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
             messages[-1]["content"].extend(blocks)
         else:
             messages.append({"role": message.role, "content": blocks})
+    if messages and messages[-1]["role"] == "assistant":
+        _strip_prefill_end(messages[-1]["content"])
     for turn in messages:
         # Tool results must open their user message; a stable sort keeps the rest in order.
         content = turn["content"]
@@ -1516,6 +1544,20 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
         if len(content) == 1 and content[0]["type"] == "text":
             turn["content"] = content[0]["text"]
     return messages
+
+
+def _strip_prefill_end(content: list[dict[str, Any]]) -> None:
+    """Strip trailing whitespace from the last text block of a final assistant message.
+
+    Anthropic refuses a prefill whose content ends with whitespace (a 400). Left as it is, the
+    request fails; stripped, the model continues right after the client's last word and writes
+    the space itself, as it would anyway: nothing it sees changes in practice, so this is not
+    named. (The block is not blank: ``_anthropic_content`` leaves those out.)
+    """
+    for block in reversed(content):
+        if block["type"] == "text":
+            block["text"] = block["text"].rstrip()
+            return
 
 
 def _thinking_allowed(
@@ -1540,6 +1582,15 @@ def _thinking_allowed(
         losses.add(
             _name(req, "reasoning"),
             "Anthropic takes no thinking with a tool_choice that forces a tool call",
+        )
+        return None
+    # A final assistant message is a prefill: the client wants the model to continue it, and
+    # its own text is what it sent. Anthropic takes no thinking with a prefill, so the prefill
+    # is kept and the thinking (a quality hint) left out.
+    if messages[-1]["role"] == "assistant":
+        losses.add(
+            _name(req, "reasoning"),
+            "Anthropic takes no thinking with a final assistant message (a prefill)",
         )
         return None
     if _tool_turn_without_thinking(messages):
@@ -1663,27 +1714,53 @@ def _tool_id(value: str) -> str:
     return _BAD_TOOL_ID.sub("_", value)
 
 
-def _anthropic_content(parts: list[Text | Image]) -> list[dict[str, Any]]:
+def _anthropic_content(
+    parts: list[Text | Image], losses: _Losses, image_loss: str
+) -> list[dict[str, Any]]:
+    """Text and image blocks; an image Anthropic cannot take is named as ``image_loss``."""
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, Text):
             if part.text.strip():  # Anthropic refuses an empty or whitespace-only text block
                 out.append({"type": "text", "text": part.text})
-        elif part.url is not None:
-            out.append({"type": "image", "source": {"type": "url", "url": part.url}})
+            continue
+        source = _anthropic_image_source(part)
+        if source is None:
+            losses.add(
+                image_loss,
+                "Anthropic takes images by http(s) URL or as base64 JPEG, PNG, GIF or WebP",
+            )
         else:
-            source = {"type": "base64", "media_type": part.media_type, "data": part.data}
             out.append({"type": "image", "source": source})
     return out
+
+
+def _anthropic_image_source(image: Image) -> dict[str, Any] | None:
+    """The Anthropic image source for ``image``, or ``None`` where Anthropic would refuse it.
+
+    Anthropic fetches only http(s) URLs (a data URL that is not base64 is not one) and decodes
+    only the four image types of ``_ANTHROPIC_IMAGE_TYPES``.
+    """
+    if image.url is not None:
+        if image.url.lower().startswith(("http://", "https://")):
+            return {"type": "url", "url": image.url}
+        return None
+    if image.media_type not in _ANTHROPIC_IMAGE_TYPES:
+        return None
+    return {"type": "base64", "media_type": image.media_type, "data": image.data}
 
 
 def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in message.parts:
         if isinstance(part, (Text, Image)):
-            if isinstance(part, Image) and part.detail not in (None, "auto"):
+            if (
+                isinstance(part, Image)
+                and part.detail not in (None, "auto")
+                and _anthropic_image_source(part) is not None  # (else the image is named)
+            ):
                 losses.add("image.detail")
-            out.extend(_anthropic_content([part]))
+            out.extend(_anthropic_content([part], losses, "messages.image"))
         elif isinstance(part, ToolCall):
             out.append(
                 {
@@ -1698,7 +1775,7 @@ def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]
                 "type": "tool_result",
                 "tool_use_id": _tool_id(part.tool_call_id),
             }
-            content = _anthropic_content(part.content)
+            content = _anthropic_content(part.content, losses, "tool_result.image")
             if len(content) == 1 and content[0]["type"] == "text":
                 block["content"] = content[0]["text"]
             elif content:
@@ -1723,7 +1800,8 @@ def _render_anthropic_text(
         texts: list[str] = []
         for part in message.parts:
             if isinstance(part, Text):
-                texts.append(part.text)
+                if part.text.strip():  # blank text would make an empty turn, as for Messages
+                    texts.append(part.text)
             else:
                 losses.add(_part_loss(part))
         if not texts:
@@ -1733,6 +1811,14 @@ def _render_anthropic_text(
             turns[-1][1].extend(texts)
         else:
             turns.append((label, texts))
+    if not turns or turns[0][0] != "Human":
+        # Anthropic refuses a prompt whose first turn is not "\n\nHuman:" (with no message at
+        # all the prompt would be the system text and "\n\nAssistant:" alone); saying so here
+        # is clearer than its 400.
+        raise _bad(
+            f"{ATEXT} needs at least one non-empty user message, before any assistant message "
+            "(its prompt must open with a Human turn)"
+        )
     prompt = "\n\n".join(req.system)
     for label, texts in turns:
         prompt += f"\n\n{label}: " + "\n\n".join(texts)

@@ -592,6 +592,17 @@ def assert_valid_messages_body(body: dict[str, Any]) -> None:
         assert stop.strip(), "Anthropic rejects empty or blank stop sequences"
     for tool in body.get("tools", []):
         assert_typed(tool, ToolParam)
+    last = body["messages"][-1]
+    if last["role"] == "assistant":
+        thinking = body.get("thinking", {"type": "disabled"})
+        assert thinking["type"] == "disabled", "Anthropic takes no thinking with a prefill"
+        content = last["content"]
+        texts = (
+            [content]
+            if isinstance(content, str)
+            else [block["text"] for block in content if block["type"] == "text"]
+        )
+        assert not texts or texts[-1] == texts[-1].rstrip(), "a prefill ends in non-whitespace"
 
 
 def assert_valid_chat_body(body: dict[str, Any]) -> None:
@@ -1552,6 +1563,94 @@ def test_image_detail_is_named_when_it_matters() -> None:
     assert responses.body["input"][0]["content"][0]["detail"] == "high"
 
 
+@pytest.mark.parametrize(
+    ("url", "media_type"),
+    [
+        (f"data:image/png;charset=utf-8;base64,{PNG}", "image/png"),
+        (f"data:image/jpeg;name=x.jpg;base64,{PNG}", "image/jpeg"),
+        (f"data:IMAGE/WEBP;BASE64,{PNG}", "image/webp"),
+        (f"data:image/gif;base64,{PNG}", "image/gif"),
+    ],
+)
+def test_data_urls_with_parameters_become_base64_images(url: str, media_type: str) -> None:
+    """RFC 2397 data URLs may carry media-type parameters: the image goes to Anthropic as base64
+    with the bare media type, never as a ``url`` source (Anthropic fetches only http(s))."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    source = {"type": "base64", "media_type": media_type, "data": PNG}
+    assert result.body["messages"][0]["content"] == [{"type": "image", "source": source}]
+    assert result.dropped == ()
+    assert_valid_messages_body(result.body)
+    responses = {
+        "model": "m",
+        "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url}]}],
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES)
+    assert result.body["messages"][0]["content"] == [{"type": "image", "source": source}]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "data:image/png,%89PNG%0D%0A",  # not base64
+        "data:image/svg+xml;base64,PHN2Zz4=",  # a type Anthropic does not decode
+        "data:;base64,aGk=",  # no media type: text/plain (RFC 2397)
+        "file:///tmp/x.png",  # not fetchable
+    ],
+)
+def test_images_anthropic_cannot_take_are_named(url: str) -> None:
+    """An image Anthropic would refuse is named (``messages.image``), never sent as a URL; in a
+    tool result it is ``tool_result.image``. OpenAI targets get it as it was."""
+    part = {"type": "image_url", "image_url": {"url": url, "detail": "high"}}
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, part]}],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.body["messages"] == [{"role": "user", "content": "see"}]
+    assert result.dropped == ("messages.image",)  # (its detail goes with it)
+    with pytest.raises(
+        RequestTranslationError,
+        match=r"field messages\.image is not supported by anthropic-messages: .*base64",
+    ):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    responses = translate_request(chat, CHAT, RESPONSES)
+    expected = url if url != "data:;base64,aGk=" else "data:text/plain;base64,aGk="
+    assert responses.body["input"][0]["content"][1]["image_url"] == expected
+    tool_output = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "x"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c",
+                "output": [{"type": "input_image", "image_url": url}],
+            },
+        ],
+    }
+    result = translate_request(tool_output, RESPONSES, MESSAGES)
+    assert result.body["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "c"}]
+    assert result.dropped == ("tool_result.image",)
+
+
+def test_a_refused_field_carries_its_name_as_param() -> None:
+    """In error mode the refusal names the field in ``param`` too (for OpenAI's error JSON)."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "seed": 1}
+    with pytest.raises(RequestTranslationError) as info:
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    assert info.value.param == "seed"
+    assert str(info.value) == "field seed is not supported by anthropic-messages"
+    with pytest.raises(RequestTranslationError) as info:
+        translate_request({**chat, "temperature": "hot"}, CHAT, MESSAGES)
+    assert info.value.param is None  # a malformed body: no field the target lacks
+
+
 def test_invalid_tool_arguments_are_refused() -> None:
     """Arguments that are not a JSON object cannot become ``tool_use.input``: a clear 400."""
     for arguments in ("{not json", "[1, 2]"):
@@ -2043,6 +2142,90 @@ def test_thinking_is_kept_when_the_conversation_allows_it() -> None:
     assert translate_request(off, CHAT, MESSAGES).body["thinking"] == {"type": "disabled"}
 
 
+PREFILL_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        CHAT,
+        {
+            "model": "m",
+            "reasoning_effort": "high",
+            "messages": [
+                {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": "The colour is "},
+            ],
+        },
+        "reasoning_effort",
+    ),
+    (
+        RESPONSES,
+        {
+            "model": "m",
+            "reasoning": {"effort": "low"},
+            "input": [
+                {"role": "user", "content": "Name a colour."},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "The colour is "}],
+                },
+            ],
+        },
+        "reasoning",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "body", "name"), PREFILL_CASES)
+def test_a_prefill_wins_over_thinking(source: str, body: dict[str, Any], name: str) -> None:
+    """Anthropic takes no thinking with a prefill (a final assistant message): the prefill, the
+    client's own content, is kept and the reasoning setting named; its trailing whitespace, which
+    Anthropic refuses, is stripped without a mention."""
+    result = translate_request(body, source, MESSAGES)
+    assert result.body["messages"][-1] == {"role": "assistant", "content": "The colour is"}
+    assert "thinking" not in result.body
+    assert result.body["max_tokens"] == 4096  # no thinking budget to make room for
+    assert result.dropped == (name,)
+    assert_valid_messages_body(result.body)
+    with pytest.raises(
+        RequestTranslationError,
+        match=rf"field {name} is not supported by anthropic-messages: .*prefill",
+    ):
+        translate_request(body, source, MESSAGES, on_unsupported="error")
+
+
+def test_a_prefill_loses_its_trailing_whitespace_only() -> None:
+    """Without thinking nothing is named; only the last text of the final assistant message is
+    stripped (earlier turns and the user's text keep their whitespace)."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "a "},
+            {"role": "assistant", "content": "b \n"},
+            {"role": "user", "content": "c "},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "d "}, {"type": "text", "text": "e\n\t "}],
+            },
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert [message["content"] for message in result.body["messages"]] == [
+        "a ",
+        "b \n",
+        "c ",
+        [{"type": "text", "text": "d "}, {"type": "text", "text": "e"}],
+    ]
+    assert result.dropped == ()
+    assert_valid_messages_body(result.body)
+    # Thinking off and a prefill go together.
+    off = translate_request({**chat, "reasoning_effort": "none"}, CHAT, MESSAGES)
+    assert off.body["thinking"] == {"type": "disabled"}
+    assert off.dropped == ()
+    # The user having the last word: thinking stays, the text is left as it is.
+    last_user = {**chat, "messages": chat["messages"][:3], "reasoning_effort": "low"}
+    kept = translate_request(last_user, CHAT, MESSAGES)
+    assert kept.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert kept.body["messages"][-1]["content"] == "c "
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses specifics
 
@@ -2382,11 +2565,47 @@ def test_malformed_bodies_are_refused(source: str, body: dict[str, Any], message
     ],
 )
 def test_an_empty_conversation_is_refused_for_anthropic(source: str, body: dict[str, Any]) -> None:
-    """Anthropic needs at least one message: a request with none is refused clearly (a 400)."""
-    with pytest.raises(RequestTranslationError, match="at least one non-empty"):
-        translate_request(body, source, MESSAGES)
-    with pytest.raises(RequestTranslationError, match="at least one non-empty"):
-        translate_request(body, source, MESSAGES, on_unsupported="error")
+    """Anthropic needs at least one message: a request with none is refused clearly (a 400), by
+    Messages and by Text Completions (whose prompt would have no Human turn)."""
+    for target in (MESSAGES, ATEXT):
+        if target == source:
+            continue  # the same format is passed through as it is
+        with pytest.raises(RequestTranslationError, match="at least one non-empty") as info:
+            translate_request(body, source, target)
+        assert info.value.param is None  # the body as a whole, not one field
+        with pytest.raises(RequestTranslationError, match="at least one non-empty"):
+            translate_request(body, source, target, on_unsupported="error")
+
+
+def test_text_completions_prompt_opens_with_a_human_turn() -> None:
+    """Anthropic Text Completions refuses a prompt whose first turn is not ``Human:``: blank
+    text makes no turn, and a conversation the assistant opens is refused clearly."""
+
+    def chat(first: str) -> dict[str, Any]:
+        return {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": first}]},
+                {"role": "assistant", "content": "Hi."},
+                {"role": "user", "content": "x"},
+            ],
+        }
+
+    with pytest.raises(RequestTranslationError, match="open with a Human turn"):
+        translate_request(chat(" "), CHAT, ATEXT)
+    assert translate_request(chat("Hello"), CHAT, ATEXT).body["prompt"] == (
+        "\n\nHuman: Hello\n\nAssistant: Hi.\n\nHuman: x\n\nAssistant:"
+    )
+    blank = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": ""}, {"type": "text", "text": "x"}],
+            }
+        ],
+    }
+    assert translate_request(blank, CHAT, ATEXT).body["prompt"] == "\n\nHuman: x\n\nAssistant:"
 
 
 def test_body_must_be_an_object() -> None:
