@@ -244,13 +244,15 @@ class StreamError:
     """The upstream reported an error in-band (or the adapter detected one).
 
     ``type`` uses Anthropic/OpenAI error-type strings (``api_error``, ``overloaded_error``…),
-    ``status`` the HTTP status the error would have had before the stream started.
+    ``status`` the HTTP status the error would have had before the stream started, ``param`` the
+    request field it is about (OpenAI's ``param``; Anthropic's errors have none).
     """
 
     type: str
     message: str
     code: str | None = None
     status: int | None = None
+    param: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

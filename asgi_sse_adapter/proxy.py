@@ -398,7 +398,7 @@ class _Exchange:
                     on_unsupported=proxy.on_unsupported,
                 )
             except RequestTranslationError as exc:
-                await self._error(400, "invalid_request_error", str(exc))
+                await self._error(400, "invalid_request_error", str(exc), param=exc.param)
                 return
             dropped = translated.dropped
             stream = translated.stream
@@ -880,9 +880,11 @@ class _Exchange:
 
     # -- error answers ----------------------------------------------------------------------
 
-    async def _error(self, status: int, type_: str, message: str) -> None:
+    async def _error(
+        self, status: int, type_: str, message: str, *, param: str | None = None
+    ) -> None:
         """An error before the stream, in the client's format (OpenAI JSON on other paths)."""
-        error = StreamError(type=type_, message=message, status=status)
+        error = StreamError(type=type_, message=message, status=status, param=param)
         fmt = self.client_format or get_format("openai-chat")
         # (``error_body`` keeps an HTTP error status: 502/504 keep their gateway meaning.)
         mapped_status, payload = fmt.error_body(error)

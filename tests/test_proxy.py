@@ -1152,3 +1152,16 @@ def test_reasoning_options_checked_at_construction() -> None:
     request."""
     with pytest.raises(ValueError, match="reasoning_field"):
         UpstreamProxy("http://h", upstream_format="openai-chat", reasoning_field="role")
+
+
+def test_unsupported_field_refused_with_its_param(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """With ``on_unsupported="error"`` a field the upstream cannot take is a 400 in the client's
+    format that names the field as OpenAI does (``param``), and the upstream hears nothing."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", on_unsupported="error")
+    with pytest.raises(openai.BadRequestError) as raised:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, n=2)
+    assert raised.value.param == "n"
+    assert "field n is not supported" in raised.value.message
+    assert fake.requests == 0

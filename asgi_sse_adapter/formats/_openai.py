@@ -105,7 +105,7 @@ def error_object(error: StreamError) -> dict[str, Any]:
     code = error.code
     if code is None and error.type in ERROR_STATUS:
         code = ERROR_STATUS[error.type][2]
-    return {"message": error.message, "type": error.type, "param": None, "code": code}
+    return {"message": error.message, "type": error.type, "param": error.param, "code": code}
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
@@ -140,6 +140,7 @@ def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
         message=message or (f"upstream returned HTTP {status}" if status else "upstream error"),
         code=as_str(err.get("code")),
         status=status,
+        param=as_str(err.get("param")),
     )
 
 
