@@ -450,6 +450,10 @@ class _Exchange:
         drop = HOP_BY_HOP | named | NEVER_FORWARDED
         if rewritten:
             drop |= {"content-type"}
+        if self.client_format is not None and self.client_format is not proxy.upstream:
+            # A translated request: the client's API version names its own API (a legacy
+            # ``/v1/complete`` client's 2023-01-01), not the upstream's; the upstream gets ours.
+            drop |= {"anthropic-version"}
         keep_credentials = proxy.forward_credentials and proxy.api_key is None
         out = [
             (k, v)

@@ -560,6 +560,32 @@ def test_header_hygiene(servers: ServerFactory, fake: FakeUpstream) -> None:
     assert headers["anthropic-version"] == "2023-06-01"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "sent", "want"),
+    [
+        ("/v1/complete", {"model": "m", "prompt": "\n\nHuman: hi\n\nAssistant:",
+         "max_tokens_to_sample": 5}, "2023-01-01", "2023-06-01"),
+        ("/v1/messages", {"model": "m", "messages": MESSAGES, "max_tokens": 5},
+         "2023-06-01-preview", "2023-06-01-preview"),
+    ],
+    ids=["translated", "same-format"],
+)  # fmt: skip
+def test_anthropic_version_names_the_upstreams_api(
+    servers: ServerFactory, fake: FakeUpstream, path: str, body: Any, sent: str, want: str
+) -> None:
+    """A translated request gets the proxy's ``anthropic-version`` (a legacy Text Completions
+    client's 2023-01-01 names its own API, which the Messages upstream is not); a client of the
+    upstream's own format keeps its version."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    httpx2.post(
+        proxy.url + path,
+        json=body,
+        headers={"anthropic-version": sent, "x-fake-scenario": "text"},
+    )
+    assert fake.last_headers is not None
+    assert fake.last_headers["anthropic-version"] == want
+
+
 def test_set_cookie_and_unknown_headers_not_passed(servers: ServerFactory) -> None:
     """Upstream Set-Cookie and other headers outside the allow-list never reach the client;
     rate-limit and request-id headers do."""
