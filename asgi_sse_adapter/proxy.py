@@ -575,13 +575,11 @@ class _Exchange:
         try:
             return await _read_bounded(response, limit, idle)
         except asyncio.CancelledError:
-            if watch.left:
-                _uncancel(idle.task)
-                logger.info("client disconnected while the upstream answered")
-                return None
-            if not idle.fired:
+            cause = _cancelled_by(watch, idle, "while the upstream answered")
+            if cause is None:
                 raise
-            _uncancel(idle.task)
+            if cause == "client":
+                return None
         except httpx.HTTPError as exc:
             failure = exc
         finally:
@@ -624,13 +622,11 @@ class _Exchange:
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (httpx.HTTPError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError):
-                if watch.left:
-                    _uncancel(idle.task)
-                    logger.info("client disconnected while relaying")
-                    return
-                if not idle.fired:
+                cause = _cancelled_by(watch, idle, "while relaying")
+                if cause is None:
                     raise
-                _uncancel(idle.task)
+                if cause == "client":
+                    return
             # Not a clean end: return without the final message, so the server drops the
             # connection and the client sees an incomplete body instead of a complete one.
             logger.warning("upstream failed while relaying: %s", exc.__class__.__name__)
@@ -735,13 +731,11 @@ class _Exchange:
                     break
             adapter.close()
         except asyncio.CancelledError:
-            if watch.left:
-                _uncancel(idle.task)
-                logger.info("client disconnected while the upstream answered")
-                return
-            if not idle.fired:
+            cause = _cancelled_by(watch, idle, "while the upstream answered")
+            if cause is None:
                 raise
-            _uncancel(idle.task)
+            if cause == "client":
+                return
         except httpx.HTTPError as exc:
             failure = exc
         finally:
@@ -821,7 +815,7 @@ class _Exchange:
         headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(session, task))
+        watch = _ClientWatch(self.receive, task, session)
         _, first_byte, idle_timeout, _ = proxy.timeouts
         idle = _Idle(first_byte, idle_timeout, task)
         chunks = response.aiter_bytes()
@@ -866,21 +860,10 @@ class _Exchange:
             session.mark_disconnected()
         finally:
             idle.cancel()
-            watcher.cancel()
+            watch.stop()
             await session.report()
         if drain:
             await _drain(chunks, task)
-
-    async def _watch_disconnect(self, session: StreamSession, task: asyncio.Task[Any]) -> None:
-        """The proxy owns ``receive`` once the body is read: the client leaving closes the
-        upstream at once (it stops generating and billing)."""
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                if not session.finished:
-                    session.mark_disconnected()
-                    task.cancel()
-                return
 
     # -- error answers ----------------------------------------------------------------------
 
@@ -913,18 +896,28 @@ class _ClientWatch:
     read the proxy owns ``receive`` (sse-and-asgi.md §3.4, proxy mode), and the client leaving
     closes the upstream at once instead of letting it generate an answer nobody reads. ``left``
     tells the cancellation it caused from any other. ``stop()`` before the response's last
-    message: after it uvicorn's ``receive`` reports ``http.disconnect`` at once."""
+    message: after it uvicorn's ``receive`` reports ``http.disconnect`` at once. With a
+    ``session`` (a stream), the session is marked disconnected, and a stream already finished
+    (its rest being drained) is left alone."""
 
-    __slots__ = ("left", "task", "watcher")
+    __slots__ = ("left", "session", "task", "watcher")
 
-    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+    def __init__(
+        self, receive: Receive, task: asyncio.Task[Any], session: StreamSession | None = None
+    ) -> None:
         self.left = False
         self.task = task
+        self.session = session
         self.watcher = asyncio.get_running_loop().create_task(self._run(receive))
 
     async def _run(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        session = self.session
+        if session is not None:
+            if session.finished:
+                return
+            session.mark_disconnected()
         self.left = True
         self.task.cancel()
 
@@ -1007,6 +1000,20 @@ async def _farewell(session: StreamSession, reason: str) -> None:
     except asyncio.TimeoutError:
         logger.warning("error tail not delivered: client not reading; stream abandoned")
         session.mark_disconnected()
+
+
+def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["client", "idle"] | None:
+    """Which of ours cancelled a read that ``watch`` and ``idle`` guarded, its cancellation then
+    taken back: the client leaving (logged), the idle timeout, or neither (``None``: the caller
+    re-raises, the cancellation is someone else's)."""
+    if watch.left:
+        _uncancel(idle.task)
+        logger.info("client disconnected %s", doing)
+        return "client"
+    if idle.fired:
+        _uncancel(idle.task)
+        return "idle"
+    return None
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:
