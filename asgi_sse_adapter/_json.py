@@ -35,6 +35,7 @@ __all__ = [
     "load_strings",
     "loads",
     "loads_fallback",
+    "loads_lenient",
 ]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -69,6 +70,15 @@ except ImportError:  # pragma: no cover - the min env runs without the ``fast`` 
     BACKEND = "json"
     dumps = _dumps_stdlib
     loads = json.loads
+
+
+def loads_lenient(data: str | bytes) -> Any:
+    """``loads``, or ``loads_fallback`` for what it refused (raising as that does): for cooler
+    paths (a whole event's parse repeats this inline)."""
+    try:
+        return loads(data)
+    except ValueError:
+        return loads_fallback(data)
 
 
 def dumps_lenient(obj: Any) -> bytes:

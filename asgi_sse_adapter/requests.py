@@ -627,14 +627,9 @@ def _arguments_object(call: ToolCall) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = _json.loads(text)
-    except ValueError:
-        # What orjson refuses but the standard library (and the client's SDK) reads.
-        try:
-            value = _json.loads_fallback(text)
-        except (ValueError, RecursionError):
-            value = None
-    except RecursionError:
+        # (Lenient: what orjson refuses but the standard library, and the client's SDK, reads.)
+        value = _json.loads_lenient(text)
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise _bad(f"the arguments of tool call {call.id!r} are not a JSON object")

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .._json import decode_strings, dumps, dumps_fallback, dumps_lenient, loads, loads_fallback
+from .._json import decode_strings, dumps, dumps_fallback, dumps_lenient, loads, loads_lenient
 from ..content import ChoiceContent, Content, Segment
 from ..parts import (
     ArgumentsRun,
@@ -654,11 +654,7 @@ def _arguments(text: str) -> Any:
     if not text:
         return {}
     try:
-        return loads(text)
-    except ValueError:
-        pass
-    try:
-        return loads_fallback(text)
+        return loads_lenient(text)
     except (ValueError, RecursionError):
         return {}
 

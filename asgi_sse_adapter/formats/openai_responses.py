@@ -38,7 +38,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps, loads, loads_fallback
+from .._json import dumps, loads_lenient
 from ..content import Content, Segment
 from ..parts import (
     Done,
@@ -1022,11 +1022,7 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
 def _loads_or_none(data: str) -> Any:
     """``data`` decoded as the standard library reads it (``_json``), or ``None``."""
     try:
-        return loads(data)
-    except ValueError:
-        pass
-    try:
-        return loads_fallback(data)
+        return loads_lenient(data)
     except (ValueError, RecursionError):
         return None
 
