@@ -350,6 +350,68 @@ class StreamAdapter:
             self._apply(self._parts(values, types), out)
         return b"".join(out)
 
+    def feed_response(self, response: dict[str, Any]) -> bytes:
+        """Take the upstream's whole non-streamed answer (the JSON object its API returns
+        without ``stream``) instead of a stream, and return the client's complete event stream
+        for it, written as a streamed answer would be; the stream has then ended.
+
+        For an upstream that answered a streaming request with JSON, and for translating JSON
+        answers: ``result.response`` is the client format's response object (collected here
+        whatever ``collect_response`` says). An error the body holds, or a body that is not
+        this format's response, ends it as ``"failed"`` with the error tail and
+        ``result.error``: the caller may still answer with ``client_format.error_body`` instead,
+        as nothing was sent. Only for a fresh adapter (``RuntimeError`` once bytes were fed).
+        """
+        if self._outcome is not None:
+            return b""
+        if self._fed():
+            raise RuntimeError("feed_response() after feed(): one adapter reads one answer")
+        read = self.upstream_format.response_parts
+        assert read is not None  # every registered format reads its responses
+        self._collect = True
+        writer = self._get_writer()
+        out: list[bytes] = []
+        try:
+            parts = read(response)
+        except _INPUT_ERRORS as exc:
+            logger.warning("malformed upstream response: %s", exc.__class__.__name__)
+            parts = [
+                _error(
+                    "malformed_upstream_response", f"malformed upstream response: {_describe(exc)}"
+                )
+            ]
+        content = self.content
+        dropped = self._special - _SPECIAL
+        for part in parts:
+            kind = type(part)
+            if kind is StreamError:
+                self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
+                return b"".join(out)
+            if kind is Done:
+                break
+            if kind not in dropped:
+                content.add(part)
+                writer.write(part, out)
+        # A whole answer is complete by definition: a choice without a finish reason ended
+        # normally (as a stream's explicit end does, ``_done``).
+        content.done = True
+        for choice in list(content.choices) or [0]:
+            if content.choice(choice).finish_reason is None:
+                finish = Finish("end_turn", choice=choice)
+                content.add(finish)
+                writer.write(finish, out)
+        writer.end(out)
+        self._end("complete")
+        return b"".join(out)
+
+    def _fed(self) -> bool:
+        """Whether any upstream bytes were fed (an event read, or part of one pending)."""
+        if self._events or self._head:
+            return True
+        decoder = self._decoder
+        framing = self._framing if self.identity else decoder._framing  # type: ignore[union-attr]
+        return not framing._at_start or bool(framing._buf or framing._parts)
+
     def passes(self, data: bytes) -> bool:
         """Whether ``feed(data)`` would return ``data`` itself, with nothing else to do: identity
         mode without ``collect_response``, running, nothing pending, and ``data`` whole events

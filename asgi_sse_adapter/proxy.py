@@ -29,21 +29,12 @@ from typing import Any, Literal
 import httpx
 
 from ._checks import check_count, check_seconds
-from .adapter import StreamAdapter, check_reasoning_options
-from .content import Content
+from .adapter import StreamAdapter, StreamResult, check_reasoning_options
 from .formats import FORMATS, get_format
-from .formats.base import MAX_QUOTED, Format, WriterOptions
-from .parts import (
-    Done,
-    Finish,
-    Part,
-    ReasoningDelta,
-    ReasoningSignature,
-    RedactedReasoning,
-    StreamError,
-)
+from .formats.base import MAX_QUOTED, Format
+from .parts import StreamError
 from .requests import RequestTranslationError, translate_request
-from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamSession
+from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamReport, StreamSession, publish
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["UpstreamProxy"]
@@ -95,7 +86,6 @@ _SSE_HEADERS = (
 )
 
 
-_REASONING_PARTS = (ReasoningDelta, ReasoningSignature, RedactedReasoning)
 # ``_Exchange._whole_json``: no answer to translate, the client already has its error.
 _ANSWERED = object()
 
@@ -134,7 +124,10 @@ class UpstreamProxy:
         on_unsupported: a request field the upstream format cannot express is ``"drop"``-ped
             (named in the ``x-sse-adapter-dropped-fields`` response header) or an ``"error"``
             (400).
-        heartbeat_interval, on_complete, and the ``StreamAdapter`` options: as in the middleware.
+        heartbeat_interval, and the ``StreamAdapter`` options: as in the middleware.
+        on_complete: called once for every answer the upstream gave on a translated endpoint,
+            streamed or whole JSON, whatever the client got (a stream read whole, JSON written
+            as a stream), with a ``StreamReport``: usage counted there misses nothing.
     """
 
     def __init__(
@@ -587,19 +580,19 @@ class _Exchange:
         await self._upstream_failed(failure, idle)
         return None
 
-    async def _upstream_failed(self, exc: httpx.HTTPError | None, idle: _Idle) -> None:
+    async def _upstream_failed(self, exc: httpx.HTTPError | None, idle: _Idle) -> StreamError:
         """The upstream broke (``exc``) or went silent (``idle`` fired) while its answer was
-        read whole: 504 on a timeout or silence, else 502."""
+        read whole: 504 on a timeout or silence, else 502. Returns the error answered."""
         if exc is None:
             logger.warning("upstream idle for %gs while answering", idle.limit)
-            await self._error(504, "api_error", f"upstream sent nothing for {idle.limit:g} seconds")
-            return
+            return await self._error(
+                504, "api_error", f"upstream sent nothing for {idle.limit:g} seconds"
+            )
         name = exc.__class__.__name__
         logger.warning("upstream failed while answering: %s", name)
         if isinstance(exc, httpx.TimeoutException):
-            await self._error(504, "api_error", f"upstream timed out ({name})")
-        else:
-            await self._error(502, "api_error", f"upstream failed ({name})")
+            return await self._error(504, "api_error", f"upstream timed out ({name})")
+        return await self._error(502, "api_error", f"upstream failed ({name})")
 
     async def _relay(self, response: httpx.Response) -> None:
         """A path the proxy does not translate: status and body as they are (safe headers)."""
@@ -669,31 +662,72 @@ class _Exchange:
             await self._error(502, "api_error", "upstream answered with invalid JSON")
             return _ANSWERED
 
+    def _adapter(self, client_format: Format, **options: Any) -> StreamAdapter:
+        """The ``StreamAdapter`` of this exchange's answer, with the proxy's options."""
+        proxy = self.proxy
+        return StreamAdapter(
+            upstream_format=proxy.upstream.name,
+            client_format=client_format.name,
+            **{**proxy.adapter_options, **options},
+        )
+
+    async def _report(
+        self,
+        adapter: StreamAdapter,
+        result: StreamResult,
+        what: str,
+        bytes_sent: int,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        """``on_complete`` and the INFO line for an answer sent whole (a stream has its
+        session's): the upstream answered, so its usage counts whatever the client got."""
+        on_complete = self.proxy.on_complete
+        if on_complete is None and not logger.isEnabledFor(logging.INFO):
+            return
+        elapsed = time.monotonic() - self.started_at
+        report = StreamReport(
+            upstream_format=adapter.upstream_format.name,
+            client_format=adapter.client_format.name,
+            outcome=result.outcome or "disconnected",
+            response=result.response if response is None else response,
+            usage=result.usage,
+            error=result.error,
+            events=result.events,
+            bytes_sent=bytes_sent,
+            time_to_first_event=elapsed if bytes_sent else None,
+            duration=elapsed,
+        )
+        await publish(report, on_complete, what)
+
     async def _translate_json(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
+        """A JSON answer to a JSON request: the client format's response object (the upstream's
+        own, untouched, when the formats are the same)."""
         payload = await self._whole_json(response)
         if payload is _ANSWERED:
             return
-        upstream = self.proxy.upstream
-        if upstream is client_format:
-            await self._json(
-                response.status_code, payload, self._response_headers(response) + extra
-            )
+        headers = self._response_headers(response)
+        adapter = self._adapter(client_format)
+        if adapter.identity:
+            # The client's own API's answer, passed as it is (read only for the report).
+            sent = await self._json(response.status_code, payload, headers + extra)
+            if isinstance(payload, dict):
+                adapter.feed_response(payload)
+                await self._report(adapter, adapter.result, "response", sent, payload)
             return
-        if upstream.response_parts is None or not isinstance(payload, dict):
-            await self._error(502, "api_error", f"cannot translate a {upstream.name} response")
+        if not isinstance(payload, dict):
+            await self._error(502, "api_error", "upstream answered with a non-object JSON body")
             return
-        content = Content()
-        writer = client_format.writer(WriterOptions(), content)
-        for part in upstream.response_parts(payload):
-            if isinstance(part, StreamError):
-                status, body = client_format.error_body(part)
-                await self._json(status, body, [])
-                return
-            if not isinstance(part, Done):
-                content.add(part)
-        await self._json(200, writer.response(), self._response_headers(response) + extra)
+        adapter.feed_response(payload)
+        result = adapter.result
+        if result.outcome != "complete":
+            assert result.error is not None
+            status, body = client_format.error_body(result.error)
+            sent = await self._json(status, body, headers)
+        else:
+            sent = await self._json(200, result.response, headers + extra)
+        await self._report(adapter, result, "response", sent)
 
     async def _aggregate(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
@@ -703,13 +737,7 @@ class _Exchange:
         (a stream that failed or was cut off: the client format's error, 502 unless the
         upstream's error says otherwise)."""
         proxy = self.proxy
-        options = {**proxy.adapter_options, "visible_errors": False}
-        adapter = StreamAdapter(
-            upstream_format=proxy.upstream.name,
-            client_format=client_format.name,
-            collect_response=True,
-            **options,
-        )
+        adapter = self._adapter(client_format, visible_errors=False, collect_response=True)
         task = asyncio.current_task()
         assert task is not None
         _, first_byte, idle_timeout, _ = proxy.timeouts
@@ -735,6 +763,7 @@ class _Exchange:
             if cause is None:
                 raise
             if cause == "client":
+                await self._report(adapter, adapter.result, "aggregated stream", 0)
                 return
         except httpx.HTTPError as exc:
             failure = exc
@@ -742,7 +771,8 @@ class _Exchange:
             watch.stop()  # before any answer: after it uvicorn's ``receive`` says disconnect
             idle.cancel()
         if not adapter.ended:
-            await self._upstream_failed(failure, idle)
+            adapter.fail(await self._upstream_failed(failure, idle))
+            await self._report(adapter, adapter.result, "aggregated stream", 0)
             return
         result = adapter.result
         headers = self._response_headers(response)
@@ -750,9 +780,10 @@ class _Exchange:
             error = result.error or StreamError("api_error", "upstream stream failed", status=502)
             logger.warning("upstream stream for a non-streaming request failed: %s", error.type)
             status, payload = client_format.error_body(error)
-            await self._json(status, payload, headers)
-            return
-        await self._json(200, result.response, headers + extra)
+            sent = await self._json(status, payload, headers)
+        else:
+            sent = await self._json(200, result.response, headers + extra)
+        await self._report(adapter, result, "aggregated stream", sent)
 
     async def _synthesize(
         self,
@@ -761,34 +792,29 @@ class _Exchange:
         include_usage: bool,
         extra: list[tuple[bytes, bytes]],
     ) -> None:
-        """A whole JSON answer to a request that asked for a stream: its canonical parts
-        written as the client format's event stream, sent at once (never an empty stream)."""
+        """A whole JSON answer to a request that asked for a stream: written as the client
+        format's event stream by the adapter, as a streamed answer would be, and sent at once
+        (never an empty stream); an error it holds is answered as the client format's error."""
         payload = await self._whole_json(response)
         if payload is _ANSWERED:
             return
-        upstream = self.proxy.upstream
-        if upstream.response_parts is None or not isinstance(payload, dict):
-            await self._error(502, "api_error", f"cannot stream a {upstream.name} response")
+        if not isinstance(payload, dict):
+            await self._error(502, "api_error", "upstream answered with a non-object JSON body")
             return
-        adapter_options = self.proxy.adapter_options
-        done_after_error = adapter_options["done_after_error"]
-        options = WriterOptions(
-            include_usage=include_usage,
-            reasoning_field=adapter_options["reasoning_field"],
-            done_after_error=(
-                client_format.done_after_error if done_after_error is None else done_after_error
-            ),
-        )
-        drop = adapter_options["reasoning"] == "drop"
-        body, error = _stream_of(upstream.response_parts(payload), client_format, options, drop)
-        if error is not None:
-            status, error_payload = client_format.error_body(error)
-            await self._json(status, error_payload, self._response_headers(response))
+        adapter = self._adapter(client_format, include_usage=include_usage)
+        body = adapter.feed_response(payload)
+        result = adapter.result
+        if result.outcome != "complete":
+            assert result.error is not None
+            status, error_payload = client_format.error_body(result.error)
+            sent = await self._json(status, error_payload, self._response_headers(response))
+            await self._report(adapter, result, "synthesized stream", sent)
             return
         headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body, "more_body": False})
         self.response_started = True
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+        await self._report(adapter, result, "synthesized stream", len(body))
 
     async def _stream(
         self,
@@ -798,12 +824,10 @@ class _Exchange:
         extra: list[tuple[bytes, bytes]],
     ) -> None:
         proxy = self.proxy
-        adapter = StreamAdapter(
-            upstream_format=proxy.upstream.name,
-            client_format=client_format.name,
+        adapter = self._adapter(
+            client_format,
             include_usage=include_usage,
             collect_response=True if proxy.on_complete is not None else None,
-            **proxy.adapter_options,
         )
         session = StreamSession(
             adapter,
@@ -869,17 +893,18 @@ class _Exchange:
 
     async def _error(
         self, status: int, type_: str, message: str, *, param: str | None = None
-    ) -> None:
-        """An error before the stream, in the client's format (OpenAI JSON on other paths)."""
+    ) -> StreamError:
+        """An error before the stream, in the client's format (OpenAI JSON on other paths);
+        returns the error answered."""
         error = StreamError(type=type_, message=message, status=status, param=param)
         fmt = self.client_format or get_format("openai-chat")
         # (``error_body`` keeps an HTTP error status: 502/504 keep their gateway meaning.)
         mapped_status, payload = fmt.error_body(error)
         await self._json(mapped_status, payload, [])
+        return error
 
-    async def _json(
-        self, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]]
-    ) -> None:
+    async def _json(self, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]]) -> int:
+        """Answer ``payload`` as JSON; returns the body's size."""
         body = json.dumps(payload).encode()
         all_headers = [
             *headers,
@@ -889,6 +914,7 @@ class _Exchange:
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
         self.response_started = True
+        return len(body)
 
 
 class _ClientWatch:
@@ -1069,31 +1095,3 @@ def _describe_body(response: httpx.Response, raw: bytes) -> str:
         return raw.decode("utf-8", "replace")
     kind = media or "untyped"
     return f"upstream returned HTTP {response.status_code} ({kind} body, {len(raw)} bytes)"
-
-
-def _stream_of(
-    parts: Iterable[Part], client_format: Format, options: WriterOptions, drop_reasoning: bool
-) -> tuple[bytes, StreamError | None]:
-    """A whole response's canonical parts (``Format.response_parts``) as ``client_format``'s
-    complete event stream, as ``StreamAdapter`` writes a streamed one; or the error they hold
-    (nothing was sent yet: it becomes an error answer)."""
-    content = Content()
-    writer = client_format.writer(options, content)
-    out: list[bytes] = []
-    for part in parts:
-        if isinstance(part, StreamError):
-            return b"", part
-        if isinstance(part, Done):
-            break
-        if drop_reasoning and isinstance(part, _REASONING_PARTS):
-            continue
-        content.add(part)
-        writer.write(part, out)
-    for choice in list(content.choices) or [0]:
-        if content.choice(choice).finish_reason is None:
-            # A response without a finish reason ended normally all the same (as ``_done``).
-            finish = Finish("end_turn", choice=choice)
-            content.add(finish)
-            writer.write(finish, out)
-    writer.end(out)
-    return b"".join(out), None

@@ -46,7 +46,8 @@ HEARTBEAT_SLACK = 0.1
 
 @dataclass(frozen=True, slots=True)
 class StreamReport:
-    """What ``on_complete`` receives once per adapted stream.
+    """What ``on_complete`` receives once per adapted stream (the proxy: once per upstream
+    answer on a translated endpoint, streamed or not).
 
     Fields:
         upstream_format, client_format: the pair that was adapted.
@@ -54,7 +55,8 @@ class StreamReport:
         response: the final non-streamed response object in the client format, if collected.
         usage: token usage reported by the upstream, if any.
         error: the error the client was sent (failed or truncated streams).
-        events: upstream events read; bytes_sent: body bytes sent to the client.
+        events: upstream events read (0 for a whole JSON answer); bytes_sent: body bytes sent
+            to the client.
         time_to_first_event: seconds from the request to the first body bytes sent (``None`` if
             none were sent); duration: seconds from the request to the end of the stream.
     """
@@ -413,32 +415,38 @@ class StreamSession:
             else self._first_body - self._started_at,
             duration=now - self._started_at,
         )
-        logger.info(
-            "sse stream %s -> %s: %s, %d events, %d bytes, first event %s, %.3fs",
-            report.upstream_format,
-            report.client_format,
-            report.outcome,
-            report.events,
-            report.bytes_sent,
-            "-" if report.time_to_first_event is None else f"{report.time_to_first_event:.3f}s",
-            report.duration,
-        )
-        if self._on_complete is None:
-            return
-        try:
-            hook = self._on_complete
-            if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
-                getattr(hook, "__call__", None)  # noqa: B004 - async callable objects
-            ):
-                await hook(report)  # type: ignore[misc]
-            else:
-                # Outside Django's thread-sensitive context every sync call would share one
-                # thread (sse-and-asgi.md §3.10): run hooks on the default executor instead.
-                returned = await sync_to_async(hook, thread_sensitive=False)(report)
-                if inspect.isawaitable(returned):  # a sync callable returning an awaitable
-                    await returned
-        except Exception:
-            logger.exception("on_complete hook raised; the stream was not affected")
+        await publish(report, self._on_complete)
+
+
+async def publish(report: StreamReport, hook: OnComplete | None, what: str = "sse stream") -> None:
+    """Log ``report``'s INFO line and hand it to ``hook``: awaited if async, else run in a thread
+    (asgiref). A hook's exception is logged, never raised: the answer was already sent."""
+    logger.info(
+        "%s %s -> %s: %s, %d events, %d bytes, first event %s, %.3fs",
+        what,
+        report.upstream_format,
+        report.client_format,
+        report.outcome,
+        report.events,
+        report.bytes_sent,
+        "-" if report.time_to_first_event is None else f"{report.time_to_first_event:.3f}s",
+        report.duration,
+    )
+    if hook is None:
+        return
+    try:
+        if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+            getattr(hook, "__call__", None)  # noqa: B004 - async callable objects
+        ):
+            await hook(report)  # type: ignore[misc]
+        else:
+            # Outside Django's thread-sensitive context every sync call would share one
+            # thread (sse-and-asgi.md §3.10): run hooks on the default executor instead.
+            returned = await sync_to_async(hook, thread_sensitive=False)(report)
+            if inspect.isawaitable(returned):  # a sync callable returning an awaitable
+                await returned
+    except Exception:
+        logger.exception("on_complete hook raised; the stream was not affected")
 
 
 class _HeartbeatWheel:

@@ -21,7 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import Response
 
-from asgi_sse_adapter import SSEDecoder, UpstreamProxy
+from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
 from tests.servers import LiveServer, ServerFactory, server_pool
 
@@ -992,6 +992,20 @@ def test_streaming_request_answered_with_json_error_gets_an_error(
     assert "invalid JSON" in info.value.message
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_2xx_json_of_another_shape_is_a_502_not_an_empty_answer(
+    servers: ServerFactory, stream: bool
+) -> None:
+    """A 2xx JSON body that is not the upstream format's response (an ``upstream_path`` that
+    names the model list): the client's 502, never an empty answer that looks complete."""
+    upstream = _Answer(200, b'{"object": "list", "data": []}', b"application/json")
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=stream)
+    assert info.value.status_code == 502
+    assert "not a message (no content)" in info.value.message
+
+
 @pytest.mark.parametrize("upstream_format", ["openai-chat", "anthropic-messages"])
 def test_non_streaming_request_answered_with_sse_gets_json(
     servers: ServerFactory, fake: FakeUpstream, upstream_format: str
@@ -1063,6 +1077,140 @@ def test_client_leaving_while_a_stream_is_read_whole_closes_upstream(
     left = time.monotonic()
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
     assert fake.disconnects[0].at - left < 0.5
+
+
+# -- on_complete ------------------------------------------------------------------------------
+
+
+def _reporting_proxy(
+    servers: ServerFactory, upstream: Any, upstream_format: str
+) -> tuple[LiveServer, list[StreamReport]]:
+    reports: list[StreamReport] = []
+    proxy = UpstreamProxy(
+        servers(upstream).url,
+        upstream_format=upstream_format,
+        heartbeat_interval=None,
+        on_complete=reports.append,
+    )
+    return servers(proxy), reports
+
+
+def _one_report(reports: list[StreamReport]) -> StreamReport:
+    deadline = time.monotonic() + 3
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.01)  # the hook runs on the server's loop after the answer went out
+    time.sleep(0.05)  # (and only once: a second report would arrive by now)
+    assert len(reports) == 1, reports
+    return reports.pop()
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["as-asked", "flipped"])
+def test_on_complete_reports_every_kind_of_answer(
+    servers: ServerFactory, fake: FakeUpstream, flip: bool
+) -> None:
+    """``on_complete`` is the place usage is counted: it is called once for every answer the
+    upstream gave on a translated endpoint, streamed or not, whichever way the upstream chose
+    to answer (a stream read whole, JSON written as a stream), with the usage the upstream
+    reported and the response the client got."""
+    app: Any = _FlipStream(fake) if flip else fake
+    proxy, reports = _reporting_proxy(servers, app, "anthropic-messages")
+    usage = SCRIPTS["text"].usage
+    kinds = {  # what the upstream sent: events, or none (whole JSON)
+        "stream": not flip,
+        "json": flip,
+    }
+
+    chunks = list(
+        _openai(proxy.url).chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    report = _one_report(reports)
+    assert (report.upstream_format, report.client_format) == ("anthropic-messages", "openai-chat")
+    assert report.outcome == "complete"
+    assert report.usage is not None
+    assert report.usage.output_tokens == usage.output_tokens
+    # (canonical input counts, as OpenAI's, include the cached tokens)
+    cached = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    assert report.usage.input_tokens == usage.input_tokens + cached
+    assert report.response is not None
+    assert report.response["choices"][0]["message"]["content"] == TEXT
+    assert report.response["id"] == chunks[0].id
+    assert (report.events > 0) is kinds["stream"]
+    assert report.bytes_sent > 0
+    assert report.time_to_first_event is not None
+    assert report.error is None
+
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    report = _one_report(reports)
+    assert report.outcome == "complete"
+    assert report.usage is not None
+    assert report.usage.output_tokens == usage.output_tokens
+    assert report.response == completion.model_dump(exclude_unset=True)
+    assert (report.events > 0) is kinds["json"]  # flipped: the upstream streamed
+    assert report.bytes_sent == len(json.dumps(report.response).encode())
+
+    message = _anthropic(proxy.url).messages.create(model="m", max_tokens=10, messages=MESSAGES)
+    report = _one_report(reports)
+    assert report.client_format == "anthropic-messages"
+    assert report.outcome == "complete"
+    assert report.response is not None
+    assert report.response["id"] == message.id
+    assert report.usage is not None
+    assert report.usage.cache_read_tokens == usage.cache_read_input_tokens
+
+
+def test_on_complete_reports_failed_and_abandoned_answers(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A stream read whole that failed, and one whose client left, are reported too (the
+    upstream may have billed them): ``failed`` with the error the client got,
+    ``disconnected``."""
+    proxy, reports = _reporting_proxy(servers, _FlipStream(fake), "anthropic-messages")
+    with pytest.raises(openai.InternalServerError):
+        _openai(proxy.url, **{"x-fake-error-after": "3"}).chat.completions.create(
+            model="m", messages=MESSAGES
+        )
+    report = _one_report(reports)
+    assert report.outcome == "failed"
+    assert report.error is not None
+    assert "Overloaded" in report.error.message
+
+    with httpx2.Client(timeout=0.5) as http, pytest.raises(httpx2.ReadTimeout):
+        http.post(
+            proxy.url + "/v1/chat/completions",
+            json={"model": "m", "messages": MESSAGES},
+            headers={"x-fake-stall": "3"},
+        )
+    report = _one_report(reports)
+    assert report.outcome == "disconnected"
+    assert report.bytes_sent == 0
+    assert report.time_to_first_event is None
+
+    with pytest.raises(openai.InternalServerError):
+        _openai(proxy.url, **{"x-fake-fail-after": "3"}).chat.completions.create(
+            model="m", messages=MESSAGES
+        )
+    report = _one_report(reports)
+    assert report.outcome == "failed"
+    assert report.error is not None
+    assert "RemoteProtocolError" in report.error.message
+
+
+def test_on_complete_for_identity_json_reads_usage(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Same format both sides, whole JSON: the upstream's body goes out as it is, and the
+    report still carries its usage."""
+    proxy, reports = _reporting_proxy(servers, fake, "openai-chat")
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    report = _one_report(reports)
+    assert report.outcome == "complete"
+    assert report.response is not None
+    assert report.response["id"] == completion.id
+    assert report.usage is not None
+    assert completion.usage is not None
+    assert report.usage.output_tokens == completion.usage.completion_tokens
 
 
 # -- a query in the upstream URL ------------------------------------------------------------

@@ -69,7 +69,16 @@ from ..parts import (
     ToolCallStart,
 )
 from . import _anthropic
-from .base import Format, JSONReader, Writer, as_dict, as_str, frame, strip_prefix
+from .base import (
+    Format,
+    JSONReader,
+    Writer,
+    as_dict,
+    as_str,
+    check_response,
+    frame,
+    strip_prefix,
+)
 
 __all__ = [
     "FORMAT",
@@ -359,6 +368,7 @@ class TextCompletionsCumulativeWriter(_TextWriterBase):
 
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed completion (either version) or error body as canonical parts."""
+    check_response(response, "completion", str, "a completion")
     if "type" not in response and "completion" in response:
         return TextCompletionsReader(cumulative=True).read_object(response)
     return TextCompletionsReader().read_object(response)

@@ -59,6 +59,19 @@ class MalformedEvent(ValueError):
     """An upstream event that cannot be read (bad JSON, a payload of the wrong shape)."""
 
 
+def check_response(response: dict[str, Any], key: str, kind: type, what: str) -> None:
+    """For ``response_parts``: raise ``MalformedEvent`` unless ``response`` has its format's
+    ``key`` of type ``kind``, or is an error body. A 2xx answer of another shape (an upstream
+    path that names another endpoint) must not read as an empty, complete answer."""
+    if (
+        isinstance(response.get(key), kind)
+        or response.get("error")
+        or response.get("type") == "error"
+    ):
+        return
+    raise MalformedEvent(f"not {what} (no {key})")
+
+
 @dataclass(frozen=True, slots=True)
 class WriterOptions:
     """Per-stream settings a writer needs. Built by ``StreamAdapter`` from its options

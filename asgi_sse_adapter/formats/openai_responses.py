@@ -69,6 +69,7 @@ from .base import (
     as_int,
     as_str,
     as_timestamp,
+    check_response,
     frame,
     strip_prefix,
 )
@@ -1016,6 +1017,7 @@ class ResponsesWriter(Writer):
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed Responses reply (or error body) as canonical parts, read like the
     terminal event of a stream that showed nothing else."""
+    check_response(response, "output", list, "a response")
     return ResponsesReader().read_response(response)
 
 
