@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from asgi_sse_adapter import StreamReport
+from asgi_sse_adapter.cli import _port, _seconds_or_zero
 
 from .demo import MODEL, UPSTREAM_FORMAT, build_app
 from .fake_upstream import FakeUpstream, InjectedFailure
@@ -35,14 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         description="The asgi_sse_adapter demo: a fake LLM upstream and the gateway on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface for both servers")
-    parser.add_argument("--port", type=int, default=8080, help="the gateway and the page")
-    parser.add_argument("--upstream-port", type=int, default=8081, help="the fake LLM upstream")
+    # (The command line's own checks: a bad number is a usage error, not a surprise.)
+    parser.add_argument("--port", type=_port, default=8080, help="the gateway and the page")
+    parser.add_argument("--upstream-port", type=_port, default=8081, help="the fake LLM upstream")
     parser.add_argument(
         "--heartbeat",
-        type=float,
+        type=_seconds_or_zero,
         default=1.0,
         metavar="SECONDS",
-        help="idle seconds before the gateway sends a keep-alive comment (default 1.0)",
+        help="idle seconds before the gateway sends a keep-alive comment (default 1.0; 0: off)",
     )
     parser.add_argument(
         "--log-level",
@@ -170,7 +172,7 @@ async def _run(args: argparse.Namespace) -> int:
         return 1
     upstream_url = f"http://{host}:{upstream_sock.getsockname()[1]}"
     gateway_url = f"http://{host}:{gateway_sock.getsockname()[1]}"
-    heartbeat = args.heartbeat if args.heartbeat > 0 else None
+    heartbeat = args.heartbeat or None
     gateway_app = build_app(upstream_url, heartbeat_interval=heartbeat, on_complete=_report)
     servers = [
         _Server(FakeUpstream(), upstream_sock, args.log_level),

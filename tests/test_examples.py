@@ -289,3 +289,14 @@ def test_python_m_example_app_reports_a_busy_port() -> None:
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in output
     assert "--port" in output
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--heartbeat", "-1"), ("--heartbeat", "nan"), ("--port", "70000")]
+)
+def test_python_m_example_app_refuses_nonsense_numbers(option: str, value: str) -> None:
+    """As the command line does: a usage error (exit 2) naming the option, before serving."""
+    with running(["-m", "example_app", option, value]) as process:
+        output, _ = process.communicate(timeout=STARTUP_TIMEOUT)
+    assert process.returncode == 2
+    assert f"argument {option}" in output
