@@ -857,3 +857,98 @@ def test_lone_surrogate_in_the_model_name_to_openai_clients(client: str) -> None
     out, a = translate(MESSAGES, client, raw)
     assert a.result.outcome == "complete"
     assert all(e["model"] == "c\ud83d" for e in payloads(out))
+
+
+# -- content between a call's argument fragments; a call cut by the token limit ----------------
+
+# Chat upstreams that send a content (or reasoning) delta while a call's arguments are still
+# streaming: the Messages and Responses writers hold it until the call is done, never closing
+# the call for it (which dropped the rest of its arguments).
+INTERLEAVED_CONTENT: dict[str, bytes] = {
+    "text": call(0, '{"a":', "call_a", "f") + chat({"content": "\n"}) + call(0, "1}"),
+    "reasoning": (
+        call(0, '{"a":', "call_a", "f") + chat({"reasoning_content": "hmm"}) + call(0, "1}")
+    ),
+    "parallel-then-text": (
+        call(0, '{"a":', "call_a", "f")
+        + call(1, '{"b":', "call_b", "g")
+        + call(1, "2}")
+        + chat({"content": " "})
+        + call(0, "1}")
+    ),
+}
+WHOLE_ARGUMENTS = {"call_a": {"a": 1}, "call_b": {"b": 2}}
+
+
+@pytest.mark.parametrize("client", [MESSAGES, RESPONSES])
+@pytest.mark.parametrize("name", list(INTERLEAVED_CONTENT))
+def test_content_inside_a_calls_arguments_waits_for_the_call(name: str, client: str) -> None:
+    raw = ROLE + INTERLEAVED_CONTENT[name] + chat(None, "tool_calls") + b"data: [DONE]\n\n"
+    out, a = translate(CHAT, client, raw)
+    # What the SDK accumulated: each call's arguments when it was finished (a stopped block,
+    # a done item), and the kinds of content in order.
+    if client == MESSAGES:
+        with anthropic_client(out).messages.stream(model="m", max_tokens=1, messages=[]) as stream:
+            message = stream.get_final_message()
+        calls = {b.id: b.input for b in message.content if b.type == "tool_use"}
+        kinds: list[str | None] = [b.type for b in message.content]
+    else:
+        assert list(openai_client(out).responses.create(model="m", input="x", stream=True))
+        done = [e["item"] for e in payloads(out) if e["type"] == "response.output_item.done"]
+        fc = [i for i in done if i["type"] == "function_call"]
+        calls = {i["call_id"]: json.loads(i["arguments"]) for i in fc}
+        assert all(i["status"] == "completed" for i in fc)
+        kinds = [{"message": "text", "reasoning": "thinking"}.get(i["type"]) for i in done]
+    wanted = ["call_a", "call_b"] if name == "parallel-then-text" else ["call_a"]
+    assert calls == {k: WHOLE_ARGUMENTS[k] for k in wanted}
+    # The held content follows the calls it arrived within, and is not lost.
+    assert kinds[-1] == ("thinking" if name == "reasoning" else "text")
+    held = {"text": "\n", "reasoning": "hmm", "parallel-then-text": " "}[name]
+    assert json.dumps(held)[1:-1] in json.dumps(a.result.response)
+    # Chunking invariance holds with the held content too.
+    for cut_at in range(1, len(raw), 7):
+        b = adapter(CHAT, client)
+        assert b.feed(raw[:cut_at]) + b.feed(raw[cut_at:]) + b.close() == out
+
+
+def test_a_call_cut_by_the_token_limit_is_incomplete_to_responses_clients() -> None:
+    """Anthropic stops a tool_use block the token limit cut like any other, and only the
+    ``message_delta`` after it says ``max_tokens``: the call's item must not close as
+    ``completed`` before that is known (agents run completed calls), while a call that was
+    followed by another one was complete."""
+    raw = (
+        MESSAGE_START
+        + messages(
+            "content_block_start",
+            index=0,
+            content_block={"type": "tool_use", "id": "t0", "name": "f", "input": {}},
+        )
+        + messages(
+            "content_block_delta",
+            index=0,
+            delta={"type": "input_json_delta", "partial_json": '{"a":1}'},
+        )
+        + messages("content_block_stop", index=0)
+        + messages(
+            "content_block_start",
+            index=1,
+            content_block={"type": "tool_use", "id": "t1", "name": "g", "input": {}},
+        )
+        + messages(
+            "content_block_delta",
+            index=1,
+            delta={"type": "input_json_delta", "partial_json": '{"b":'},
+        )
+        + messages("content_block_stop", index=1)
+    )
+    ending = messages("message_delta", delta={"stop_reason": "%s"}, usage={"output_tokens": 9})
+    for reason, last_status in (("max_tokens", "incomplete"), ("tool_use", "completed")):
+        tail = ending.replace(b"%s", reason.encode()) + messages("message_stop")
+        out, a = translate(MESSAGES, RESPONSES, raw + tail)
+        assert list(openai_client(out).responses.create(model="m", input="x", stream=True))
+        done = [e["item"] for e in payloads(out) if e["type"] == "response.output_item.done"]
+        statuses = [(i["call_id"], i["status"]) for i in done]
+        assert statuses == [("t0", "completed"), ("t1", last_status)]
+        assert a.result.response is not None
+        final = [(i["call_id"], i["status"]) for i in a.result.response["output"]]
+        assert final == [("t0", "completed"), ("t1", last_status)]

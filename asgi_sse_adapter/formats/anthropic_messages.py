@@ -8,7 +8,10 @@ stop reason and cumulative usage after the last stop; ``message_stop``; no ``[DO
 
 Parallel tool calls from a source that interleaves them (Chat) are queued: a call that starts
 while another call's block is open waits until that block stops, so the client never sees two
-open blocks (farion1231/cc-switch#2303) and never loses an argument fragment.
+open blocks (farion1231/cc-switch#2303) and never loses an argument fragment. Text and reasoning
+that arrive while a call is open or queued (a Chat upstream may send a content delta between two
+argument fragments) wait in the same queue, in arrival order: stopping the call's block for them
+would cut its arguments.
 
 The error tail is the ``error`` event alone: a block the error interrupted is not stopped, since
 a stopped tool_use block is a finished call. So ``visible_errors`` text, which needs a text block
@@ -73,6 +76,8 @@ _TEXT_DELTA = _DELTA_HEAD + b'{"type":"text_delta","text":'
 _JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
 _TEXT_PARTS = (TextDelta, RefusalDelta)  # what goes into text blocks
 _TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
+# What waits behind an open or queued call (``MessagesWriter._hold``).
+_HELD_PARTS = (TextDelta, RefusalDelta, ReasoningDelta, ReasoningSignature, RedactedReasoning)
 # A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
 # index %d, up to the text (see ``MessagesReader.read_data``).
 _TEXT_DELTA_DATA = '{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
@@ -372,7 +377,10 @@ class MessagesWriter(Writer):
         # so that a text delta, most of a stream, costs no more than this check.
         self._text_head: bytes | None = None
         self._signed = False
-        self._queued: dict[int, list[ToolCallStart | ToolCallDelta | ToolCallEnd]] = {}
+        # What waits for the open call's block to stop, in arrival order: queued calls by their
+        # index, held text and reasoning under negative keys (``_hold``).
+        self._queued: dict[int, list[Part]] = {}
+        self._held = 0
         self._closed_tools: set[int] = set()
         self._tool_ids: dict[int, str] = {}
         self._id = ""
@@ -404,12 +412,9 @@ class MessagesWriter(Writer):
         out.append(frame({"type": "message_start", "message": message}, "message_start"))
 
     def _block(self, kind: str, block: dict[str, Any], out: list[bytes], tool: int = -1) -> None:
-        if kind == "tool":
-            # A call starts only when no call is open; the calls queued behind it stay queued
-            # (draining them here would stream them ahead of this one, out of order).
-            self._close(out)
-        else:
-            self._close_all(out)
+        # Only the open block stops: what is queued stays queued (text and reasoning are
+        # written only with nothing queued, or in their turn from the queue).
+        self._close(out)
         self._start(out)
         self._open = (kind, tool)
         self._text_head = _TEXT_DELTA % self._next if kind == "text" else None
@@ -442,18 +447,40 @@ class MessagesWriter(Writer):
             self._closed_tools.add(tool)
 
     def _close_all(self, out: list[bytes]) -> None:
-        """Stop the open block and play every queued call through to its stop."""
+        """Stop the open block and play everything queued through, in order, to its stop."""
         self._close(out)
         while self._queued:
-            for part in self._queued.pop(min(self._queued)):
-                self._write_tool(part, out)
+            self._play_next(out)
             self._close(out)
 
     def _advance_queue(self, out: list[bytes]) -> None:
-        """After a call's block stopped, start the earliest queued call (it streams live on)."""
-        if self._queued and self._open is None:
-            for part in self._queued.pop(min(self._queued)):
-                self._write_tool(part, out)
+        """After a call's block stopped, play what waited behind it in order, up to the next
+        queued call, which then streams live on."""
+        while self._queued and not self._tool_open():
+            self._play_next(out)
+
+    def _play_next(self, out: list[bytes]) -> None:
+        key = next(iter(self._queued))  # (insertion order: the order of arrival)
+        parts = self._queued.pop(key)
+        if key < 0:
+            for part in parts:
+                self._write_content(part, out)
+        else:
+            for part in parts:
+                self._write_tool(part, out)  # type: ignore[arg-type]
+
+    def _tool_open(self) -> bool:
+        return self._open is not None and self._open[0] == "tool"
+
+    def _hold(self, part: Part) -> None:
+        """Queue text or reasoning behind the open call: after the last queued entry if that
+        is held content too, else as a new entry."""
+        key = next(reversed(self._queued), 0) if self._queued else 0
+        if key >= 0:
+            self._held -= 1
+            key = self._held
+            self._queued[key] = []
+        self._queued[key].append(part)
 
     def _text_block(self, out: list[bytes]) -> bytes:
         """Start a text block; return its ``_text_head``."""
@@ -480,6 +507,10 @@ class MessagesWriter(Writer):
             logger.debug("anthropic-messages has no choices: choice %s dropped", run.choice)
             return
         if isinstance(run, TextRun):
+            if self._text_head is None and (self._queued or self._tool_open()):
+                for text in run.texts:
+                    self._hold(text_delta(text))
+                return
             head = self._text_head or self._text_block(out)
             strings = run.texts
         else:
@@ -497,6 +528,22 @@ class MessagesWriter(Writer):
         if getattr(part, "choice", 0) != 0:
             logger.debug("anthropic-messages has no choices: choice %s dropped", part.choice)  # type: ignore[union-attr]
             return
+        if isinstance(part, _TOOL_PARTS):
+            self._write_tool(part, out)
+        elif isinstance(part, _HELD_PARTS):
+            if self._text_head is None and (self._queued or self._tool_open()):
+                self._hold(part)
+            else:
+                self._write_content(part, out)
+        elif isinstance(part, MessageStart):
+            self._start(out)
+        elif isinstance(part, Finish):
+            self._close_all(out)
+        elif isinstance(part, Extension | UsageUpdate):
+            logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
+
+    def _write_content(self, part: Part, out: list[bytes]) -> None:
+        """Text, refusal or reasoning, with no call open or queued ahead of it."""
         if isinstance(part, _TEXT_PARTS):
             # ``_emit_string_delta`` with the head ready (or made once per block).
             head = self._text_head or self._text_block(out)
@@ -504,8 +551,6 @@ class MessagesWriter(Writer):
                 out.append(head + dumps(part.text) + b"}}\n\n")
             except TypeError:  # what orjson refuses (``_json``): as without it
                 out.append(head + dumps_fallback(part.text) + b"}}\n\n")
-        elif isinstance(part, _TOOL_PARTS):
-            self._write_tool(part, out)
         elif isinstance(part, ReasoningDelta):
             self._thinking(out)
             self._emit_delta({"type": "thinking_delta", "thinking": part.text}, out)
@@ -517,12 +562,6 @@ class MessagesWriter(Writer):
         elif isinstance(part, RedactedReasoning):
             self._block("redacted", {"type": "redacted_thinking", "data": part.data}, out)
             self._close(out)
-        elif isinstance(part, MessageStart):
-            self._start(out)
-        elif isinstance(part, Finish):
-            self._close_all(out)
-        elif isinstance(part, Extension | UsageUpdate):
-            logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
 
     def _write_tool(
         self, part: ToolCallStart | ToolCallDelta | ToolCallEnd, out: list[bytes]

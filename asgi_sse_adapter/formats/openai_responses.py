@@ -19,7 +19,12 @@ usage is included, whose ``response.output`` holds every item in full and whose 
 filled. Text after a reasoning item opens a message item (BerriAI/litellm#41185); a tool call
 closes the open text or reasoning item. A call that starts while another call's item is still
 open (interleaved parallel calls from a Chat upstream) is queued until that item closes, so
-items never interleave and no argument fragment is lost. The error tail is an ``error`` event
+items never interleave and no argument fragment is lost; text and reasoning that arrive while a
+call is open or queued (a Chat upstream's content delta between two argument fragments) wait in
+the same queue, in arrival order. A call's item closes only when what follows its end shows
+how: the stream's finish reason, if it comes next, says whether it was cut (``max_tokens``: its
+status is ``incomplete``, so agents do not run cut arguments), anything else that it was
+complete. The error tail is an ``error`` event
 with nested and flat fields, then ``response.failed`` with the items so far, those still open
 ``incomplete``: an interrupted item gets no done event, even when ``visible_errors`` adds its
 text first (in a message item of its own if the open item is a call or reasoning).
@@ -94,6 +99,8 @@ _INCOMPLETE: dict[FinishReason, str] = {
     "content_filter": "content_filter",
     "refusal": "content_filter",
 }
+# What shows a call whose end was read complete (``ResponsesWriter._settle``).
+_SETTLES = (TextDelta, RefusalDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallEnd)
 _INCOMPLETE_IN: dict[str, FinishReason] = {
     "max_output_tokens": "max_tokens",
     "content_filter": "content_filter",
@@ -576,7 +583,13 @@ class ResponsesWriter(Writer):
         self._items: list[_Item] = []
         self._open: _Item | None = None
         self._close_status = "completed"
-        self._queued: dict[int, list[ToolCallStart | ToolCallDelta | ToolCallEnd]] = {}
+        # What waits for the open call's item to close, in arrival order: queued calls by their
+        # index, held text and reasoning (with the segment each belongs to) under negative keys.
+        self._queued: dict[int, list[Any]] = {}
+        self._held = 0
+        self._replaying: Segment | None = None  # the held part's segment while it is played
+        # The open call's end was read; its item closes on the next part (see the docstring).
+        self._closing = False
         self._closed_tools: set[int] = set()
         self._final: dict[str, Any] | None = None
         self._derived_ids: list[str] = []
@@ -722,14 +735,54 @@ class ResponsesWriter(Writer):
         self._emit("response.output_item.done", fields, out)
 
     def _close_all(self, out: list[bytes]) -> None:
-        """Finish the open item and play every queued call through to its end."""
+        """Finish the open item and play everything queued through, in order, to its end."""
+        self._closing = False
         self._close(out)
         while self._queued:
-            for part in self._queued.pop(min(self._queued)):
-                self._write_tool(part, out)
+            self._play_next(out)
+            self._closing = False
             self._close(out)
 
+    def _advance_queue(self, out: list[bytes]) -> None:
+        """After a call's item closed, play what waited behind it in order, up to the next
+        queued call, which then streams live on."""
+        while self._queued and not self._call_open():
+            self._play_next(out)
+
+    def _play_next(self, out: list[bytes]) -> None:
+        key = next(iter(self._queued))  # (insertion order: the order of arrival)
+        entries = self._queued.pop(key)
+        if key >= 0:
+            for part in entries:
+                self._write_tool(part, out)
+            return
+        for part, seg in entries:
+            self._replaying = seg
+            self._write_content(part, out)
+        self._replaying = None
+
+    def _call_open(self) -> bool:
+        return self._open is not None and self._open.type == "function_call"
+
+    def _settle(self, out: list[bytes]) -> None:
+        """The open call's end was followed by more content: it was complete."""
+        self._closing = False
+        self._close(out)
+        self._advance_queue(out)
+
+    def _hold(self, part: Part) -> None:
+        """Queue text or reasoning behind the open call, with its segment: after the last
+        queued entry if that is held content too, else as a new entry."""
+        key = next(reversed(self._queued), 0) if self._queued else 0
+        if key >= 0:
+            self._held -= 1
+            key = self._held
+            self._queued[key] = []
+        self._queued[key].append((part, self._segment()))
+
     def _segment(self) -> Segment:
+        if self._replaying is not None:
+            return self._replaying
         return self.content.choice(0).segments[-1]
 
     def _content(self, type_: str, out: list[bytes]) -> tuple[_Item, int]:
@@ -737,7 +790,7 @@ class ResponsesWriter(Writer):
         seg = self._segment()
         item = self._open
         if item is None or item.type != "message":
-            self._close_all(out)
+            self._close(out)  # (nothing is queued: content waits behind calls, ``_hold``)
             item = self._new_item("message", out)
         last = item.parts[-1] if item.parts else None
         if last is None or last.type != type_:
@@ -759,7 +812,7 @@ class ResponsesWriter(Writer):
             or (previous is not seg and previous.signature is not None)
         ):
             # A signed segment ended a reasoning block: the next one is a new item.
-            self._close_all(out)
+            self._close(out)
             item = self._new_item("reasoning", out)
             self._add_part(item, "summary_text", seg, out)
         elif previous is not seg:
@@ -802,39 +855,15 @@ class ResponsesWriter(Writer):
         if getattr(part, "choice", 0) != 0:
             logger.debug("openai-responses has no choices: choice %s dropped", part.choice)  # type: ignore[union-attr]
             return
-        if isinstance(part, TextDelta):
-            if part.text:
-                item, k = self._content("output_text", out)
-                fields = {
-                    "item_id": item.id,
-                    "output_index": item.index,
-                    "content_index": k,
-                    "delta": part.text,
-                    "logprobs": [],
-                }
-                self._emit("response.output_text.delta", fields, out)
+        if self._closing and isinstance(part, _SETTLES):
+            self._settle(out)
+        if isinstance(part, TextDelta | RefusalDelta | ReasoningDelta):
+            if self._queued or self._call_open():
+                self._hold(part)
+            else:
+                self._write_content(part, out)
         elif isinstance(part, ToolCallStart | ToolCallDelta | ToolCallEnd):
             self._write_tool(part, out)
-        elif isinstance(part, ReasoningDelta):
-            if part.text:
-                item = self._reasoning(out)
-                fields = {
-                    "item_id": item.id,
-                    "output_index": item.index,
-                    "summary_index": len(item.parts) - 1,
-                    "delta": part.text,
-                }
-                self._emit("response.reasoning_summary_text.delta", fields, out)
-        elif isinstance(part, RefusalDelta):
-            if part.text:
-                item, k = self._content("refusal", out)
-                fields = {
-                    "item_id": item.id,
-                    "output_index": item.index,
-                    "content_index": k,
-                    "delta": part.text,
-                }
-                self._emit("response.refusal.delta", fields, out)
         elif isinstance(part, MessageStart):
             self._start(out)
         elif isinstance(part, Finish):
@@ -845,6 +874,31 @@ class ResponsesWriter(Writer):
             # UsageUpdate is held for the terminal event; signatures, redacted reasoning and
             # extensions belong to other providers or have no Responses event.
             logger.debug("openai-responses writer holds/skips %s", type(part).__name__)
+
+    def _write_content(
+        self, part: TextDelta | RefusalDelta | ReasoningDelta, out: list[bytes]
+    ) -> None:
+        """Text, refusal or reasoning, with no call open or queued ahead of it."""
+        if not part.text:
+            return
+        if isinstance(part, ReasoningDelta):
+            item = self._reasoning(out)
+            fields = {
+                "item_id": item.id,
+                "output_index": item.index,
+                "summary_index": len(item.parts) - 1,
+                "delta": part.text,
+            }
+            self._emit("response.reasoning_summary_text.delta", fields, out)
+            return
+        refusal = isinstance(part, RefusalDelta)
+        item, k = self._content("refusal" if refusal else "output_text", out)
+        where = {"item_id": item.id, "output_index": item.index, "content_index": k}
+        if refusal:
+            self._emit("response.refusal.delta", {**where, "delta": part.text}, out)
+        else:
+            fields = {**where, "delta": part.text, "logprobs": []}
+            self._emit("response.output_text.delta", fields, out)
 
     def _write_tool(
         self, part: ToolCallStart | ToolCallDelta | ToolCallEnd, out: list[bytes]
@@ -877,10 +931,7 @@ class ResponsesWriter(Writer):
                 }
                 self._emit("response.function_call_arguments.delta", fields, out)
         else:
-            self._close(out)
-            if self._queued:  # the earliest queued call streams on live
-                for queued in self._queued.pop(min(self._queued)):
-                    self._write_tool(queued, out)
+            self._closing = True  # closed by what comes next (``write``)
 
     def end(self, out: list[bytes]) -> None:
         self._start(out)
@@ -907,6 +958,7 @@ class ResponsesWriter(Writer):
             # "incomplete" in ``response.failed``. Calls queued behind it were never announced
             # and are not now.
             self._open = None
+            self._closing = False
             self._queued.clear()
         super().error_text(text, out)
 
@@ -1017,7 +1069,8 @@ class ResponsesWriter(Writer):
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed Responses reply (or error body) as canonical parts, read like the
     terminal event of a stream that showed nothing else."""
-    check_response(response, "output", list, "a response")
+    if response.get("object") != "response":  # (a queued one has no output yet)
+        check_response(response, "output", list, "a response")
     return ResponsesReader().read_response(response)
 
 
