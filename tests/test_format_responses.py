@@ -32,6 +32,7 @@ from asgi_sse_adapter.formats import get_format
 from asgi_sse_adapter.formats.base import MalformedEvent, WriterOptions
 from asgi_sse_adapter.formats.openai_responses import (
     FORMAT,
+    RESPONSE_EXTENSION,
     ResponsesReader,
     ResponsesWriter,
     usage_in,
@@ -335,7 +336,7 @@ def responses_upstream(
     u = turn.usage
     usage = {
         "input_tokens": u.input,
-        "input_tokens_details": {"cached_tokens": u.cached},
+        "input_tokens_details": {"cached_tokens": u.cached, "cache_write_tokens": 0},
         "output_tokens": u.output,
         "output_tokens_details": {"reasoning_tokens": u.reasoning},
         "total_tokens": u.input + u.output,
@@ -1225,9 +1226,11 @@ def test_any_splits_give_identical_bytes(pair: tuple[str, str], data: st.DataObj
 
 
 def read_all(data: bytes) -> list[Part]:
-    """Every part the reader produces for ``data``."""
+    """Every part the reader produces for ``data``, but the terminal response object itself
+    (``RESPONSE_EXTENSION``, for Responses clients: see the identity tests)."""
     reader = ResponsesReader()
-    return [part for event in events_of(data) for part in reader.read(event)]
+    parts = [part for event in events_of(data) for part in reader.read(event)]
+    return [p for p in parts if not (isinstance(p, Extension) and p.name == RESPONSE_EXTENSION)]
 
 
 def test_reader_text_and_tool_turn() -> None:
@@ -1244,7 +1247,7 @@ def test_reader_text_and_tool_turn() -> None:
         ToolCallDelta(0, "}"),
         ToolCallEnd(0),
         Finish("tool_use"),
-        UsageUpdate(Usage(21, 9, 0, None, 0)),
+        UsageUpdate(Usage(21, 9, 0, 0, 0)),
         Done(),
     ]
 
@@ -1769,7 +1772,8 @@ def test_final_response_mid_stream_is_in_progress() -> None:
 
 def test_identity_passthrough_and_collected_response() -> None:
     """Responses to Responses passes the upstream bytes through untouched; with
-    ``collect_response`` the final response is rebuilt from them with the same response id."""
+    ``collect_response`` the final response is the upstream's own terminal response object
+    (formats.md §11): its item ids, encrypted reasoning and request echoes, not a rebuild."""
     data = responses_upstream(TURNS["reasoning"])
     body, adapter = translate(RESPONSES, RESPONSES, data, collect_response=True)
     assert body == data
@@ -1777,6 +1781,10 @@ def test_identity_passthrough_and_collected_response() -> None:
     response = adapter.result.response
     assert response is not None
     assert response["id"] == RESP_ID
+    (terminal,) = [
+        json.loads(e.data)["response"] for e in events_of(data) if e.event == "response.completed"
+    ]
+    assert response == terminal
     Response.model_validate(response)
     got = got_from_response(Response.model_validate(response))
     assert got == expect(TURNS["reasoning"], RESPONSES, "completed")

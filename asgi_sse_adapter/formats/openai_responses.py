@@ -477,6 +477,10 @@ class ResponsesReader(JSONReader):
                 finish = "max_tokens"
         else:
             finish = "tool_use" if had_calls else "end_turn"
+        if isinstance(output, list):
+            # The response object itself, for a Responses client (identity): its item ids,
+            # encrypted reasoning and request echoes are the upstream's (formats.md §11).
+            parts.append(Extension(RESPONSE_EXTENSION, response))
         parts.append(Finish(finish))
         usage = response.get("usage")
         if isinstance(usage, dict):
@@ -485,6 +489,8 @@ class ResponsesReader(JSONReader):
 
 
 _PART_KINDS = {"output_text": "text", "refusal": "refusal", "summary_text": "summary"}
+# The ``Extension`` holding a terminal event's whole response object.
+RESPONSE_EXTENSION = "openai.response"
 
 
 def _text_part(kind: str, text: str) -> Part:
@@ -1049,6 +1055,9 @@ class ResponsesWriter(Writer):
             return self._final
         c = self.content
         choice = c.choices.get(0)
+        for name, data in choice.extensions if choice is not None else ():
+            if name == RESPONSE_EXTENSION:  # a Responses upstream's own (identity)
+                return data  # type: ignore[no-any-return]
         usage = usage_out(c.usage) if c.usage_reported else None
         if c.error is not None:
             failed = {"code": "server_error", "message": c.error.message}
