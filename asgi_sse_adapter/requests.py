@@ -57,7 +57,8 @@ Mappings that are not one-to-one:
 - Max tokens: Chat ``max_completion_tokens`` (preferred over ``max_tokens`` when both are
   given; written as ``max_completion_tokens``), Completions ``max_tokens``, Responses
   ``max_output_tokens``, Messages ``max_tokens`` and Text Completions ``max_tokens_to_sample``
-  (both required: ``default_max_tokens`` when the client gave none).
+  (both required: ``default_max_tokens`` when the client gave none). Responses takes no fewer
+  than 16: a smaller value is raised to 16 and named.
 - System: every Chat ``system``/``developer`` message, Responses ``instructions`` and
   system/developer items, Messages ``system`` (string or text blocks) and the text before the
   first ``Human:`` turn become one prompt, parts joined with a blank line.
@@ -130,6 +131,9 @@ RESPONSES = "openai-responses"
 MESSAGES = "anthropic-messages"
 ATEXT = "anthropic-text"
 _FORMATS = (CHAT, TEXT, RESPONSES, MESSAGES, ATEXT)
+# OpenAI Responses refuses a smaller ``max_output_tokens`` (vectorize-io/hindsight#58 quotes
+# the error; braintrustdata/lingua#186 clamps it the same way).
+RESPONSES_MIN_OUTPUT_TOKENS = 16
 
 EFFORT_BUDGETS: Mapping[str, int] = {
     "minimal": 1024,
@@ -1375,7 +1379,12 @@ def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losse
     out["input"] = items
     _openai_tools(req, out, losses, flat=True)
     if req.max_tokens is not None:
-        out["max_output_tokens"] = req.max_tokens
+        out["max_output_tokens"] = max(req.max_tokens, RESPONSES_MIN_OUTPUT_TOKENS)
+        if req.max_tokens < RESPONSES_MIN_OUTPUT_TOKENS:
+            # A 400 from OpenAI otherwise ("integer below minimum value"): common with the
+            # one-token probes health checks send.
+            why = f"OpenAI Responses takes at least {RESPONSES_MIN_OUTPUT_TOKENS}"
+            losses.add(_name(req, "max_tokens"), why)
     _openai_common(req, out, losses)
     if req.stop:
         losses.add(_name(req, "stop"))

@@ -1312,7 +1312,7 @@ def test_user_and_metadata_user_id() -> None:
     assert translate_request(chat, CHAT, MESSAGES).body["metadata"] == {"user_id": "abc"}
     messages = {
         "model": "m",
-        "max_tokens": 5,
+        "max_tokens": 50,
         "messages": [{"role": "user", "content": "x"}],
         "metadata": {"user_id": "abc", "team": "t"},
     }
@@ -1482,7 +1482,7 @@ def test_tool_results_with_error_and_images() -> None:
     """Anthropic ``is_error`` and result images have no Chat equivalent: named, text kept."""
     messages = {
         "model": "m",
-        "max_tokens": 5,
+        "max_tokens": 50,
         "messages": [
             {"role": "user", "content": "x"},
             {
@@ -2429,7 +2429,7 @@ def test_top_k_to_openai_is_named() -> None:
     """``top_k`` has no OpenAI equivalent."""
     messages = {
         "model": "m",
-        "max_tokens": 5,
+        "max_tokens": 50,
         "messages": [{"role": "user", "content": "x"}],
         "top_k": 4,
     }
@@ -2770,3 +2770,23 @@ def test_tool_arguments_with_a_lone_surrogate_translate_both_ways() -> None:
     back = translate_request(copy.deepcopy(messages), MESSAGES, CHAT).body
     (call,) = [c for m in back["messages"] for c in m.get("tool_calls") or []]
     assert json.loads(call["function"]["arguments"]) == {"a": lone}
+
+
+def test_max_output_tokens_into_responses_is_at_least_16() -> None:
+    """OpenAI Responses refuses ``max_output_tokens`` below 16 (a health check's one-token
+    probe): a smaller limit is raised to 16 and named, or refused in ``error`` mode."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}
+    result = translate_request(chat, CHAT, RESPONSES)
+    assert result.body["max_output_tokens"] == 16
+    assert result.dropped == ("max_tokens",)
+    messages = {"model": "m", "max_tokens": 15, "messages": [{"role": "user", "content": "x"}]}
+    assert translate_request(messages, MESSAGES, RESPONSES).body["max_output_tokens"] == 16
+    exact = {**chat, "max_completion_tokens": 16}
+    result = translate_request(exact, CHAT, RESPONSES)
+    assert result.body["max_output_tokens"] == 16
+    assert result.dropped == ()
+    with pytest.raises(RequestTranslationError, match="at least 16") as info:
+        translate_request(chat, CHAT, RESPONSES, on_unsupported="error")
+    assert info.value.param == "max_tokens"
+    # Other targets take small limits as they are.
+    assert translate_request(chat, CHAT, MESSAGES).body["max_tokens"] == 1
