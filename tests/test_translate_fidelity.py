@@ -952,3 +952,25 @@ def test_a_call_cut_by_the_token_limit_is_incomplete_to_responses_clients() -> N
         assert a.result.response is not None
         final = [(i["call_id"], i["status"]) for i in a.result.response["output"]]
         assert final == [("t0", "completed"), ("t1", last_status)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"type": "requests", "code": "rate_limit_exceeded", "message": "Rate limit reached"},
+        {"type": "tokens", "code": None, "message": "Rate limit reached"},
+    ],
+)
+@pytest.mark.parametrize("client", [MESSAGES, RESPONSES])
+def test_openai_rate_limit_types_are_rate_limits(error: dict[str, Any], client: str) -> None:
+    """OpenAI types a rate limit by what ran out ("requests", "tokens"): it is a rate limit to
+    every client (Anthropic's ``rate_limit_error``; 429 when it becomes a status, which the
+    SDKs retry), not an unknown error (500)."""
+    raw = ROLE + chat({"content": "hi"}) + sse({"error": error})
+    out, a = translate(CHAT, client, raw)
+    assert a.result.error is not None
+    assert a.result.error.type == "rate_limit_error"
+    assert a.client_format.error_body(a.result.error)[0] == 429
+    if client == MESSAGES:
+        (tail,) = [e for e in payloads(out) if e["type"] == "error"]
+        assert tail["error"]["type"] == "rate_limit_error"

@@ -135,13 +135,22 @@ def error_from(obj: dict[str, Any], status: int | None = None) -> StreamError:
         or (inner if isinstance(inner, str) else None)
         or detail_message(obj.get("detail"))
     )
+    type_ = as_str(err.get("type"))
+    code = as_str(err.get("code"))
+    if code == "rate_limit_exceeded" or type_ in _RATE_LIMIT_TYPES:
+        # OpenAI types a rate limit by what ran out ("requests", "tokens"): the canonical
+        # type gives its status (429, which the SDKs retry) where no HTTP status came with it.
+        type_ = "rate_limit_error"
     return StreamError(
-        type=as_str(err.get("type")) or _type_for_status(status),
+        type=type_ or _type_for_status(status),
         message=message or (f"upstream returned HTTP {status}" if status else "upstream error"),
-        code=as_str(err.get("code")),
+        code=code,
         status=status,
         param=as_str(err.get("param")),
     )
+
+
+_RATE_LIMIT_TYPES = frozenset({"requests", "tokens"})
 
 
 def parse_error_body(status: int, body: Any) -> StreamError:
