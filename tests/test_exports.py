@@ -24,6 +24,9 @@ def test_exported_names() -> None:
         "UnknownFormat",
         "encode_comment",
         "encode_event",
+        "translate_request",
+        "TranslatedRequest",
+        "RequestTranslationError",
     }
     assert set(asgi_sse_adapter.__all__) == expected
     for name in expected:
@@ -35,3 +38,4 @@ def test_error_hierarchy() -> None:
     assert issubclass(asgi_sse_adapter.EventTooLarge, asgi_sse_adapter.SSEAdapterError)
     assert issubclass(asgi_sse_adapter.UnknownFormat, asgi_sse_adapter.SSEAdapterError)
     assert issubclass(asgi_sse_adapter.UnknownFormat, ValueError)
+    assert issubclass(asgi_sse_adapter.RequestTranslationError, asgi_sse_adapter.SSEAdapterError)
