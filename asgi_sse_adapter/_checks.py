@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_count", "check_seconds"]
+__all__ = ["check_choice", "check_count", "check_seconds"]
 
 
 def check_count(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
@@ -18,6 +18,13 @@ def check_count(name: str, value: object, *, minimum: int, optional: bool = Fals
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {kind}{' or None' if optional else ''}, not {value!r}")
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Refuse a string option that is none of ``choices`` with a ``ValueError`` naming it (a
+    typo must not quietly mean the default)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
 
 
 def check_seconds(name: str, value: object, *, optional: bool = False) -> None:

@@ -53,6 +53,17 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1 (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     """A TCP port, 0 to 65535 (argparse ``type``; 0: one the OS picks)."""
     try:
@@ -97,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-format",
         choices=FORMATS,
         default=None,
-        help="accept only this client format (default: every format on its own endpoint)",
+        help=(
+            "translate only this client format's endpoint (default: every format on its own "
+            "endpoint); the other endpoints are then forwarded untranslated, like any path"
+        ),
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -137,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=300.0,
         metavar="SECONDS",
-        help="seconds of upstream silence mid-stream before failing (default 300)",
+        help="seconds of upstream silence while it answers before failing (default 300)",
     )
     parser.add_argument(
         "--shutdown-timeout",
@@ -147,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "on Ctrl-C/SIGTERM, seconds open streams get to finish before they are cut "
             "(default 10; 0: cut at once)"
+        ),
+    )
+    parser.add_argument(
+        "--default-max-tokens",
+        type=_positive_int,
+        default=4096,
+        metavar="N",
+        help=(
+            "token limit sent to an Anthropic upstream (which requires one) when the client "
+            "gave none (default 4096)"
         ),
     )
     parser.add_argument(
@@ -176,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
-            sys.exit(f"environment variable {args.api_key_env} is empty or unset")
+            parser.error(f"argument --api-key-env: {args.api_key_env} is empty or unset")
     model_map = {}
     for item in args.model_map:
         client, sep, upstream = item.partition("=")
@@ -195,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             first_byte_timeout=args.first_byte_timeout,
             idle_timeout=args.idle_timeout,
             model_map=model_map,
+            default_max_tokens=args.default_max_tokens,
         )
     except ValueError as exc:  # --upstream or --upstream-path (the numbers are checked above)
         message = str(exc)

@@ -24,11 +24,12 @@ import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
 
-from ._checks import check_count, check_seconds
+from ._checks import check_choice, check_count, check_seconds
 from .adapter import StreamAdapter, StreamResult, check_reasoning_options
 from .formats import FORMATS, get_format
 from .formats.base import MAX_QUOTED, Format
@@ -106,8 +107,9 @@ class UpstreamProxy:
             A query in it (Azure's ``?api-version=…``) is sent on every upstream request, before
             the client's own parameters; a client parameter of a name it sets is dropped.
         upstream_format: the format the upstream speaks.
-        client_format: restrict clients to one format (default: every format, each on its own
-            endpoint).
+        client_format: translate only this client format's endpoint (default: every format,
+            each on its own endpoint); the other formats' endpoints are then forwarded
+            untranslated, like any other path.
         upstream_path: override the upstream endpoint path.
         api_key: the upstream key, injected as ``Authorization: Bearer`` (OpenAI family) or
             ``x-api-key`` (Anthropic); clients' own credentials are then never forwarded.
@@ -115,7 +117,9 @@ class UpstreamProxy:
             (only when no ``api_key`` is configured; its ``Cookie`` never is).
         anthropic_version: ``anthropic-version`` sent to Anthropic upstreams when the client
             sent none.
-        client: an ``httpx.AsyncClient`` the caller owns (then limits/timeouts are the caller's).
+        client: an ``httpx.AsyncClient`` the caller owns: its limits, connect and write timeouts
+            are then the caller's; the first-byte and idle timeouts below still apply, and its
+            own read timeout as well (give it ``read=None``).
         connect_timeout, first_byte_timeout, idle_timeout, write_timeout: seconds; the
             first-byte timeout covers the model's thinking before it answers.
         max_connections, max_keepalive_connections: the connection pool (``None``: unbounded).
@@ -124,6 +128,8 @@ class UpstreamProxy:
         on_unsupported: a request field the upstream format cannot express is ``"drop"``-ped
             (named in the ``x-sse-adapter-dropped-fields`` response header) or an ``"error"``
             (400).
+        default_max_tokens: the token limit sent to an Anthropic upstream (which requires one)
+            when the client's request has none (OpenAI's formats do not require it).
         heartbeat_interval, and the ``StreamAdapter`` options: as in the middleware.
         on_complete: called once for every answer the upstream gave on a translated endpoint,
             streamed or whole JSON, whatever the client got (a stream read whole, JSON written
@@ -150,6 +156,7 @@ class UpstreamProxy:
         max_request_body: int = 16 * 1024 * 1024,
         model_map: Mapping[str, str] | None = None,
         on_unsupported: Literal["drop", "error"] = "drop",
+        default_max_tokens: int = 4096,
         heartbeat_interval: float | None = 15.0,
         on_complete: OnComplete | None = None,
         reasoning: Literal["emit", "drop"] = "emit",
@@ -215,7 +222,10 @@ class UpstreamProxy:
         )
         self.max_request_body = max_request_body
         self.model_map = dict(model_map or {})
+        check_choice("on_unsupported", on_unsupported, ("drop", "error"))
         self.on_unsupported = on_unsupported
+        check_count("default_max_tokens", default_max_tokens, minimum=1)
+        self.default_max_tokens = default_max_tokens
         self.heartbeat_interval = heartbeat_interval
         self.on_complete = on_complete
         check_reasoning_options(reasoning, reasoning_field)
@@ -389,6 +399,7 @@ class _Exchange:
                     proxy.upstream.name,
                     model_map=proxy.model_map,
                     on_unsupported=proxy.on_unsupported,
+                    default_max_tokens=proxy.default_max_tokens,
                 )
             except RequestTranslationError as exc:
                 await self._error(400, "invalid_request_error", str(exc), param=exc.param)
@@ -672,12 +683,7 @@ class _Exchange:
         )
 
     async def _report(
-        self,
-        adapter: StreamAdapter,
-        result: StreamResult,
-        what: str,
-        bytes_sent: int,
-        response: dict[str, Any] | None = None,
+        self, adapter: StreamAdapter, result: StreamResult, what: str, bytes_sent: int
     ) -> None:
         """``on_complete`` and the INFO line for an answer sent whole (a stream has its
         session's): the upstream answered, so its usage counts whatever the client got."""
@@ -689,7 +695,7 @@ class _Exchange:
             upstream_format=adapter.upstream_format.name,
             client_format=adapter.client_format.name,
             outcome=result.outcome or "disconnected",
-            response=result.response if response is None else response,
+            response=result.response,
             usage=result.usage,
             error=result.error,
             events=result.events,
@@ -703,28 +709,26 @@ class _Exchange:
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
         """A JSON answer to a JSON request: the client format's response object (the upstream's
-        own, untouched, when the formats are the same)."""
+        own, untouched, when the formats are the same); one that is not this format's response
+        at all, the client format's error (502)."""
         payload = await self._whole_json(response)
         if payload is _ANSWERED:
             return
         headers = self._response_headers(response)
-        adapter = self._adapter(client_format)
-        if adapter.identity:
-            # The client's own API's answer, passed as it is (read only for the report).
-            sent = await self._json(response.status_code, payload, headers + extra)
-            if isinstance(payload, dict):
-                adapter.feed_response(payload)
-                await self._report(adapter, adapter.result, "response", sent, payload)
-            return
         if not isinstance(payload, dict):
             await self._error(502, "api_error", "upstream answered with a non-object JSON body")
             return
+        adapter = self._adapter(client_format)
         adapter.feed_response(payload)
         result = adapter.result
         if result.outcome != "complete":
             assert result.error is not None
             status, body = client_format.error_body(result.error)
             sent = await self._json(status, body, headers)
+        elif adapter.identity:
+            # The client's own API's answer: passed as it is.
+            sent = await self._json(response.status_code, payload, headers + extra)
+            result = replace(result, response=payload)
         else:
             sent = await self._json(200, result.response, headers + extra)
         await self._report(adapter, result, "response", sent)

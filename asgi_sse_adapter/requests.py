@@ -102,6 +102,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _json
+from ._checks import check_choice, check_count
 from .errors import SSEAdapterError, UnknownFormat
 
 __all__ = [
@@ -424,6 +425,8 @@ def translate_request(
     for name in (source, target):
         if name not in _FORMATS:
             raise UnknownFormat(f"unknown format {name!r}; expected one of: {', '.join(_FORMATS)}")
+    check_choice("on_unsupported", on_unsupported, ("drop", "error"))
+    check_count("default_max_tokens", default_max_tokens, minimum=1)
     if not isinstance(body, dict):
         raise RequestTranslationError("the request body must be a JSON object")
     model = body.get("model")

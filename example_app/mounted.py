@@ -9,7 +9,8 @@ proxy's connection pool on shutdown (a mounted app gets no lifespan events of it
     uvicorn example_app.mounted:app --port 8080
     curl http://127.0.0.1:8080/health
     curl -N http://127.0.0.1:8080/llm/v1/chat/completions -H 'content-type: application/json' \\
-        -d '{"model": "claude-sonnet-4-6", "stream": true, "messages": []}'
+        -d '{"model": "claude-sonnet-4-6", "stream": true,
+             "messages": [{"role": "user", "content": "Hi"}]}'
 """
 
 from __future__ import annotations

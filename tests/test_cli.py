@@ -121,6 +121,8 @@ def gateway(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
         ("--idle-timeout", "inf"),
         ("--shutdown-timeout", "-1"),
         ("--shutdown-timeout", "nan"),
+        ("--default-max-tokens", "0"),
+        ("--default-max-tokens", "lots"),
     ],
 )
 def test_a_number_out_of_range_is_a_usage_error(
@@ -199,6 +201,16 @@ def test_a_model_map_without_equals_is_a_usage_error(
     assert usage_error(argv, capsys) == "--model-map expects CLIENT=UPSTREAM, got 'foo'"
 
 
+def test_an_empty_api_key_variable_is_a_usage_error(
+    busy_port: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASGI_SSE_TEST_EMPTY_KEY", "")
+    argv = ["--upstream", "http://127.0.0.1:1", "--upstream-format", "openai-chat"]
+    argv += ["--port", str(busy_port), "--api-key-env", "ASGI_SSE_TEST_EMPTY_KEY"]
+    message = usage_error(argv, capsys)
+    assert message == "argument --api-key-env: ASGI_SSE_TEST_EMPTY_KEY is empty or unset"
+
+
 def test_defaults_zeroes_and_help() -> None:
     """``--heartbeat 0`` is off (as the help says), ``--port 0`` any free port, and
     ``--shutdown-timeout`` (default 10) and ``--upstream-path`` are documented."""
@@ -215,6 +227,8 @@ def test_defaults_zeroes_and_help() -> None:
     assert "before they are cut (default 10; 0: cut at once)" in text
     assert "--upstream-path PATH" in text
     assert "seconds of silence before a keep-alive (default 15; 0: off)" in text
+    assert defaults.default_max_tokens == 4096
+    assert "--default-max-tokens N" in text
 
 
 # -- serving ------------------------------------------------------------------------------------

@@ -214,6 +214,19 @@ def test_non_streaming_translated_json(servers: ServerFactory, fake: FakeUpstrea
     assert completion.choices[0].finish_reason == "stop"
 
 
+def test_default_max_tokens_reaches_an_anthropic_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Anthropic requires ``max_tokens``; OpenAI clients need not send one: the proxy's
+    ``default_max_tokens`` is sent then, the client's own otherwise."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", default_max_tokens=12000)
+    _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert fake.last_json is not None
+    assert fake.last_json["max_tokens"] == 12000
+    _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, max_tokens=7)
+    assert fake.last_json["max_tokens"] == 7
+
+
 def test_non_streaming_anthropic_upstream_to_openai_clients(
     servers: ServerFactory, fake: FakeUpstream
 ) -> None:
@@ -992,18 +1005,30 @@ def test_streaming_request_answered_with_json_error_gets_an_error(
     assert "invalid JSON" in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("upstream_format", "what"),
+    [
+        ("anthropic-messages", "not a message (no content)"),
+        ("openai-chat", "not a chat.completion"),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_2xx_json_of_another_shape_is_a_502_not_an_empty_answer(
-    servers: ServerFactory, stream: bool
+    servers: ServerFactory, stream: bool, upstream_format: str, what: str
 ) -> None:
     """A 2xx JSON body that is not the upstream format's response (an ``upstream_path`` that
-    names the model list): the client's 502, never an empty answer that looks complete."""
+    names the model list): the client's 502, never an empty answer that looks complete, the
+    same format on both sides included; ``on_complete`` says what the client got."""
     upstream = _Answer(200, b'{"object": "list", "data": []}', b"application/json")
-    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    proxy, reports = _reporting_proxy(servers, upstream, upstream_format)
     with pytest.raises(openai.InternalServerError) as info:
         _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=stream)
     assert info.value.status_code == 502
-    assert "not a message (no content)" in info.value.message
+    assert what in info.value.message
+    report = _one_report(reports)
+    assert report.outcome == "failed"
+    assert report.error is not None
+    assert what in report.error.message
 
 
 @pytest.mark.parametrize("upstream_format", ["openai-chat", "anthropic-messages"])
@@ -1281,6 +1306,8 @@ def test_upstream_url_query_is_kept_and_merged(servers: ServerFactory) -> None:
         ({"upstream_path": "chat/completions"}, "upstream_path must start with '/'"),
         ({"upstream_path": ""}, "upstream_path must start with '/'"),
         ({"upstream_path": "/../../x"}, "upstream_path must be a path under upstream_url"),
+        ({"on_unsupported": "Error"}, "on_unsupported must be one of 'drop', 'error'"),
+        ({"default_max_tokens": 0}, "default_max_tokens must be a positive int, not 0"),
     ],
 )
 def test_options_that_make_no_sense_are_refused_at_construction(

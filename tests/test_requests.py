@@ -2790,3 +2790,12 @@ def test_max_output_tokens_into_responses_is_at_least_16() -> None:
     assert info.value.param == "max_tokens"
     # Other targets take small limits as they are.
     assert translate_request(chat, CHAT, MESSAGES).body["max_tokens"] == 1
+
+
+def test_nonsense_options_are_refused() -> None:
+    """A typo in ``on_unsupported`` must not quietly mean "drop"."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    with pytest.raises(ValueError, match="on_unsupported must be one of 'drop', 'error'"):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="Error")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="default_max_tokens must be a positive int"):
+        translate_request(chat, CHAT, MESSAGES, default_max_tokens=0)
