@@ -361,7 +361,6 @@ class _Exchange:
             path = path[len(root) :] or "/"
         self.path = path
         self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
-        self.response_started = False
 
     async def run(self) -> None:
         proxy = self.proxy
@@ -614,7 +613,6 @@ class _Exchange:
         await self.send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
-        self.response_started = True
         idle = self._idle()
         # The proxy owns ``receive`` once the body is read: the client leaving closes the
         # upstream at once (uvicorn's ``send`` succeeds silently after a disconnect, so only
@@ -816,7 +814,6 @@ class _Exchange:
             return
         headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})
-        self.response_started = True
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
         await self._report(adapter, result, "synthesized stream", len(body))
 
@@ -850,8 +847,8 @@ class _Exchange:
         drain = False
         pushing = False
         try:
-            await session.start(200, headers)
-            self.response_started = True
+            # Held until the stream shows content: an error before it is then an HTTP error.
+            await session.start(200, headers, hold=True)
             async for chunk in chunks:
                 idle.touch()
                 pushing = True
@@ -917,7 +914,6 @@ class _Exchange:
         ]
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
-        self.response_started = True
         return len(body)
 
 

@@ -5,6 +5,14 @@ only, serialises heartbeats with the body (one send at a time), keeps the stream
 silent, ends it exactly once with ``more_body=False``, and reports the result (``on_complete`` and
 one log line).
 
+A translated stream's response head may be held (``start(hold=True)``) until the stream shows
+content: an upstream that answers 200 and then, before any content, an error event (an overload,
+a rate limit) gets the client a real HTTP error in its format instead of a 200 and an error
+event, so the SDKs pick their exception class and retry from the status (formats.md §9.4). The
+format's preamble (``message_start``, ``response.created``) waits with the head; the first
+content, the first keep-alive or the stream's end sends them, so the head waits at most one
+heartbeat interval (without heartbeats nothing is held).
+
 Heartbeats cost no task and no loop timer per stream: the idle deadlines of every stream on a
 loop are kept by one ``_HeartbeatWheel``, coarsened into buckets (one loop timer per bucket), and
 a stream is looked at only when its deadline comes; a busy stream is then re-filed for its new
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import json
 import logging
 import math
 import time
@@ -88,6 +97,8 @@ class StreamSession:
         "_first_body",
         "_gone",
         "_heartbeat_task",
+        "_held",
+        "_held_start",
         "_interval",
         "_last_send",
         "_loop",
@@ -139,6 +150,9 @@ class StreamSession:
         self._bytes = 0
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.headers_sent = False
+        # ``start(hold=True)``: the start message and the client bytes held with it.
+        self._held_start: dict[str, Any] | None = None
+        self._held: list[bytes] = []
         self.finished = False
         """The final body message went out (or the client is gone): send nothing more."""
         self.disconnected = False
@@ -148,11 +162,26 @@ class StreamSession:
     # -- sending ----------------------------------------------------------------------------
 
     async def start(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], **extra: Any
+        self,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        *,
+        hold: bool = False,
+        **extra: Any,
     ) -> None:
-        """Send ``http.response.start`` and begin the idle heartbeat."""
+        """Send ``http.response.start`` and begin the idle heartbeat. ``hold`` (translated
+        streams with heartbeats only, which bound it): keep it until the stream shows content
+        (see the module docstring)."""
         message = {"type": "http.response.start", "status": status, "headers": list(headers)}
         message.update(extra)
+        if hold and not self.adapter.identity and self._interval is not None:
+            self._held_start = message
+            self._arm()
+            return
+        await self._start_now(message)
+        self._arm()
+
+    async def _start_now(self, message: dict[str, Any]) -> None:
         if self._busy:
             await self._wait_turn()
         self._busy = True
@@ -162,7 +191,33 @@ class StreamSession:
             self._last_send = time.monotonic()
         finally:
             self._end_turn()
-        self._arm()
+
+    async def _release(self) -> bytes:
+        """Send the held start; return the client bytes held with it."""
+        message = self._held_start
+        assert message is not None
+        self._held_start = None
+        await self._start_now(message)
+        held = b"".join(self._held)
+        self._held.clear()
+        return held
+
+    async def _answer_error(self, error: StreamError) -> None:
+        """The stream failed before any content while its head was held: the client format's
+        error JSON with its status, the held head's other headers kept."""
+        message = self._held_start
+        assert message is not None
+        self._held_start = None
+        self._held.clear()
+        status, payload = self.adapter.client_format.error_body(error)
+        body = json.dumps(payload).encode()
+        headers = [(k, v) for k, v in message["headers"] if bytes(k).lower() not in _STREAM_ONLY]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await self._start_now({"type": "http.response.start", "status": status, "headers": headers})
+        await self._body(body, more=False)
 
     async def push(self, data: bytes, message: MutableMapping[str, Any] | None = None) -> None:
         """Feed upstream bytes; send the whole client events they complete (nothing if none).
@@ -186,6 +241,11 @@ class StreamSession:
                 return
             if not out:
                 return
+            if self._held_start is not None:
+                if not adapter.content.choices:
+                    self._held.append(out)  # the format's preamble: no content yet
+                    return
+                out = await self._release() + out
             message = {"type": "http.response.body", "body": out, "more_body": True}
         # ``_body(out, more=True)`` inlined: the per-event hot path, a coroutine fewer.
         if self._busy:  # rare: a keep-alive is waiting on the client
@@ -265,6 +325,12 @@ class StreamSession:
 
     async def _final(self, data: bytes) -> None:
         self._disarm()
+        if self._held_start is not None:
+            error = self.adapter.result.error
+            if error is not None and not self.adapter.content.choices:
+                await self._answer_error(error)
+                return
+            data = await self._release() + data
         await self._body(data, more=False)
 
     async def _guarded(self, message: dict[str, Any]) -> None:
@@ -370,6 +436,14 @@ class StreamSession:
         self._busy = True
         try:
             data = self.adapter.heartbeat()
+            start = self._held_start
+            if start is not None:
+                # The stream stays silent: the client gets its head (and the preamble) now.
+                self._held_start = None
+                await self._send(start)
+                self.headers_sent = True
+                data = b"".join(self._held) + data
+                self._held.clear()
             if data:
                 await self._send({"type": "http.response.body", "body": data, "more_body": True})
                 self._last_send = time.monotonic()
@@ -447,6 +521,19 @@ async def publish(report: StreamReport, hook: OnComplete | None, what: str = "ss
                 await returned
     except Exception:
         logger.exception("on_complete hook raised; the stream was not affected")
+
+
+# Headers of a held stream's head that an error JSON answer does not keep.
+_STREAM_ONLY = frozenset(
+    {
+        b"content-type",
+        b"content-length",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"cache-control",
+        b"x-accel-buffering",
+    }
+)
 
 
 class _HeartbeatWheel:

@@ -272,7 +272,7 @@ def test_a_signal_with_a_stream_open_stops_after_the_shutdown_timeout(
             "POST",
             base_url + "/v1/chat/completions",
             json=CHAT,
-            headers={"x-fake-stall": "true"},  # silent after one event, until the client leaves
+            headers={"x-fake-stall": "4"},  # silent after the first text, until the client leaves
             timeout=10,
         ) as response,
     ):

@@ -1104,6 +1104,89 @@ def test_client_leaving_while_a_stream_is_read_whole_closes_upstream(
     assert fake.disconnects[0].at - left < 0.5
 
 
+# -- an error before any content ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", ["0", "1"])
+def test_an_error_before_any_content_is_an_http_error_the_sdks_retry(
+    servers: ServerFactory, fake: FakeUpstream, after: str
+) -> None:
+    """The upstream answers 200 and then, before any content (at once, or after its
+    ``message_start``), an overload error: the client gets the HTTP status of its format
+    (formats.md §9.4), which the SDKs retry, instead of a 200 and an in-band error they raise
+    at once. The retried request then streams normally."""
+    # (The head is held only with heartbeats, which bound the hold.)
+    _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=15.0)
+    failing = {"x-fake-error-after": after}
+    client = openai.OpenAI(
+        base_url=proxy.url + "/v1", api_key="k", max_retries=0, default_headers=failing
+    )
+    _open_clients.append(client)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 503
+    assert "Overloaded" in info.value.message
+    assert info.value.response.headers["content-type"] == "application/json"
+    before = fake.requests
+    retrying = openai.OpenAI(
+        base_url=proxy.url + "/v1", api_key="k", max_retries=1, default_headers=failing
+    )
+    _open_clients.append(retrying)
+    with pytest.raises(openai.InternalServerError):
+        retrying.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert fake.requests - before == 2  # the SDK retried the status
+    # The same from a Chat upstream to an Anthropic client.
+    _, chat_upstream = _proxy(servers, fake, "openai-chat", heartbeat_interval=15.0)
+    anthropic_client = anthropic.Anthropic(
+        base_url=chat_upstream.url, api_key="k", max_retries=0, default_headers=failing
+    )
+    _open_clients.append(anthropic_client)
+    with pytest.raises(anthropic.APIStatusError) as ainfo:
+        anthropic_client.messages.create(model="m", max_tokens=10, messages=MESSAGES, stream=True)
+    assert ainfo.value.status_code == 500  # OpenAI's server_error: Anthropic's api_error
+    assert ainfo.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert ainfo.value.response.headers["content-type"] == "application/json"
+
+
+def test_an_error_after_content_stays_in_the_stream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Once content went out, the head is out with it: a later error is the stream's error
+    tail, the content before it kept."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/chat/completions",
+        {"model": "m", "stream": True, "messages": MESSAGES},
+        {"x-fake-error-after": "4"},
+    )
+    events = [e.data for e in SSEDecoder().feed(raw)]
+    assert events[-1] == "[DONE]"
+    assert "Overloaded" in events[-2]
+    assert any('"content"' in e for e in events[:-2])
+
+
+def test_a_held_head_goes_out_with_the_first_keep_alive(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A stream that stays silent after its preamble is not held past the keep-alive interval:
+    the head, the preamble and the keep-alive go out then."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=0.2)
+    with httpx2.Client(timeout=5) as http:
+        started = time.monotonic()
+        with http.stream(
+            "POST",
+            proxy.url + "/v1/chat/completions",
+            json={"model": "m", "stream": True, "messages": MESSAGES},
+            headers={"x-fake-stall": "1"},  # silent after message_start
+        ) as response:
+            assert response.status_code == 200
+            first = next(response.iter_bytes())
+            waited = time.monotonic() - started
+    assert 0.15 < waited < 1.5
+    assert first.endswith(b": ping\n\n")
+
+
 # -- on_complete ------------------------------------------------------------------------------
 
 

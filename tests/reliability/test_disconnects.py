@@ -14,9 +14,10 @@ import time
 from collections import Counter
 from typing import Any
 
+import httpx2
 import pytest
 
-from asgi_sse_adapter import UpstreamProxy
+from asgi_sse_adapter import StreamAdapter, UpstreamProxy
 from asgi_sse_adapter.formats import FORMATS
 from asgi_sse_adapter.session import StreamReport
 from example_app.fake_upstream import FakeUpstream
@@ -37,6 +38,7 @@ from tests.servers import LiveServer, ServerFactory
 
 #: The upstream must see its connection closed this soon after the client closed its own.
 CLOSE_WITHIN = 0.1
+HELD_WAIT = 0.05  # seconds a client waits for a held head before it leaves
 DISCONNECTS = 1000
 WARMUP = 150
 KEEPALIVE = 4
@@ -61,7 +63,8 @@ def test_client_disconnect_at_every_boundary_closes_upstream_and_leaks_nothing(
 ) -> None:
     """For every format pair and every event boundary of the text scenario, cycled to 1 000
     disconnects after a warm-up: the client reads exactly the translation of the events sent so
-    far, closes; the fake upstream sees its connection closed within 100 ms every time; every
+    far, closes (or, where the proxy holds the head because no content came yet, leaves while
+    it waits for it); the fake upstream sees its connection closed within 100 ms every time; every
     report says ``disconnected``. Afterwards the servers run as many tasks as before, the
     process holds as many sockets, no pooled upstream connection is in use or waited for, and
     the live-object count and RSS are back on their plateau."""
@@ -91,6 +94,29 @@ def test_client_disconnect_at_every_boundary_closes_upstream_and_leaks_nothing(
     def disconnect(http: Any, case: tuple[str, str, int]) -> None:
         upstream_format, client, n = case
         seen = len(fake.disconnects)
+        if held(upstream_format, client, n):
+            # No content yet: the proxy holds the head (an error now would be an HTTP status),
+            # so the client leaves while it waits for it.
+            with pytest.raises(httpx2.ReadTimeout):
+                http.post(
+                    live[upstream_format].url + endpoint(client),
+                    json=client_request(client),
+                    headers={"x-fake-stall": str(n)},
+                    timeout=HELD_WAIT,
+                )
+            closing = time.monotonic()
+        else:
+            closing = read_head_and_leave(http, case)
+        assert fake.wait_for(lambda f: len(f.disconnects) > seen, timeout=2.0), case
+        gone = fake.disconnects[-1]
+        assert gone.events_sent == n
+        latencies.append(gone.at - closing)
+        if len(fake.disconnects) > 50:
+            fake.reset()
+
+    def read_head_and_leave(http: Any, case: tuple[str, str, int]) -> float:
+        """Read the translation of the events sent so far, then close; when it closed."""
+        upstream_format, client, n = case
         with http.stream(
             "POST",
             live[upstream_format].url + endpoint(client),
@@ -110,13 +136,7 @@ def test_client_disconnect_at_every_boundary_closes_upstream_and_leaks_nothing(
                     if len(received) >= len(head):
                         break
             assert received == head, case
-            closing = time.monotonic()
-        assert fake.wait_for(lambda f: len(f.disconnects) > seen, timeout=2.0), case
-        gone = fake.disconnects[-1]
-        assert gone.events_sent == n
-        latencies.append(gone.at - closing)
-        if len(fake.disconnects) > 50:
-            fake.reset()
+            return time.monotonic()
 
     def quiescent() -> bool:
         return fake.streams_in_progress == 0 and sum(outcomes.values()) == count
@@ -244,3 +264,14 @@ def test_probes_see_what_they_measure() -> None:
     keep = [[] for _ in range(100)]  # type: list[list[int]]
     assert len(gc.get_objects()) >= objects + 100
     del keep
+
+
+def held(upstream_format: str, client: str, n: int) -> bool:
+    """Whether the proxy holds the response head after the first ``n`` events of the text
+    scenario: a translated stream that shows no content yet (``StreamSession.start``)."""
+    if upstream_format == client:
+        return False
+    src = source(upstream_format, "text")
+    probe = StreamAdapter(upstream_format=upstream_format, client_format=client)
+    probe.feed(src.raw[: src.ends[n - 1] if n else 0])
+    return not probe.content.choices
