@@ -18,6 +18,7 @@ headers; upstream closed as soon as the client leaves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import logging
@@ -549,9 +550,12 @@ class _Exchange:
         task = asyncio.current_task()
         assert task is not None
         watch = _ClientWatch(self.receive, task)
+        client = self.proxy.client
         try:
-            return await self.proxy.client.send(request, stream=True)
+            return await client.send(request, stream=True)
         except asyncio.CancelledError:
+            # (The client leaving, the first-byte limit, or the server's shutdown.)
+            await _reclaim_pool(client)
             if watch.left:
                 _uncancel(task)
                 logger.info("client disconnected before the upstream answered")
@@ -1040,6 +1044,42 @@ def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["clie
         _uncancel(idle.task)
         return "idle"
     return None
+
+
+async def _reclaim_pool(client: httpx.AsyncClient) -> None:
+    """Close the connections httpcore's pool keeps but will never use again after a request
+    waiting for one was cancelled (encode/httpcore#1093, open in httpcore 1.0.9; fixed in the
+    httpx2 fork): one created for the request and left unconnected, or connected and left
+    ``NEW``, no longer any request's. Each holds a ``max_connections`` slot (and maybe an
+    upstream socket) for good: clients that leave early would otherwise exhaust the pool, every
+    later request failing with ``PoolTimeout``. Reads httpcore's internals; does nothing where
+    they are not what it knows (another transport, another version)."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return
+    claimed = {id(getattr(request, "connection", None)) for request in requests}
+    orphans = [c for c in connections if id(c) not in claimed and _never_used(c)]
+    for connection in orphans:
+        connections.remove(connection)
+    if orphans:
+        logger.debug("%d unused upstream connections reclaimed from the pool", len(orphans))
+    for connection in orphans:
+        with contextlib.suppress(Exception):
+            await connection.aclose()
+
+
+def _never_used(connection: Any) -> bool:
+    """An httpcore ``AsyncHTTPConnection`` that never carried a request: not connected (and
+    not failed), or connected over HTTP/1.1 and still ``NEW``."""
+    if not hasattr(connection, "_connect_failed"):
+        return False
+    inner = getattr(connection, "_connection", False)
+    if inner is None:
+        return connection._connect_failed is False
+    state = getattr(inner, "_state", None)
+    return getattr(state, "name", None) == "NEW" and getattr(inner, "_request_count", 1) == 0
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:

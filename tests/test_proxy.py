@@ -5,6 +5,7 @@ disconnects (issue "UpstreamProxy")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import httpx2
 import openai
 import pytest
@@ -22,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
+from asgi_sse_adapter.proxy import _reclaim_pool
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
 from tests.servers import LiveServer, ServerFactory, server_pool
 
@@ -1102,6 +1105,98 @@ def test_client_leaving_while_a_stream_is_read_whole_closes_upstream(
     left = time.monotonic()
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
     assert fake.disconnects[0].at - left < 0.5
+
+
+# -- the upstream connection pool -----------------------------------------------------------------
+
+
+def test_a_request_cancelled_as_it_gets_a_connection_leaves_no_pool_slot_behind(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """httpcore keeps a connection it made for a waiting request that is cancelled just then
+    (a client leaving, the first-byte limit) in its pool, unconnected and never used, holding a
+    ``max_connections`` slot for good (encode/httpcore#1093): under contention, clients that
+    leave early exhausted the pool and every later request failed with ``PoolTimeout``. The
+    proxy reclaims such connections after a cancelled upstream request."""
+    upstream = servers(fake)
+    url = upstream.url + "/v1/messages"
+    body = {"model": "m", "max_tokens": 10, "messages": MESSAGES}
+
+    async def next_request_gets_through(reclaim: bool) -> bool:
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(5, pool=0.5)) as client:
+            stalled = {**body, "stream": True}
+            first = await client.send(
+                client.build_request("POST", url, json=stalled, headers={"x-fake-stall": "1"}),
+                stream=True,
+            )
+            waiting = asyncio.ensure_future(
+                client.send(client.build_request("POST", url, json=body), stream=True)
+            )
+            await asyncio.sleep(0.05)  # queued for the only connection
+            # The first response closes its connection; the pool makes a new one for the
+            # waiting request, which is cancelled before it could use it.
+            await first.aclose()
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            if reclaim:
+                await _reclaim_pool(client)
+            try:
+                response = await client.post(url, json=body)
+            except httpx.PoolTimeout:
+                return False
+            return response.status_code == 200
+
+    assert asyncio.run(next_request_gets_through(reclaim=False)) is False  # the defect
+    assert asyncio.run(next_request_gets_through(reclaim=True)) is True
+
+
+def test_clients_leaving_early_under_contention_do_not_exhaust_the_pool(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Through the proxy: bursts of clients that leave while their request waits for one of two
+    upstream connections; afterwards the pool holds no connection it will never use, and a
+    request gets through."""
+    upstream = servers(fake)
+    proxy = UpstreamProxy(
+        upstream.url,
+        upstream_format="anthropic-messages",
+        max_connections=2,
+        heartbeat_interval=None,
+        connect_timeout=2.0,
+    )
+    live = servers(proxy)
+    port = int(live.url.rsplit(":", 1)[1])
+    payload = json.dumps({"model": "m", "max_tokens": 10, "stream": True, "messages": MESSAGES})
+    head = (
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"x-fake-header-delay: 5\r\ncontent-length: {len(payload)}\r\n\r\n{payload}"
+    ).encode()
+
+    async def burst() -> None:
+        async def one(k: int) -> None:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head)
+            await writer.drain()
+            await asyncio.sleep(k % 5 * 0.001)
+            writer.transport.abort()
+
+        await asyncio.gather(*(one(k) for k in range(30)))
+
+    for _ in range(20):
+        asyncio.run(burst())
+        time.sleep(0.05)
+
+    async def unused() -> int:
+        pool = proxy.client._transport._pool  # type: ignore[attr-defined]
+        return sum(1 for c in pool.connections if not c.is_idle() and not c.is_available())
+
+    assert fake.wait_for(lambda f: f.streams_in_progress == 0, timeout=10)
+    time.sleep(0.2)
+    assert live.call(unused) == 0
+    response = httpx.post(live.url + "/v1/messages", json={**json.loads(payload), "stream": False})
+    assert response.status_code == 200
 
 
 # -- an error before any content ----------------------------------------------------------------
