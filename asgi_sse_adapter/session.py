@@ -417,6 +417,9 @@ class StreamSession:
                 if not timed_out:
                     raise
                 logger.warning("heartbeat send timed out: client not reading; stream abandoned")
+                # As if the server's send had raised (ASGI 2.4): the app's next send raises,
+                # so it stops generating, and an upstream behind it with it.
+                self._gone = ConnectionAbortedError("client not reading: stream abandoned")
                 self.mark_disconnected()
             finally:
                 guard.cancel()

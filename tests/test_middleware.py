@@ -1167,6 +1167,44 @@ async def test_heartbeat_send_that_never_completes_is_abandoned(
 
 
 @pytest.mark.anyio
+async def test_an_abandoned_stream_raises_into_the_apps_next_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a keep-alive to a client that stopped reading is abandoned, the app's next send
+    raises ``OSError`` (as a server's does after a disconnect, ASGI 2.4), so the app stops
+    generating, and an LLM upstream behind it with it, instead of its sends vanishing."""
+    monkeypatch.setattr(session_module, "HEARTBEAT_SEND_TIMEOUT", 0.2)
+    events = upstream_events(OPENAI)
+    raised: list[BaseException] = []
+    sent_after: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        await send({"type": "http.response.body", "body": events[0], "more_body": True})
+        await asyncio.sleep(0.5)  # thinking: the keep-alive is sent, and never completes
+        try:
+            for event in events[1:]:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                sent_after.append(event)
+        except OSError as exc:
+            raised.append(exc)
+            raise
+
+    async def receive() -> Message:
+        return request_message(b"{}")
+
+    async def send(message: Message) -> None:
+        if message.get("body", b"").startswith(b":"):
+            await asyncio.sleep(3600)  # the client's socket buffer is full and stays full
+
+    mw = middleware(app, OPENAI, OPENAI, heartbeat_interval=0.1)
+    await mw(http_scope("/v1/chat/completions"), receive, send)
+    assert len(raised) == 1
+    assert sent_after == []
+
+
+@pytest.mark.anyio
 async def test_blocked_body_send_does_not_spin_the_heartbeat(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
