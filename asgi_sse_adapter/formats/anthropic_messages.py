@@ -49,6 +49,7 @@ from ..parts import (
 )
 from . import _anthropic
 from .base import (
+    CallQueue,
     Format,
     JSONReader,
     Writer,
@@ -377,10 +378,7 @@ class MessagesWriter(Writer):
         # so that a text delta, most of a stream, costs no more than this check.
         self._text_head: bytes | None = None
         self._signed = False
-        # What waits for the open call's block to stop, in arrival order: queued calls by their
-        # index, held text and reasoning under negative keys (``_hold``).
-        self._queued: dict[int, list[Part]] = {}
-        self._held = 0
+        self._queued = CallQueue()  # what waits for the open call's block to stop
         self._closed_tools: set[int] = set()
         self._tool_ids: dict[int, str] = {}
         self._id = ""
@@ -460,27 +458,15 @@ class MessagesWriter(Writer):
             self._play_next(out)
 
     def _play_next(self, out: list[bytes]) -> None:
-        key = next(iter(self._queued))  # (insertion order: the order of arrival)
-        parts = self._queued.pop(key)
-        if key < 0:
-            for part in parts:
+        call, parts = self._queued.pop()
+        for part in parts:
+            if call:
+                self._write_tool(part, out)
+            else:
                 self._write_content(part, out)
-        else:
-            for part in parts:
-                self._write_tool(part, out)  # type: ignore[arg-type]
 
     def _tool_open(self) -> bool:
         return self._open is not None and self._open[0] == "tool"
-
-    def _hold(self, part: Part) -> None:
-        """Queue text or reasoning behind the open call: after the last queued entry if that
-        is held content too, else as a new entry."""
-        key = next(reversed(self._queued), 0) if self._queued else 0
-        if key >= 0:
-            self._held -= 1
-            key = self._held
-            self._queued[key] = []
-        self._queued[key].append(part)
 
     def _text_block(self, out: list[bytes]) -> bytes:
         """Start a text block; return its ``_text_head``."""
@@ -509,7 +495,7 @@ class MessagesWriter(Writer):
         if isinstance(run, TextRun):
             if self._text_head is None and (self._queued or self._tool_open()):
                 for text in run.texts:
-                    self._hold(text_delta(text))
+                    self._queued.hold(text_delta(text))
                 return
             head = self._text_head or self._text_block(out)
             strings = run.texts
@@ -532,7 +518,7 @@ class MessagesWriter(Writer):
             self._write_tool(part, out)
         elif isinstance(part, _HELD_PARTS):
             if self._text_head is None and (self._queued or self._tool_open()):
-                self._hold(part)
+                self._queued.hold(part)
             else:
                 self._write_content(part, out)
         elif isinstance(part, MessageStart):
@@ -569,7 +555,7 @@ class MessagesWriter(Writer):
         tool = part.index
         open_tool = self._open[1] if self._open is not None and self._open[0] == "tool" else None
         if tool in self._queued or (isinstance(part, ToolCallStart) and open_tool is not None):
-            self._queued.setdefault(tool, []).append(part)
+            self._queued.add_call_part(tool, part)
             return
         if isinstance(part, ToolCallStart):
             tool_id = part.id or "toolu_" + self.options.new_id()

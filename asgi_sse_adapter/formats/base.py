@@ -33,6 +33,7 @@ from ..sse import ServerSentEvent
 
 __all__ = [
     "ERROR_STATUS",
+    "CallQueue",
     "Format",
     "JSONReader",
     "MalformedEvent",
@@ -44,6 +45,7 @@ __all__ = [
     "as_str",
     "as_timestamp",
     "block_strings",
+    "check_response",
     "detail_message",
     "frame",
     "frame_strings",
@@ -201,6 +203,49 @@ class JSONReader(Reader):
     def read_object(self, obj: dict[str, Any], event: str | None = None) -> list[Part]:
         """Parts for one decoded event (``event``: its ``event:`` line, if any); also used for
         whole non-streamed responses."""
+
+
+class CallQueue:
+    """For writers whose format shows one call at a time (Messages blocks, Responses items):
+    what waits for the open call to end, in arrival order. A call that starts while another is
+    open waits with all its parts (interleaved parallel calls from a Chat upstream); text and
+    reasoning that arrive meanwhile wait too (closing the open call for them would cut its
+    arguments), in entries of their own."""
+
+    __slots__ = ("_entries", "_held")
+
+    def __init__(self) -> None:
+        # Calls by their index; held content under negative keys (dicts keep insertion order).
+        self._entries: dict[int, list[Any]] = {}
+        self._held = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __contains__(self, index: int) -> bool:
+        """Whether the call with this index waits."""
+        return index in self._entries
+
+    def add_call_part(self, index: int, part: Any) -> None:
+        """Queue a part of call ``index`` (its start first)."""
+        self._entries.setdefault(index, []).append(part)
+
+    def hold(self, item: Any) -> None:
+        """Queue content: after the last entry if that is held content too, else as a new one."""
+        key = next(reversed(self._entries), 0) if self._entries else 0
+        if key >= 0:
+            self._held -= 1
+            key = self._held
+            self._entries[key] = []
+        self._entries[key].append(item)
+
+    def pop(self) -> tuple[bool, list[Any]]:
+        """The earliest entry: whether it is a call, and its parts (or held items)."""
+        key = next(iter(self._entries))
+        return key >= 0, self._entries.pop(key)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class Writer(ABC):

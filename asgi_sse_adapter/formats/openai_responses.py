@@ -66,6 +66,7 @@ from ..parts import (
 from ..sse import SSEDecoder
 from . import _openai
 from .base import (
+    CallQueue,
     Format,
     JSONReader,
     Writer,
@@ -589,10 +590,8 @@ class ResponsesWriter(Writer):
         self._items: list[_Item] = []
         self._open: _Item | None = None
         self._close_status = "completed"
-        # What waits for the open call's item to close, in arrival order: queued calls by their
-        # index, held text and reasoning (with the segment each belongs to) under negative keys.
-        self._queued: dict[int, list[Any]] = {}
-        self._held = 0
+        # What waits for the open call's item to close; held content with its segment.
+        self._queued = CallQueue()
         self._replaying: Segment | None = None  # the held part's segment while it is played
         # The open call's end was read; its item closes on the next part (see the docstring).
         self._closing = False
@@ -756,9 +755,8 @@ class ResponsesWriter(Writer):
             self._play_next(out)
 
     def _play_next(self, out: list[bytes]) -> None:
-        key = next(iter(self._queued))  # (insertion order: the order of arrival)
-        entries = self._queued.pop(key)
-        if key >= 0:
+        call, entries = self._queued.pop()
+        if call:
             for part in entries:
                 self._write_tool(part, out)
             return
@@ -775,16 +773,6 @@ class ResponsesWriter(Writer):
         self._closing = False
         self._close(out)
         self._advance_queue(out)
-
-    def _hold(self, part: Part) -> None:
-        """Queue text or reasoning behind the open call, with its segment: after the last
-        queued entry if that is held content too, else as a new entry."""
-        key = next(reversed(self._queued), 0) if self._queued else 0
-        if key >= 0:
-            self._held -= 1
-            key = self._held
-            self._queued[key] = []
-        self._queued[key].append((part, self._segment()))
 
     def _segment(self) -> Segment:
         if self._replaying is not None:
@@ -865,7 +853,7 @@ class ResponsesWriter(Writer):
             self._settle(out)
         if isinstance(part, TextDelta | RefusalDelta | ReasoningDelta):
             if self._queued or self._call_open():
-                self._hold(part)
+                self._queued.hold((part, self._segment()))
             else:
                 self._write_content(part, out)
         elif isinstance(part, ToolCallStart | ToolCallDelta | ToolCallEnd):
@@ -915,7 +903,7 @@ class ResponsesWriter(Writer):
             open_item.tool if open_item is not None and open_item.type == "function_call" else None
         )
         if tool in self._queued or (isinstance(part, ToolCallStart) and open_tool is not None):
-            self._queued.setdefault(tool, []).append(part)
+            self._queued.add_call_part(tool, part)
             return
         if isinstance(part, ToolCallStart):
             seg = self.content.choice(0).tools.get(tool)
