@@ -158,6 +158,7 @@ class _Responder:
         "trailers",
         "upstream",
         "wants_stream",
+        "watcher",
     )
 
     def __init__(
@@ -191,6 +192,7 @@ class _Responder:
         self.inflate: _Inflater | None = None
         self.disconnected = False
         self.cancelled = False
+        self.watcher: asyncio.Task[Message] | None = None  # ``_watch``
 
     # -- receive ----------------------------------------------------------------------------
 
@@ -200,6 +202,13 @@ class _Responder:
             message = replay.pop(0)
             if not replay:
                 self.replay = None
+            return message
+        watcher = self.watcher
+        if watcher is not None:
+            # (Shielded: an app cancelling its own wait must not cancel the watch.)
+            message = await asyncio.shield(watcher)
+            if message["type"] != "http.disconnect":
+                self.watcher = None  # delivered once; the server's receive from here on
             return message
         message = await self.real_receive()
         if message["type"] == "http.disconnect":
@@ -270,6 +279,12 @@ class _Responder:
             await self.session.start(200, _sse_headers([]))
             self.mode = "adapt"
             self.early = True
+            last = self.replay[-1] if self.replay else None
+            if last is not None and last["type"] == "http.request" and not last.get("more_body"):
+                # The body is read: the app may think for minutes before it answers or reads
+                # again, while we keep the client alive; its leaving must stop that (and the
+                # app's next send) at once.
+                self.watcher = asyncio.get_running_loop().create_task(self._watch())
         try:
             await self.mw.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
@@ -295,7 +310,23 @@ class _Responder:
         finally:
             await self._finish()
 
+    async def _watch(self) -> Message:
+        """Early heartbeats: the server's next message, after the body only its disconnect."""
+        message = await self.real_receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            if self.session is not None:
+                self.session.mark_disconnected(ConnectionResetError("client disconnected"))
+        return message
+
     async def _finish(self) -> None:
+        watcher = self.watcher
+        if watcher is not None:
+            if watcher.done():
+                if not watcher.cancelled():
+                    watcher.exception()  # (retrieved: the server's receive may have raised)
+            else:
+                watcher.cancel()
         session = self.session
         if session is None:
             return

@@ -348,8 +348,11 @@ class StreamSession:
         if self._gone is not None:
             raise self._gone
 
-    def mark_disconnected(self) -> None:
-        """The client went away: no more heartbeats or body."""
+    def mark_disconnected(self, gone: OSError | None = None) -> None:
+        """The client went away: no more heartbeats or body. ``gone``: what the app's next
+        send raises, as a server's send does after a disconnect (ASGI 2.4), so it stops."""
+        if gone is not None and self._gone is None:
+            self._gone = gone
         self.disconnected = True
         self.finished = True
         self._disarm()
@@ -419,8 +422,7 @@ class StreamSession:
                 logger.warning("heartbeat send timed out: client not reading; stream abandoned")
                 # As if the server's send had raised (ASGI 2.4): the app's next send raises,
                 # so it stops generating, and an upstream behind it with it.
-                self._gone = ConnectionAbortedError("client not reading: stream abandoned")
-                self.mark_disconnected()
+                self.mark_disconnected(ConnectionAbortedError("client not reading"))
             finally:
                 guard.cancel()
         finally:

@@ -1259,6 +1259,62 @@ async def test_heartbeat_before_start_commits_early_and_replays_body() -> None:
     assert app.received == request
 
 
+@pytest.mark.anyio
+async def test_heartbeat_before_start_stops_when_the_client_leaves() -> None:
+    """Committed early, the middleware keeps the client alive while the app thinks, so it must
+    notice the client leaving by itself (the app reads nothing meanwhile): keep-alives stop at
+    once, the app's next send raises (it stops generating), the report says disconnected, and
+    the app still sees the disconnect when it asks."""
+    events = anthropic_events()
+    raised: list[BaseException] = []
+    received: list[str] = []
+    reports: list[StreamReport] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.sleep(0.4)  # thinking, not reading
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        try:
+            for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        except OSError as exc:
+            raised.append(exc)
+        received.append((await receive())["type"])
+
+    request = chat_request()
+    left = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.15, left.set)  # the client leaves
+
+    async def receive() -> Message:
+        if request:
+            return request.pop(0)
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    pings_after: list[float] = []
+
+    async def send(message: Message) -> None:
+        if left.is_set() and message.get("body", b"").startswith(b":"):
+            pings_after.append(time.monotonic())
+
+    mw = middleware(
+        app,
+        ANTHROPIC,
+        OPENAI,
+        heartbeat_interval=0.02,
+        heartbeat_before_start=True,
+        on_complete=reports.append,
+    )
+    before = len(asyncio.all_tasks())
+    await mw(http_scope("/v1/chat/completions"), receive, send)
+    await asyncio.sleep(0.05)  # the sync hook runs in a thread
+    assert pings_after == []
+    assert len(raised) == 1
+    assert received == ["http.disconnect"]
+    assert [r.outcome for r in reports] == ["disconnected"]
+    assert len(asyncio.all_tasks()) == before
+
+
 def trailers_app(raw: bytes) -> ASGIApp:
     """An app that declares trailers, streams ``raw`` and ends with a trailers message."""
 
