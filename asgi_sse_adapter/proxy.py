@@ -117,7 +117,7 @@ class UpstreamProxy:
         forward_credentials: forward the client's ``Authorization``/``x-api-key``/``api-key``
             (only when no ``api_key`` is configured; its ``Cookie`` never is).
         anthropic_version: ``anthropic-version`` sent to Anthropic upstreams when the client
-            sent none.
+            sent none, and always on a translated request (the client's names its own API).
         client: an ``httpx.AsyncClient`` the caller owns: its limits, connect and write timeouts
             are then the caller's; the first-byte and idle timeouts below still apply, and its
             own read timeout as well (give it ``read=None``).
