@@ -239,13 +239,19 @@ class Finish:
     choice: int = 0
 
 
+MAX_ERROR_MESSAGE = 4096
+"""The longest error message passed on (``StreamError``), in characters."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamError:
     """The upstream reported an error in-band (or the adapter detected one).
 
     ``type`` uses Anthropic/OpenAI error-type strings (``api_error``, ``overloaded_error``…),
     ``status`` the HTTP status the error would have had before the stream started, ``param`` the
-    request field it is about (OpenAI's ``param``; Anthropic's errors have none).
+    request field it is about (OpenAI's ``param``; Anthropic's errors have none). The message is
+    cut to ``MAX_ERROR_MESSAGE`` characters: an upstream's is quoted to the client, and an
+    error body may be a megabyte.
     """
 
     type: str
@@ -253,6 +259,10 @@ class StreamError:
     code: str | None = None
     status: int | None = None
     param: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.message) > MAX_ERROR_MESSAGE:
+            object.__setattr__(self, "message", self.message[:MAX_ERROR_MESSAGE] + "…")
 
 
 @dataclass(frozen=True, slots=True)

@@ -901,6 +901,21 @@ def test_parse_error_body_never_quotes_markup_or_long_text(fmt: str) -> None:
     long = "x" * 1000
     assert parse(502, long).message == "upstream returned HTTP 502 (non-JSON body, 1000 bytes)"
     assert parse(504, "").message == "upstream returned HTTP 504 (empty body)"
+    # A JSON error's own message is quoted, but never a megabyte of it.
+    huge = {"error": {"type": "invalid_request_error", "message": "y" * 1_000_000}}
+    message = parse(400, huge).message
+    assert message == "y" * 4096 + "…"
+
+
+def test_a_huge_upstream_error_message_reaches_the_client_cut(servers: ServerFactory) -> None:
+    """Through the proxy: the client's error carries at most 4096 characters of the
+    upstream's message."""
+    body = json.dumps({"type": "error", "error": {"type": "api_error", "message": "z" * 500_000}})
+    upstream = _Answer(500, body.encode(), b"application/json")
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages"))
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert info.value.body["message"] == "z" * 4096 + "…"  # type: ignore[index]
 
 
 # -- the client gets what it asked for ------------------------------------------------------
