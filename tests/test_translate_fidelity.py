@@ -974,3 +974,57 @@ def test_openai_rate_limit_types_are_rate_limits(error: dict[str, Any], client: 
     if client == MESSAGES:
         (tail,) = [e for e in payloads(out) if e["type"] == "error"]
         assert tail["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize("visible", [False, True])
+def test_content_held_behind_a_cut_call_reaches_responses_clients(visible: bool) -> None:
+    """Text held behind an open call when the stream fails: the call stays unfinished (no done
+    event, ``incomplete``), the text goes out after it in a message item of its own, and the
+    deltas streamed agree with ``response.failed`` (with ``visible_errors`` the error text
+    follows it)."""
+    raw = (
+        ROLE
+        + call(0, '{"a":', "call_a", "f")
+        + chat({"content": "IMPORTANT"})
+        + call(0, "1")
+        + sse({"error": {"message": "boom", "type": "server_error"}})
+    )
+    out, _ = translate(CHAT, RESPONSES, raw, visible_errors=visible)
+    events = payloads(out)
+    streamed = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert streamed == ("IMPORTANT\n\n" + VISIBLE if visible else "IMPORTANT")
+    (failed,) = [e["response"] for e in events if e["type"] == "response.failed"]
+    texts = [c["text"] for i in failed["output"] if i["type"] == "message" for c in i["content"]]
+    assert "".join(texts) == streamed
+    calls = [i for i in failed["output"] if i["type"] == "function_call"]
+    assert [c["status"] for c in calls] == ["incomplete"]
+    assert_calls_unfinished(RESPONSES, out)
+
+
+def test_a_finished_call_followed_by_an_error_is_complete_to_responses_clients() -> None:
+    """A call whose end was read before the stream failed was complete (Anthropic stops a tool
+    block only when it is whole, or with ``max_tokens`` after it): its done events go out and
+    it is ``completed`` in ``response.failed``."""
+    raw = (
+        MESSAGE_START
+        + messages(
+            "content_block_start",
+            index=0,
+            content_block={"type": "tool_use", "id": "t0", "name": "f", "input": {}},
+        )
+        + messages(
+            "content_block_delta",
+            index=0,
+            delta={"type": "input_json_delta", "partial_json": '{"a":1}'},
+        )
+        + messages("content_block_stop", index=0)
+        + messages("error", error={"type": "overloaded_error", "message": "Overloaded"})
+    )
+    out, _ = translate(MESSAGES, RESPONSES, raw)
+    events = payloads(out)
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [(i["call_id"], i["status"], i["arguments"]) for i in done] == [
+        ("t0", "completed", '{"a":1}')
+    ]
+    (failed,) = [e["response"] for e in events if e["type"] == "response.failed"]
+    assert [i["status"] for i in failed["output"]] == ["completed"]

@@ -759,11 +759,30 @@ class ResponsesWriter(Writer):
         if call:
             for part in entries:
                 self._write_tool(part, out)
-            return
+        else:
+            self._play_held(entries, out)
+
+    def _play_held(self, entries: list[Any], out: list[bytes]) -> None:
+        """Held content, each part written with the segment it belonged to."""
         for part, seg in entries:
             self._replaying = seg
             self._write_content(part, out)
         self._replaying = None
+
+    def _interrupt(self, out: list[bytes]) -> None:
+        """The stream fails. A call whose end was read was complete: it closes as such. An
+        open call stays unfinished (no done event; "incomplete" in ``response.failed``: its
+        done events would present cut arguments as complete), and the content held behind it
+        goes out after it, in items of its own, without closing it. Calls queued behind it
+        were never announced and are not now."""
+        if self._closing:
+            self._settle(out)
+        if self._call_open():
+            self._open = None
+        while self._queued:
+            call, entries = self._queued.pop()
+            if not call:
+                self._play_held(entries, out)
 
     def _call_open(self) -> bool:
         return self._open is not None and self._open.type == "function_call"
@@ -944,19 +963,14 @@ class ResponsesWriter(Writer):
             self._emit("response.incomplete", {"response": self._final}, out)
 
     def error_text(self, text: str, out: list[bytes]) -> None:
-        item = self._open
-        if item is not None and item.type != "message":
-            # The text goes into a message item of its own, added after the open item without
-            # closing it: a function call's done events would present its cut arguments as
-            # complete. The item stays as it would without the text: no done event, and
-            # "incomplete" in ``response.failed``. Calls queued behind it were never announced
-            # and are not now.
+        self._interrupt(out)
+        if self._open is not None and self._open.type != "message":
+            # The text goes into a message item of its own, after the open reasoning item.
             self._open = None
-            self._closing = False
-            self._queued.clear()
         super().error_text(text, out)
 
     def error(self, error: StreamError, out: list[bytes]) -> None:
+        self._interrupt(out)
         if not self._started and self.content.id is None:
             self._start(out)  # nothing reached the client yet: open the response first
         # (Content known but nothing written: identity mode, where the upstream's own

@@ -237,6 +237,9 @@ def is_error_event(event: ServerSentEvent) -> bool:
     return False
 
 
+_CALL_CLOSES = ("response.function_call_arguments.done", "response.output_item.done")
+
+
 def check_error_tail(
     client: str, tail: bytes, message: str | None, *, opening: bool = False
 ) -> None:
@@ -245,12 +248,20 @@ def check_error_tail(
     clients, ``response.failed`` after it for Responses clients, and nothing else.
 
     ``opening``: nothing reached the client before, so a Responses tail may first open the
-    response (``response.created``, ``response.in_progress``).
+    response (``response.created``, ``response.in_progress``). A Responses tail may also first
+    close a function call whose end was read: its item closes only when what follows shows how
+    it ended (``ResponsesWriter``), here the failure.
     """
     events = decode(tail)
     if opening and client == "openai-responses":
         while events and events[0].event in ("response.created", "response.in_progress"):
             events.pop(0)
+    if client == "openai-responses":
+        while events and events[0].event in _CALL_CLOSES:
+            closed = json.loads(events.pop(0).data)
+            if "item" in closed:
+                assert closed["item"]["type"] == "function_call", closed
+                assert closed["item"]["status"] == "completed", closed
     assert events, "no error tail"
     first = events[0]
     payload = json.loads(first.data)
