@@ -313,10 +313,12 @@ class _Responder:
     async def _watch(self) -> Message:
         """Early heartbeats: the server's next message, after the body only its disconnect."""
         message = await self.real_receive()
-        if message["type"] == "http.disconnect":
+        session = self.session
+        # (After the response's last message the server reports a disconnect too: that is no
+        # client leaving.)
+        if message["type"] == "http.disconnect" and session is not None and not session.finished:
             self.disconnected = True
-            if self.session is not None:
-                self.session.mark_disconnected(ConnectionResetError("client disconnected"))
+            session.mark_disconnected(ConnectionResetError("client disconnected"))
         return message
 
     async def _finish(self) -> None:

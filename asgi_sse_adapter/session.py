@@ -351,8 +351,8 @@ class StreamSession:
     def mark_disconnected(self, gone: OSError | None = None) -> None:
         """The client went away: no more heartbeats or body. ``gone``: what the app's next
         send raises, as a server's send does after a disconnect (ASGI 2.4), so it stops."""
-        if gone is not None and self._gone is None:
-            self._gone = gone
+        if gone is not None and self._gone is None and not self.finished:
+            self._gone = gone  # (after a complete stream the app's sends stay harmless)
         self.disconnected = True
         self.finished = True
         self._disarm()
@@ -447,8 +447,13 @@ class StreamSession:
                 self._held_start = None
                 await self._send(start)
                 self.headers_sent = True
-                data = b"".join(self._held) + data
+                held = b"".join(self._held)
                 self._held.clear()
+                if held:
+                    self._bytes += len(held)  # (the keep-alive itself is not body)
+                    if self._first_body is None:
+                        self._first_body = time.monotonic()
+                data = held + data
             if data:
                 await self._send({"type": "http.response.body", "body": data, "more_body": True})
                 self._last_send = time.monotonic()

@@ -1315,6 +1315,53 @@ async def test_heartbeat_before_start_stops_when_the_client_leaves() -> None:
     assert len(asyncio.all_tasks()) == before
 
 
+@pytest.mark.anyio
+async def test_heartbeat_before_start_leaves_a_complete_stream_alone() -> None:
+    """After the response's last message the server reports a disconnect as well (the
+    exchange is over): that is no client leaving, and the app's own last sends after its
+    complete stream must not raise (Starlette would skip its background tasks)."""
+    events = anthropic_events()
+    raised: list[BaseException] = []
+    request = chat_request()
+    done = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await asyncio.sleep(0.05)
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await asyncio.sleep(0.05)  # the server has reported the end of the exchange by now
+        try:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError as exc:
+            raised.append(exc)
+
+    async def receive() -> Message:
+        if request:
+            return request.pop(0)
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            done.set()
+
+    reports: list[StreamReport] = []
+    mw = middleware(
+        app,
+        ANTHROPIC,
+        OPENAI,
+        heartbeat_interval=0.02,
+        heartbeat_before_start=True,
+        on_complete=reports.append,
+    )
+    await mw(http_scope("/v1/chat/completions"), receive, send)
+    await asyncio.sleep(0.05)
+    assert raised == []
+    assert [r.outcome for r in reports] == ["complete"]
+
+
 def trailers_app(raw: bytes) -> ASGIApp:
     """An app that declares trailers, streams ``raw`` and ends with a trailers message."""
 
