@@ -58,6 +58,10 @@ logger = logging.getLogger("asgi_sse_adapter")
 
 Outcome = Literal["complete", "truncated", "failed"]
 
+MALFORMED_RESPONSE = "malformed_upstream_response"
+"""The error code of a whole upstream answer that is not its format's response
+(``StreamAdapter.feed_response``)."""
+
 _PING = encode_comment("ping")
 _BARE_PING = encode_comment("ping", blank_line=False)
 # What reading an upstream event can raise because of the event's content, not our code:
@@ -375,11 +379,7 @@ class StreamAdapter:
             parts = read(response)
         except _INPUT_ERRORS as exc:
             logger.warning("malformed upstream response: %s", exc.__class__.__name__)
-            parts = [
-                _error(
-                    "malformed_upstream_response", f"malformed upstream response: {_describe(exc)}"
-                )
-            ]
+            parts = [_error(MALFORMED_RESPONSE, f"malformed upstream response: {_describe(exc)}")]
         content = self.content
         dropped = self._special - _SPECIAL
         for part in parts:

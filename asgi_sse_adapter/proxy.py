@@ -25,13 +25,12 @@ import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
-from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
 
 from ._checks import check_choice, check_count, check_seconds
-from .adapter import StreamAdapter, StreamResult, check_reasoning_options
+from .adapter import MALFORMED_RESPONSE, StreamAdapter, check_reasoning_options
 from .formats import FORMATS, get_format
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
@@ -362,6 +361,7 @@ class _Exchange:
             path = path[len(root) :] or "/"
         self.path = path
         self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
+        self.bytes_sent = 0  # of the answers sent whole (``_json``, ``_synthesize``)
 
     async def run(self) -> None:
         proxy = self.proxy
@@ -572,10 +572,10 @@ class _Exchange:
                 out.append((name.encode("latin-1"), v.encode("latin-1")))
         return out
 
-    async def _read_whole(self, response: httpx.Response, limit: int) -> bytes | None:
+    async def _read_whole(self, response: httpx.Response, limit: int) -> bytes | StreamError | None:
         """A whole (bounded) upstream body; if reading it fails, answer 502 (504 on a timeout,
         or when the upstream is silent for the idle timeout) in the client's format and return
-        ``None``."""
+        the error answered; ``None`` if the client left."""
         idle = self._idle()
         watch = _ClientWatch(self.receive, idle.task)
         failure: httpx.HTTPError | None = None
@@ -591,8 +591,7 @@ class _Exchange:
             failure = exc
         finally:
             watch.stop()  # before any answer: after it uvicorn's ``receive`` says disconnect
-        await self._upstream_failed(failure, idle)
-        return None
+        return await self._upstream_failed(failure, idle)
 
     async def _upstream_failed(self, exc: httpx.HTTPError | None, idle: _Idle) -> StreamError:
         """The upstream broke (``exc``) or went silent (``idle`` fired) while its answer was
@@ -652,7 +651,7 @@ class _Exchange:
 
     async def _translate_error(self, response: httpx.Response, client_format: Format) -> None:
         raw = await self._read_whole(response, MAX_ERROR_BODY)
-        if raw is None:
+        if not isinstance(raw, bytes):
             return
         try:
             decoded: Any = json.loads(raw)
@@ -663,17 +662,25 @@ class _Exchange:
         status, payload = client_format.error_body(error)
         await self._json(status, payload, self._response_headers(response))
 
-    async def _whole_json(self, response: httpx.Response) -> Any:
-        """The upstream's whole JSON answer, decoded; ``_ANSWERED`` if it could not be read or
-        decoded (the client has had its error answer then)."""
+    async def _whole_json(self, response: httpx.Response, adapter: StreamAdapter) -> Any:
+        """The upstream's whole JSON answer, a JSON object; ``_ANSWERED`` if it could not be
+        read or is no object (the client has had its error answer then, and ``adapter`` ends
+        with it) or the client left."""
         raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
-        if raw is None:
+        if not isinstance(raw, bytes):
+            if raw is not None:
+                adapter.fail(raw)
             return _ANSWERED
         try:
-            return json.loads(raw)
+            payload = json.loads(raw)
         except (ValueError, RecursionError):
-            await self._error(502, "api_error", "upstream answered with invalid JSON")
+            adapter.fail(await self._error(502, "api_error", "upstream answered with invalid JSON"))
             return _ANSWERED
+        if not isinstance(payload, dict):
+            message = "upstream answered with a non-object JSON body"
+            adapter.fail(await self._error(502, "api_error", message))
+            return _ANSWERED
+        return payload
 
     def _adapter(self, client_format: Format, **options: Any) -> StreamAdapter:
         """The ``StreamAdapter`` of this exchange's answer, with the proxy's options."""
@@ -685,24 +692,26 @@ class _Exchange:
         )
 
     async def _report(
-        self, adapter: StreamAdapter, result: StreamResult, what: str, bytes_sent: int
+        self, adapter: StreamAdapter, what: str, response: dict[str, Any] | None = None
     ) -> None:
         """``on_complete`` and the INFO line for an answer sent whole (a stream has its
-        session's): the upstream answered, so its usage counts whatever the client got."""
+        session's): the upstream answered, so its usage counts whatever the client got.
+        ``response``: the response the client got, where it is not the adapter's."""
         on_complete = self.proxy.on_complete
         if on_complete is None and not logger.isEnabledFor(logging.INFO):
             return
+        result = adapter.result
         elapsed = time.monotonic() - self.started_at
         report = StreamReport(
             upstream_format=adapter.upstream_format.name,
             client_format=adapter.client_format.name,
             outcome=result.outcome or "disconnected",
-            response=result.response,
+            response=result.response if response is None else response,
             usage=result.usage,
             error=result.error,
             events=result.events,
-            bytes_sent=bytes_sent,
-            time_to_first_event=elapsed if bytes_sent else None,
+            bytes_sent=self.bytes_sent,
+            time_to_first_event=elapsed if self.bytes_sent else None,
             duration=elapsed,
         )
         await publish(report, on_complete, what)
@@ -710,30 +719,30 @@ class _Exchange:
     async def _translate_json(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
-        """A JSON answer to a JSON request: the client format's response object (the upstream's
-        own, untouched, when the formats are the same); one that is not this format's response
-        at all, the client format's error (502)."""
-        payload = await self._whole_json(response)
-        if payload is _ANSWERED:
-            return
-        headers = self._response_headers(response)
-        if not isinstance(payload, dict):
-            await self._error(502, "api_error", "upstream answered with a non-object JSON body")
-            return
+        """A JSON answer to a JSON request: the client format's response object; with the same
+        format on both sides the upstream's own, untouched (an error or a queued background
+        response it holds included), unless it is not this format's response at all. Such a
+        body, or an error one to translate, is the client format's error."""
         adapter = self._adapter(client_format)
-        adapter.feed_response(payload)
-        result = adapter.result
-        if result.outcome != "complete":
-            assert result.error is not None
-            status, body = client_format.error_body(result.error)
-            sent = await self._json(status, body, headers)
-        elif adapter.identity:
-            # The client's own API's answer: passed as it is.
-            sent = await self._json(response.status_code, payload, headers + extra)
-            result = replace(result, response=payload)
-        else:
-            sent = await self._json(200, result.response, headers + extra)
-        await self._report(adapter, result, "response", sent)
+        passed: dict[str, Any] | None = None
+        try:
+            payload = await self._whole_json(response, adapter)
+            if payload is _ANSWERED:
+                return
+            adapter.feed_response(payload)
+            result = adapter.result
+            headers = self._response_headers(response)
+            error = result.error
+            if adapter.identity and (error is None or error.code != MALFORMED_RESPONSE):
+                await self._json(response.status_code, payload, headers + extra)
+                passed = payload
+            elif error is not None:
+                status, body = client_format.error_body(error)
+                await self._json(status, body, headers)
+            else:
+                await self._json(200, result.response, headers + extra)
+        finally:
+            await self._report(adapter, "response", passed)
 
     async def _aggregate(
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
@@ -742,11 +751,20 @@ class _Exchange:
         ``StreamAdapter`` that builds the final response, answered as the client format's JSON
         (a stream that failed or was cut off: the client format's error, 502 unless the
         upstream's error says otherwise)."""
-        proxy = self.proxy
         adapter = self._adapter(client_format, visible_errors=False, collect_response=True)
+        try:
+            await self._read_stream_whole(response, adapter, extra)
+        finally:
+            await self._report(adapter, "aggregated stream")
+
+    async def _read_stream_whole(
+        self, response: httpx.Response, adapter: StreamAdapter, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        """``_aggregate``'s read and answer."""
+        client_format = adapter.client_format
         task = asyncio.current_task()
         assert task is not None
-        _, first_byte, idle_timeout, _ = proxy.timeouts
+        _, first_byte, idle_timeout, _ = self.proxy.timeouts
         # As a stream: the model may think for the first-byte limit before its first event.
         idle = _Idle(first_byte, idle_timeout, task)
         watch = _ClientWatch(self.receive, task)
@@ -769,7 +787,6 @@ class _Exchange:
             if cause is None:
                 raise
             if cause == "client":
-                await self._report(adapter, adapter.result, "aggregated stream", 0)
                 return
         except httpx.HTTPError as exc:
             failure = exc
@@ -778,7 +795,6 @@ class _Exchange:
             idle.cancel()
         if not adapter.ended:
             adapter.fail(await self._upstream_failed(failure, idle))
-            await self._report(adapter, adapter.result, "aggregated stream", 0)
             return
         result = adapter.result
         headers = self._response_headers(response)
@@ -786,10 +802,9 @@ class _Exchange:
             error = result.error or StreamError("api_error", "upstream stream failed", status=502)
             logger.warning("upstream stream for a non-streaming request failed: %s", error.type)
             status, payload = client_format.error_body(error)
-            sent = await self._json(status, payload, headers)
+            await self._json(status, payload, headers)
         else:
-            sent = await self._json(200, result.response, headers + extra)
-        await self._report(adapter, result, "aggregated stream", sent)
+            await self._json(200, result.response, headers + extra)
 
     async def _synthesize(
         self,
@@ -801,25 +816,23 @@ class _Exchange:
         """A whole JSON answer to a request that asked for a stream: written as the client
         format's event stream by the adapter, as a streamed answer would be, and sent at once
         (never an empty stream); an error it holds is answered as the client format's error."""
-        payload = await self._whole_json(response)
-        if payload is _ANSWERED:
-            return
-        if not isinstance(payload, dict):
-            await self._error(502, "api_error", "upstream answered with a non-object JSON body")
-            return
         adapter = self._adapter(client_format, include_usage=include_usage)
-        body = adapter.feed_response(payload)
-        result = adapter.result
-        if result.outcome != "complete":
-            assert result.error is not None
-            status, error_payload = client_format.error_body(result.error)
-            sent = await self._json(status, error_payload, self._response_headers(response))
-            await self._report(adapter, result, "synthesized stream", sent)
-            return
-        headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
-        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body, "more_body": False})
-        await self._report(adapter, result, "synthesized stream", len(body))
+        try:
+            payload = await self._whole_json(response, adapter)
+            if payload is _ANSWERED:
+                return
+            body = adapter.feed_response(payload)
+            error = adapter.result.error
+            if error is not None:
+                status, error_payload = client_format.error_body(error)
+                await self._json(status, error_payload, self._response_headers(response))
+                return
+            headers = [*_SSE_HEADERS, *self._response_headers(response), *extra]
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self.send({"type": "http.response.body", "body": body, "more_body": False})
+            self.bytes_sent += len(body)
+        finally:
+            await self._report(adapter, "synthesized stream")
 
     async def _stream(
         self,
@@ -908,9 +921,11 @@ class _Exchange:
         await self._json(mapped_status, payload, [])
         return error
 
-    async def _json(self, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]]) -> int:
-        """Answer ``payload`` as JSON; returns the body's size."""
+    async def _json(
+        self, status: int, payload: Any, headers: Iterable[tuple[bytes, bytes]]
+    ) -> None:
         body = json.dumps(payload).encode()
+        self.bytes_sent += len(body)
         all_headers = [
             *headers,
             (b"content-type", b"application/json"),
@@ -918,7 +933,6 @@ class _Exchange:
         ]
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
-        return len(body)
 
 
 class _ClientWatch:
@@ -1061,11 +1075,15 @@ async def _reclaim_pool(client: httpx.AsyncClient) -> None:
         return
     claimed = {id(getattr(request, "connection", None)) for request in requests}
     orphans = [c for c in connections if id(c) not in claimed and _never_used(c)]
+    if not orphans:
+        return
     for connection in orphans:
         connections.remove(connection)
-    if orphans:
-        logger.debug("%d unused upstream connections reclaimed from the pool", len(orphans))
-    for connection in orphans:
+    logger.debug("%d unused upstream connections reclaimed from the pool", len(orphans))
+    # Requests queued for a slot get the freed ones now, as when a connection closes.
+    assign = getattr(pool, "_assign_requests_to_connections", None)
+    closing = list(assign()) if callable(assign) else []
+    for connection in [*orphans, *closing]:
         with contextlib.suppress(Exception):
             await connection.aclose()
 

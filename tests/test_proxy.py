@@ -1149,6 +1149,8 @@ def test_a_request_cancelled_as_it_gets_a_connection_leaves_no_pool_slot_behind(
                 client.send(client.build_request("POST", url, json=body), stream=True)
             )
             await asyncio.sleep(0.05)  # queued for the only connection
+            behind = asyncio.ensure_future(client.post(url, json=body))
+            await asyncio.sleep(0.05)  # queued behind it
             # The first response closes its connection; the pool makes a new one for the
             # waiting request, which is cancelled before it could use it.
             await first.aclose()
@@ -1158,10 +1160,12 @@ def test_a_request_cancelled_as_it_gets_a_connection_leaves_no_pool_slot_behind(
             if reclaim:
                 await _reclaim_pool(client)
             try:
-                response = await client.post(url, json=body)
+                # The request queued behind gets the freed slot, and so does a later one.
+                response = await behind
+                later = await client.post(url, json=body)
             except httpx.PoolTimeout:
                 return False
-            return response.status_code == 200
+            return response.status_code == later.status_code == 200
 
     assert asyncio.run(next_request_gets_through(reclaim=False)) is False  # the defect
     assert asyncio.run(next_request_gets_through(reclaim=True)) is True
@@ -1280,8 +1284,12 @@ def test_a_held_head_goes_out_with_the_first_keep_alive(
     servers: ServerFactory, fake: FakeUpstream
 ) -> None:
     """A stream that stays silent after its preamble is not held past the keep-alive interval:
-    the head, the preamble and the keep-alive go out then."""
-    _, proxy = _proxy(servers, fake, "anthropic-messages", heartbeat_interval=0.2)
+    the head, the preamble and the keep-alive go out then (the report counts the preamble as
+    sent)."""
+    reports: list[StreamReport] = []
+    _, proxy = _proxy(
+        servers, fake, "anthropic-messages", heartbeat_interval=0.2, on_complete=reports.append
+    )
     with httpx2.Client(timeout=5) as http:
         started = time.monotonic()
         with http.stream(
@@ -1295,6 +1303,10 @@ def test_a_held_head_goes_out_with_the_first_keep_alive(
             waited = time.monotonic() - started
     assert 0.15 < waited < 1.5
     assert first.endswith(b": ping\n\n")
+    report = _one_report(reports)
+    assert report.outcome == "disconnected"
+    assert report.bytes_sent == len(first) - len(b": ping\n\n") > 0
+    assert report.time_to_first_event is not None
 
 
 # -- on_complete ------------------------------------------------------------------------------
@@ -1413,6 +1425,64 @@ def test_on_complete_reports_failed_and_abandoned_answers(
     assert report.outcome == "failed"
     assert report.error is not None
     assert "RemoteProtocolError" in report.error.message
+
+
+def test_identity_json_holding_a_state_or_an_error_passes_untouched(
+    servers: ServerFactory,
+) -> None:
+    """Same format both sides: a Responses background request's ``queued`` answer, and a
+    Chat completion whose choice finished with ``error`` (OpenRouter), are the upstream's own
+    answers: the client gets them as they are, not an error of ours."""
+    queued = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "status": "queued",
+        "model": "m",
+        "output": [],
+        "background": True,
+    }
+    proxy, reports = _reporting_proxy(
+        servers, _Answer(200, json.dumps(queued).encode()), "openai-responses"
+    )
+    response = _openai(proxy.url).responses.create(model="m", input="hi", background=True)
+    assert (response.id, response.status) == ("resp_1", "queued")
+    assert _one_report(reports).response == queued
+    errored = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "partial"},
+                "finish_reason": "error",
+            }
+        ],
+    }
+    proxy, _ = _reporting_proxy(servers, _Answer(200, json.dumps(errored).encode()), "openai-chat")
+    completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert completion.choices[0].message.content == "partial"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"[1, 2]", "non-object JSON body"), (b"{not json", "invalid JSON")],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_unreadable_2xx_answer_is_a_502_and_reported(
+    servers: ServerFactory, body: bytes, message: str, stream: bool
+) -> None:
+    proxy, reports = _reporting_proxy(servers, _Answer(200, body), "anthropic-messages")
+    with pytest.raises(openai.InternalServerError) as info:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES, stream=stream)
+    assert info.value.status_code == 502
+    report = _one_report(reports)
+    assert report.outcome == "failed"
+    assert report.error is not None
+    assert message in report.error.message
+    assert report.bytes_sent > 0
 
 
 def test_on_complete_for_identity_json_reads_usage(
