@@ -11,7 +11,8 @@ while another call's block is open waits until that block stops, so the client n
 open blocks (farion1231/cc-switch#2303) and never loses an argument fragment. Text and reasoning
 that arrive while a call is open or queued (a Chat upstream may send a content delta between two
 argument fragments) wait in the same queue, in arrival order: stopping the call's block for them
-would cut its arguments.
+would cut its arguments. If the stream then fails while the call is open, that content is not
+shown, for the same reason (``result.response`` still holds everything read).
 
 The error tail is the ``error`` event alone: a block the error interrupted is not stopped, since
 a stopped tool_use block is a finished call. So ``visible_errors`` text, which needs a text block
