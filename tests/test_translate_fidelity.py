@@ -1028,3 +1028,39 @@ def test_a_finished_call_followed_by_an_error_is_complete_to_responses_clients()
     ]
     (failed,) = [e["response"] for e in events if e["type"] == "response.failed"]
     assert [i["status"] for i in failed["output"]] == ["completed"]
+
+
+def test_queued_calls_whose_end_was_read_are_complete_when_the_stream_fails() -> None:
+    """Two tool blocks interleaved (as some relays send them), both stopped, then an error: the
+    second call, queued behind the first, was whole too, and closes as complete."""
+
+    def block(kind: str, index: int, **fields: Any) -> bytes:
+        return messages(kind, index=index, **fields)
+
+    def tool(index: int, name: str) -> bytes:
+        use = {"type": "tool_use", "id": f"t{index}", "name": name, "input": {}}
+        return block("content_block_start", index, content_block=use)
+
+    def args(index: int, text: str) -> bytes:
+        delta = {"type": "input_json_delta", "partial_json": text}
+        return block("content_block_delta", index, delta=delta)
+
+    raw = (
+        MESSAGE_START
+        + tool(0, "f")
+        + tool(1, "g")
+        + args(0, '{"a":1}')
+        + args(1, '{"b":2}')
+        + block("content_block_stop", 1)
+        + block("content_block_stop", 0)
+        + messages("error", error={"type": "overloaded_error", "message": "Overloaded"})
+    )
+    out, _ = translate(MESSAGES, RESPONSES, raw)
+    events = payloads(out)
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [(i["call_id"], i["status"], i["arguments"]) for i in done] == [
+        ("t0", "completed", '{"a":1}'),
+        ("t1", "completed", '{"b":2}'),
+    ]
+    (failed,) = [e["response"] for e in events if e["type"] == "response.failed"]
+    assert [i["status"] for i in failed["output"]] == ["completed", "completed"]

@@ -147,6 +147,12 @@ def test_error_in_a_whole_answer_fails_it() -> None:
     with pytest.raises(openai.APIError, match="Overloaded"):
         list(openai_client(out).chat.completions.create(model="m", messages=[], stream=True))
     for upstream in CLIENTS:
+        # A bare ``{"error": "text"}`` is an error in every format, never an empty answer.
+        adapter = _adapter(upstream, "openai-chat")
+        adapter.feed_response({"error": "bad key"})
+        assert adapter.result.outcome == "failed"
+        assert adapter.result.error is not None
+        assert adapter.result.error.message == "bad key"
         # A 2xx answer of another endpoint (a model list): never an empty, complete answer.
         adapter = _adapter(upstream, "anthropic-messages")
         adapter.feed_response({"object": "list", "data": []})

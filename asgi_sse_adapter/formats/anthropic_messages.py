@@ -691,7 +691,7 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
     been, read by the same reader (a ``message_start``, each block whole, the ``message_delta``)."""
     if response.get("type") == "error" or "error" in response:
         return [_anthropic.error_from(response)]
-    check_response(response, "content", list, "a message")
+    response = check_response(response, "content", list, "a message")
     reader = MessagesReader()
     message = {**response, "content": []}
     parts = reader.read_object({"type": "message_start", "message": message})

@@ -368,7 +368,7 @@ class TextCompletionsCumulativeWriter(_TextWriterBase):
 
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed completion (either version) or error body as canonical parts."""
-    check_response(response, "completion", str, "a completion")
+    response = check_response(response, "completion", str, "a completion")
     if "type" not in response and "completion" in response:
         return TextCompletionsReader(cumulative=True).read_object(response)
     return TextCompletionsReader().read_object(response)

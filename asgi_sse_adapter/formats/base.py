@@ -61,16 +61,18 @@ class MalformedEvent(ValueError):
     """An upstream event that cannot be read (bad JSON, a payload of the wrong shape)."""
 
 
-def check_response(response: dict[str, Any], key: str, kind: type, what: str) -> None:
-    """For ``response_parts``: raise ``MalformedEvent`` unless ``response`` has its format's
-    ``key`` of type ``kind``, or is an error body. A 2xx answer of another shape (an upstream
-    path that names another endpoint) must not read as an empty, complete answer."""
-    if (
-        isinstance(response.get(key), kind)
-        or response.get("error")
-        or response.get("type") == "error"
-    ):
-        return
+def check_response(response: dict[str, Any], key: str, kind: type, what: str) -> dict[str, Any]:
+    """For ``response_parts``: ``response`` to read, if it has its format's ``key`` of type
+    ``kind`` or is an error body (a bare ``{"error": "text"}`` given the object form every
+    reader knows); else ``MalformedEvent``. A 2xx answer of another shape (an upstream path
+    that names another endpoint) must not read as an empty, complete answer."""
+    if isinstance(response.get(key), kind):
+        return response
+    error = response.get("error")
+    if isinstance(error, str) and error:
+        return {"error": {"type": "api_error", "message": error}}
+    if isinstance(error, dict) or response.get("type") == "error":
+        return response
     raise MalformedEvent(f"not {what} (no {key})")
 
 

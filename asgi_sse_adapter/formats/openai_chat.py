@@ -845,7 +845,7 @@ class ChatWriter(_openai.EnvelopeWriter):
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed ``chat.completion`` (or error body) as canonical parts: read as one chunk
     whose choices carry their whole message as the delta."""
-    check_response(response, "choices", list, "a chat.completion")
+    response = check_response(response, "choices", list, "a chat.completion")
     choices = response.get("choices")
     chunk = dict(response)
     if isinstance(choices, list):

@@ -775,7 +775,7 @@ class ResponsesWriter(Writer):
         done events would present cut arguments as complete), and the content held behind it
         goes out after it, in items of its own, without closing it. Calls queued behind it
         were never announced and are not now."""
-        if self._closing:
+        while self._closing:  # (settling plays the next queued call, whose end may be read)
             self._settle(out)
         if self._call_open():
             self._open = None
@@ -1081,7 +1081,7 @@ def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed Responses reply (or error body) as canonical parts, read like the
     terminal event of a stream that showed nothing else."""
     if response.get("object") != "response":  # (a queued one has no output yet)
-        check_response(response, "output", list, "a response")
+        response = check_response(response, "output", list, "a response")
     return ResponsesReader().read_response(response)
 
 

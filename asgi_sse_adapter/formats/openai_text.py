@@ -230,7 +230,7 @@ class CompletionsWriter(_openai.EnvelopeWriter):
 def response_parts(response: dict[str, Any]) -> list[Part]:
     """A non-streamed ``text_completion`` (or error body) as canonical parts: it has the shape
     of one chunk carrying every choice's whole text, its finish reason and the usage."""
-    check_response(response, "choices", list, "a text_completion")
+    response = check_response(response, "choices", list, "a text_completion")
     return CompletionsReader().read_object(response)
 
 
