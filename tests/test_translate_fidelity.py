@@ -96,6 +96,27 @@ MESSAGE_START = messages(
 )
 
 
+def tool_start(index: int, call_id: str, name: str) -> bytes:
+    """A Messages ``tool_use`` block's start."""
+    use = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+    return messages("content_block_start", index=index, content_block=use)
+
+
+def tool_args(index: int, fragment: str) -> bytes:
+    """An argument fragment of the Messages tool block at ``index``."""
+    delta = {"type": "input_json_delta", "partial_json": fragment}
+    return messages("content_block_delta", index=index, delta=delta)
+
+
+def tool_block(index: int, call_id: str, name: str, arguments: str) -> bytes:
+    """A whole Messages ``tool_use`` block: start, one argument fragment, stop."""
+    return (
+        tool_start(index, call_id, name)
+        + tool_args(index, arguments)
+        + messages("content_block_stop", index=index)
+    )
+
+
 def responses(type_: str, seq: int, **fields: Any) -> bytes:
     return sse({"type": type_, "sequence_number": seq, **fields}, type_)
 
@@ -916,31 +937,7 @@ def test_a_call_cut_by_the_token_limit_is_incomplete_to_responses_clients() -> N
     ``message_delta`` after it says ``max_tokens``: the call's item must not close as
     ``completed`` before that is known (agents run completed calls), while a call that was
     followed by another one was complete."""
-    raw = (
-        MESSAGE_START
-        + messages(
-            "content_block_start",
-            index=0,
-            content_block={"type": "tool_use", "id": "t0", "name": "f", "input": {}},
-        )
-        + messages(
-            "content_block_delta",
-            index=0,
-            delta={"type": "input_json_delta", "partial_json": '{"a":1}'},
-        )
-        + messages("content_block_stop", index=0)
-        + messages(
-            "content_block_start",
-            index=1,
-            content_block={"type": "tool_use", "id": "t1", "name": "g", "input": {}},
-        )
-        + messages(
-            "content_block_delta",
-            index=1,
-            delta={"type": "input_json_delta", "partial_json": '{"b":'},
-        )
-        + messages("content_block_stop", index=1)
-    )
+    raw = MESSAGE_START + tool_block(0, "t0", "f", '{"a":1}') + tool_block(1, "t1", "g", '{"b":')
     ending = messages("message_delta", delta={"stop_reason": "%s"}, usage={"output_tokens": 9})
     for reason, last_status in (("max_tokens", "incomplete"), ("tool_use", "completed")):
         tail = ending.replace(b"%s", reason.encode()) + messages("message_stop")
@@ -1007,17 +1004,7 @@ def test_a_finished_call_followed_by_an_error_is_complete_to_responses_clients()
     it is ``completed`` in ``response.failed``."""
     raw = (
         MESSAGE_START
-        + messages(
-            "content_block_start",
-            index=0,
-            content_block={"type": "tool_use", "id": "t0", "name": "f", "input": {}},
-        )
-        + messages(
-            "content_block_delta",
-            index=0,
-            delta={"type": "input_json_delta", "partial_json": '{"a":1}'},
-        )
-        + messages("content_block_stop", index=0)
+        + tool_block(0, "t0", "f", '{"a":1}')
         + messages("error", error={"type": "overloaded_error", "message": "Overloaded"})
     )
     out, _ = translate(MESSAGES, RESPONSES, raw)
@@ -1033,26 +1020,14 @@ def test_a_finished_call_followed_by_an_error_is_complete_to_responses_clients()
 def test_queued_calls_whose_end_was_read_are_complete_when_the_stream_fails() -> None:
     """Two tool blocks interleaved (as some relays send them), both stopped, then an error: the
     second call, queued behind the first, was whole too, and closes as complete."""
-
-    def block(kind: str, index: int, **fields: Any) -> bytes:
-        return messages(kind, index=index, **fields)
-
-    def tool(index: int, name: str) -> bytes:
-        use = {"type": "tool_use", "id": f"t{index}", "name": name, "input": {}}
-        return block("content_block_start", index, content_block=use)
-
-    def args(index: int, text: str) -> bytes:
-        delta = {"type": "input_json_delta", "partial_json": text}
-        return block("content_block_delta", index, delta=delta)
-
     raw = (
         MESSAGE_START
-        + tool(0, "f")
-        + tool(1, "g")
-        + args(0, '{"a":1}')
-        + args(1, '{"b":2}')
-        + block("content_block_stop", 1)
-        + block("content_block_stop", 0)
+        + tool_start(0, "t0", "f")
+        + tool_start(1, "t1", "g")
+        + tool_args(0, '{"a":1}')
+        + tool_args(1, '{"b":2}')
+        + messages("content_block_stop", index=1)
+        + messages("content_block_stop", index=0)
         + messages("error", error={"type": "overloaded_error", "message": "Overloaded"})
     )
     out, _ = translate(MESSAGES, RESPONSES, raw)
