@@ -192,23 +192,25 @@ class StreamSession:
         finally:
             self._end_turn()
 
-    async def _release(self) -> bytes:
-        """Send the held start; return the client bytes held with it."""
+    def _unhold(self) -> tuple[dict[str, Any], bytes]:
+        """The held start message and the client bytes held with it, no longer held."""
         message = self._held_start
         assert message is not None
         self._held_start = None
-        await self._start_now(message)
         held = b"".join(self._held)
         self._held.clear()
+        return message, held
+
+    async def _release(self) -> bytes:
+        """Send the held start; return the client bytes held with it."""
+        message, held = self._unhold()
+        await self._start_now(message)
         return held
 
     async def _answer_error(self, error: StreamError) -> None:
         """The stream failed before any content while its head was held: the client format's
         error JSON with its status, the held head's other headers kept."""
-        message = self._held_start
-        assert message is not None
-        self._held_start = None
-        self._held.clear()
+        message, _ = self._unhold()
         status, payload = self.adapter.client_format.error_body(error)
         body = json.dumps(payload).encode()
         headers = [(k, v) for k, v in message["headers"] if bytes(k).lower() not in _STREAM_ONLY]
@@ -441,14 +443,11 @@ class StreamSession:
         self._busy = True
         try:
             data = self.adapter.heartbeat()
-            start = self._held_start
-            if start is not None:
+            if self._held_start is not None:
                 # The stream stays silent: the client gets its head (and the preamble) now.
-                self._held_start = None
+                start, held = self._unhold()
                 await self._send(start)
                 self.headers_sent = True
-                held = b"".join(self._held)
-                self._held.clear()
                 if held:
                     self._bytes += len(held)  # (the keep-alive itself is not body)
                     if self._first_body is None:

@@ -78,7 +78,7 @@ _TEXT_DELTA = _DELTA_HEAD + b'{"type":"text_delta","text":'
 _JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
 _TEXT_PARTS = (TextDelta, RefusalDelta)  # what goes into text blocks
 _TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
-# What waits behind an open or queued call (``MessagesWriter._hold``).
+# What waits behind an open or queued call (``MessagesWriter._waits``).
 _HELD_PARTS = (TextDelta, RefusalDelta, ReasoningDelta, ReasoningSignature, RedactedReasoning)
 # A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
 # index %d, up to the text (see ``MessagesReader.read_data``).
@@ -469,6 +469,11 @@ class MessagesWriter(Writer):
     def _tool_open(self) -> bool:
         return self._open is not None and self._open[0] == "tool"
 
+    def _waits(self) -> bool:
+        """Whether text or reasoning must wait in the queue (``CallQueue``): a call is open or
+        queued (an open text block means neither, at the least cost)."""
+        return self._text_head is None and (bool(self._queued) or self._tool_open())
+
     def _text_block(self, out: list[bytes]) -> bytes:
         """Start a text block; return its ``_text_head``."""
         self._block("text", {"type": "text", "text": ""}, out)
@@ -494,7 +499,7 @@ class MessagesWriter(Writer):
             logger.debug("anthropic-messages has no choices: choice %s dropped", run.choice)
             return
         if isinstance(run, TextRun):
-            if self._text_head is None and (self._queued or self._tool_open()):
+            if self._waits():
                 for text in run.texts:
                     self._queued.hold(text_delta(text))
                 return
@@ -518,7 +523,7 @@ class MessagesWriter(Writer):
         if isinstance(part, _TOOL_PARTS):
             self._write_tool(part, out)
         elif isinstance(part, _HELD_PARTS):
-            if self._text_head is None and (self._queued or self._tool_open()):
+            if self._waits():
                 self._queued.hold(part)
             else:
                 self._write_content(part, out)
