@@ -27,17 +27,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import uvicorn
 
-__all__ = ["LiveServer", "ServerFactory", "live_server", "serve", "server_factory", "server_pool"]
+__all__ = [
+    "LiveServer",
+    "ServerFactory",
+    "live_server",
+    "running",
+    "serve",
+    "server_factory",
+    "server_pool",
+]
 
 T = TypeVar("T")
 
@@ -170,3 +182,29 @@ def server_factory() -> Iterator[ServerFactory]:
     """
     with server_pool() as start:
         yield start
+
+
+ROOT = Path(__file__).resolve().parent.parent
+KILL_TIMEOUT = 5.0
+
+
+@contextlib.contextmanager
+def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """Run ``python <args>`` from the repository root (output unbuffered, stderr into stdout);
+    kill it if the test left it running."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(KILL_TIMEOUT)
+        if process.stdout is not None:
+            process.stdout.close()

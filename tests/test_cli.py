@@ -11,7 +11,6 @@ fake upstream under uvicorn in a thread.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 
 from asgi_sse_adapter.cli import build_parser, main
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
-from tests.servers import serve
+from tests.servers import running, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = SCRIPTS["text"].text
@@ -77,15 +76,7 @@ def gateway(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run ``python -m asgi_sse_adapter <args> --port <free>`` until it listens; yield the
     process and its base URL; kill it if the test left it running."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "asgi_sse_adapter", *args, "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with running(["-m", "asgi_sse_adapter", *args, "--port", str(port)]) as process:
         started = time.monotonic()
         while True:
             if process.poll() is not None:
@@ -96,12 +87,6 @@ def gateway(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
             assert time.monotonic() - started < STARTUP_TIMEOUT, "the gateway did not start"
             time.sleep(0.05)
         yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 # -- argument errors ----------------------------------------------------------------------------

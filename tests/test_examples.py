@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,7 @@ import pytest
 from example_app import fastapi_app, gateway, mounted, starlette_app
 from example_app.demo import build_app, page_config
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
-from tests.servers import serve
+from tests.servers import running, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = SCRIPTS["text"].text
@@ -84,27 +82,6 @@ def wait_until_up(url: str, process: subprocess.Popen[str]) -> float:
                 return time.monotonic() - started
         assert time.monotonic() - started < STARTUP_TIMEOUT, f"{url} did not answer in time"
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    """Run ``python <args>`` from the repository root; kill it if the test left it running."""
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def interrupt(process: subprocess.Popen[str]) -> tuple[int, float, str]:
