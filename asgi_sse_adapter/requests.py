@@ -5,7 +5,8 @@ into a ``CanonicalRequest`` and renders it as a ``target`` body. Same format on 
 all of that: the body goes out as it came, only ``model`` mapped.
 
 What the canonical model carries: the system prompt, user/assistant messages made of parts
-(text; images by URL or base64 with a media type; assistant tool calls with id, name and the
+(text; images by URL or base64 with a media type; documents (a PDF or text file by base64, URL or
+text, with its file name); assistant tool calls with id, name and the
 JSON arguments text; tool results with the call id, text/image content and ``is_error``;
 thinking/reasoning with its provider-specific signature or item), tools (name, description,
 JSON-schema parameters, strict), tool choice (auto / none / required / one function), parallel
@@ -27,9 +28,13 @@ body, tool-call ``arguments`` that are not a JSON object when the target needs t
 (Anthropic ``tool_use.input``), a batch or token prompt in OpenAI Completions, a multi-turn
 conversation for OpenAI Completions, no message at all for Anthropic Messages or Text
 Completions (only system text, or only empty or blank text: Anthropic requires at least one
-message), and for Text Completions a conversation the assistant opens (its prompt must open
-with a ``Human:`` turn). In error mode the refusal of a field also carries the client's name for
-it as ``RequestTranslationError.param``.
+message), for Text Completions a conversation the assistant opens (its prompt must open
+with a ``Human:`` turn), a conversation whose last user turn has nothing the target can take (it
+would ask for another answer: at Anthropic the assistant's last message would become a prefill
+to continue), and Responses ``previous_response_id``, ``conversation``, a stored ``prompt`` or an
+``item_reference`` input (their content is stored at OpenAI; ``param`` names the field). In error
+mode the refusal of a field also carries the client's name for it as
+``RequestTranslationError.param``.
 
 Mappings that are not one-to-one:
 
@@ -63,13 +68,28 @@ Mappings that are not one-to-one:
   system/developer items, Messages ``system`` (string or text blocks) and the text before the
   first ``Human:`` turn become one prompt, parts joined with a blank line.
 - Roles: Anthropic targets get consecutive same-role messages merged and tool results first in
-  their user message; Chat targets get one ``role: "tool"`` message per tool result. Empty or
+  their user message; Chat targets get one ``role: "tool"`` message per tool result, all before
+  the rest of the user's turn, and, since a Chat tool message holds only text, a tool result's
+  images open the user message that follows them. Empty or
   whitespace-only text is not sent to Anthropic (it refuses such a block); a turn left with
   nothing is left out, its neighbours merged. A final assistant message (a prefill) loses its
-  trailing whitespace, which Anthropic refuses, without a mention.
+  trailing whitespace, which Anthropic refuses, without a mention; sent to OpenAI, which answers
+  after it instead of continuing it, it is named (``messages.prefill``, ``prompt.prefill``).
+- Tools: a ``tool_choice`` goes only with the tools it is about (OpenAI and Anthropic refuse it
+  alone): when no tool it could pick is sent, ``auto`` and ``none`` are left out and a forced call
+  is named. A tool call left out while reading (a Chat custom tool) takes its result with it.
+- Structured output: a JSON schema (Chat ``response_format``, Responses ``text.format``) ↔
+  Anthropic ``output_config.format``, always enforced there; OpenAI needs a name, ``response``
+  where the client gave none; JSON mode without a schema has no Anthropic form. Anthropic
+  ``output_config.effort`` is OpenAI's reasoning effort (``max``: ``xhigh``).
+- Documents: Chat ``file`` (``file_data`` as a base64 data URL, OpenAI's form) ↔ Responses
+  ``input_file`` (also ``file_url``) ↔ Anthropic ``document`` (a PDF, base64 or by URL, or
+  plain text; its ``title`` is the file name). Uploaded file ids belong to one vendor and are
+  named; a text document goes to OpenAI as text; Chat takes no file by URL.
 - Images: a base64 data URL (RFC 2397, media-type parameters allowed and not kept) becomes base64
   data with its bare media type. Anthropic takes only http(s) URLs and base64 JPEG, PNG, GIF and
   WebP; any other image (a data URL not in base64, another type, another scheme) is named.
+  ``image/jpg`` (no registered type, but common) is sent as ``image/jpeg``.
 - Thinking history is provider-bound (formats.md §8): Anthropic signed thinking and redacted
   thinking go only to Anthropic Messages, Responses reasoning items only to Responses; anything
   else is dropped and named.
@@ -90,14 +110,16 @@ Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``
 ``stop``, ``reasoning_effort`` …), a nested field as a dotted path (``text.format``,
 ``metadata.user_id``, ``tool_choice.disable_parallel_tool_use`` …) or a content path:
 ``messages.image``, ``messages.tool_calls``, ``messages.tool_results``, ``messages.thinking``,
-``messages.name``, ``messages.<part type>``, ``input.<item type>``, ``tool_result.is_error``,
-``tool_result.image``, ``image.detail``, ``tools.<tool type>``.
+``messages.name``, ``messages.document``, ``messages.prefill``, ``messages.<part type>``,
+``input.<item type>``, ``tool_result.is_error``, ``tool_result.image``, ``tool_result.content``,
+``image.detail``, ``tools.<tool type>``, ``tools.<field>``.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,6 +130,8 @@ from .errors import SSEAdapterError, UnknownFormat
 __all__ = [
     "EFFORT_BUDGETS",
     "CanonicalRequest",
+    "Content",
+    "Document",
     "Image",
     "Message",
     "Reasoning",
@@ -212,6 +236,22 @@ class Image:
 
 
 @dataclass
+class Document:
+    """A file the client attached (a PDF, a text file): base64 ``data`` with its ``media_type``,
+    a ``url``, or plain ``text``; ``filename`` (Anthropic's ``title``)."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    text: str | None = None
+    filename: str | None = None
+
+
+Content = Text | Image | Document
+"""What a user message holds besides tool results."""
+
+
+@dataclass
 class ToolCall:
     """A tool call made by the assistant; ``arguments`` is the JSON text (OpenAI's shape)."""
 
@@ -244,7 +284,7 @@ class Thinking:
     item: dict[str, Any] | None = None
 
 
-Part = Text | Image | ToolCall | ToolResult | Thinking
+Part = Text | Image | Document | ToolCall | ToolResult | Thinking
 
 
 @dataclass
@@ -369,12 +409,14 @@ _NAMES: dict[str, dict[str, str]] = {
         "verbosity": "text.verbosity",
     },
     MESSAGES: {
+        "prefill": "messages.prefill",
+        "response_format": "output_config.format",
         "stop": "stop_sequences",
         "reasoning": "thinking",
         "user": "metadata.user_id",
         "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
     },
-    ATEXT: {"stop": "stop_sequences", "user": "metadata.user_id"},
+    ATEXT: {"prefill": "prompt.prefill", "stop": "stop_sequences", "user": "metadata.user_id"},
 }
 
 # RFC 2397: ``data:[<media type>][;<attribute>=<value>]*[;base64],<data>``.
@@ -392,6 +434,8 @@ class _Losses:
         self.target = target
         self.error = on_unsupported == "error"
         self.names: dict[str, None] = {}
+        # Ids of tool calls left out while reading: their results go with them.
+        self.dropped_calls: set[str] = set()
 
     def add(self, name: str, why: str | None = None) -> None:
         """Record ``name``; ``why`` (said only when refusing) explains a non-obvious loss."""
@@ -603,10 +647,37 @@ def _image_from_url(url: str, detail: str | None) -> Image:
     return Image(url=url, detail=detail)
 
 
+def _document_from(data: Any, url: Any, filename: Any, what: str) -> Document:
+    """An OpenAI file input (Chat ``file``, Responses ``input_file``): ``file_data`` is a base64
+    data URL (OpenAI's documented form) or bare base64, whose type the file name tells."""
+    name = _opt_str(filename, f"{what}.filename")
+    if isinstance(url, str):
+        return Document(url=url, filename=name)
+    if not isinstance(data, str):
+        raise _bad(f"{what} needs file_data, file_url or file_id")
+    match = _DATA_URL.fullmatch(data)
+    if match and match.group(3):
+        media_type = match.group(1).strip().lower() or None
+        return Document(media_type=media_type, data=match.group(4), filename=name)
+    media_type = "application/pdf" if name and name.lower().endswith(".pdf") else None
+    return Document(media_type=media_type, data=data, filename=name)
+
+
+def _document_name(document: Document) -> str:
+    # (OpenAI wants a file name with file_data.)
+    if document.filename:
+        return document.filename
+    return "document.pdf" if document.media_type == "application/pdf" else "document"
+
+
 def _image_url(image: Image) -> str:
     if image.url is not None:
         return image.url
     return f"data:{image.media_type};base64,{image.data}"
+
+
+def _data_url(document: Document) -> str:
+    return f"data:{document.media_type or 'application/octet-stream'};base64,{document.data}"
 
 
 def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
@@ -699,8 +770,10 @@ def _parse_chat(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) ->
         if tool.get("type") != "function":
             losses.add(f"tools.{tool.get('type')}")
             continue
+        for key in tool.keys() - {"type", "function"}:
+            losses.add(f"tools.{key}")
         function = _obj(tool.get("function"), "tools[].function")
-        req.tools.append(_tool(function, "parameters"))
+        req.tools.append(_tool(function, "parameters", losses))
     _tool_choice_from_openai(rest.pop("tool_choice", None), req, losses)
     req.parallel_tool_calls = _opt_bool(
         rest.pop("parallel_tool_calls", None), "parallel_tool_calls"
@@ -729,7 +802,12 @@ def _openai_sampling(rest: dict[str, Any], req: CanonicalRequest) -> None:
         req.include_usage = options.get("include_usage") is True
 
 
-def _tool(spec: dict[str, Any], schema_key: str) -> Tool:
+def _tool(spec: dict[str, Any], schema_key: str, losses: _Losses, wrapper: str = "type") -> Tool:
+    """A function tool; any field besides the ones the canonical model carries is named."""
+    for key, value in spec.items():
+        known = (wrapper, "name", "description", schema_key, "strict", "cache_control")
+        if key not in known and value is not None:
+            losses.add(f"tools.{key}")
     name = spec.get("name")
     if not isinstance(name, str):
         raise _bad("every tool needs a name")
@@ -759,11 +837,17 @@ def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losse
         call_id = message.get("tool_call_id")
         if not isinstance(call_id, str):
             raise _bad("a tool message needs a tool_call_id")
+        if call_id in losses.dropped_calls:
+            # Sent without its call, the result would be refused (Anthropic, Responses).
+            losses.add("messages.tool_results", "its tool call is not sent")
+            _append(req, "user", [])  # (still the client's turn: see ``_check_last_turn``)
+            return
         text = _text_of(content if content is not None else "", "tool content", losses, "tool")
         result = ToolResult(call_id, [Text(text)] if text else [])
         _append(req, "user", [result])
     elif role == "function":
         losses.add("messages.function")
+        _append(req, "user", [])
     else:
         raise _bad(f"unknown message role {role!r}")
 
@@ -785,6 +869,14 @@ def _chat_user_parts(content: Any, losses: _Losses) -> list[Part]:
             if not isinstance(url, str):
                 raise _bad("image_url.url must be a string")
             parts.append(_image_from_url(url, _opt_str(image.get("detail"), "image_url.detail")))
+        elif kind == "file":
+            spec = _obj(item.get("file"), "file")
+            if spec.get("file_data") is None and spec.get("file_id") is not None:
+                losses.add("messages.file.file_id")  # (an upload at OpenAI: no one else has it)
+            else:
+                parts.append(
+                    _document_from(spec.get("file_data"), None, spec.get("filename"), "file")
+                )
         else:
             losses.add(f"messages.{kind}")
     return parts
@@ -817,6 +909,8 @@ def _chat_assistant_parts(message: dict[str, Any], losses: _Losses) -> list[Part
         call = _obj(call, "tool call")
         if call.get("type", "function") != "function":
             losses.add(f"messages.tool_calls.{call.get('type')}")
+            if isinstance(call.get("id"), str):
+                losses.dropped_calls.add(call["id"])
             continue
         function = _obj(call.get("function"), "tool_calls[].function")
         call_id, name = call.get("id"), function.get("name")
@@ -842,7 +936,19 @@ def _parse_openai_text(rest: dict[str, Any], req: CanonicalRequest, losses: _Los
     _openai_sampling(rest, req)
 
 
+# Responses fields whose content lives at OpenAI (an earlier response, a conversation, a stored
+# prompt): translated without them, the request would ask for an answer to something else.
+_RESPONSES_STATE = ("previous_response_id", "conversation", "prompt")
+
+
 def _parse_responses(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
+    for key in _RESPONSES_STATE:
+        if rest.get(key) is not None:
+            raise RequestTranslationError(
+                f"{key} refers to state stored by OpenAI, which {losses.target} cannot read: "
+                "send the whole conversation in input",
+                param=key,
+            )
     instructions = _opt_str(rest.pop("instructions", None), "instructions")
     if instructions:
         req.system.append(instructions)
@@ -857,7 +963,7 @@ def _parse_responses(rest: dict[str, Any], req: CanonicalRequest, losses: _Losse
         if tool.get("type") != "function":
             losses.add(f"tools.{tool.get('type')}")
             continue
-        req.tools.append(_tool(tool, "parameters"))
+        req.tools.append(_tool(tool, "parameters", losses))
     _tool_choice_from_openai(rest.pop("tool_choice", None), req, losses)
     req.parallel_tool_calls = _opt_bool(
         rest.pop("parallel_tool_calls", None), "parallel_tool_calls"
@@ -920,8 +1026,19 @@ def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses
             raise _bad("every function_call_output item needs a call_id")
         output = item.get("output")
         parts = _responses_parts(output if output is not None else "", losses)
-        content = [part for part in parts if isinstance(part, (Text, Image))]
-        _append(req, "user", [ToolResult(call_id, content)])
+        result = ToolResult(call_id)
+        for part in parts:
+            if isinstance(part, (Text, Image)):
+                result.content.append(part)
+            else:
+                losses.add("tool_result.content")
+        _append(req, "user", [result])
+    elif kind == "item_reference":
+        raise RequestTranslationError(
+            f"input item_reference refers to an item stored by OpenAI, which {losses.target} "
+            "cannot read: send the item itself",
+            param="input",
+        )
     elif kind == "reasoning":
         summary = [
             entry.get("text", "")
@@ -931,6 +1048,8 @@ def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses
         _append(req, "assistant", [Thinking("\n\n".join(summary), item=dict(item))])
     else:
         losses.add(f"input.{kind}")
+        if isinstance(kind, str) and kind.endswith("_output"):  # (a tool's answer: the client's)
+            _append(req, "user", [])
 
 
 def _responses_parts(content: Any, losses: _Losses) -> list[Part]:
@@ -949,6 +1068,16 @@ def _responses_parts(content: Any, losses: _Losses) -> list[Part]:
             parts.append(_image_from_url(item["image_url"], detail))
         elif kind == "input_image":
             losses.add("messages.image.file_id")
+        elif kind == "input_file" and (
+            item.get("file_data") is not None or item.get("file_url") is not None
+        ):
+            parts.append(
+                _document_from(
+                    item.get("file_data"), item.get("file_url"), item.get("filename"), "input_file"
+                )
+            )
+        elif kind == "input_file":
+            losses.add("messages.input_file.file_id")
         else:
             losses.add(f"messages.{kind}")
     return parts
@@ -976,17 +1105,7 @@ def _parse_messages(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses
         if tool.get("type", "custom") not in ("custom", None):
             losses.add(f"tools.{tool.get('type')}")
             continue
-        for key in tool:
-            if key not in (
-                "type",
-                "name",
-                "description",
-                "input_schema",
-                "strict",
-                "cache_control",
-            ):
-                losses.add(f"tools.{key}")
-        req.tools.append(_tool(tool, "input_schema"))
+        req.tools.append(_tool(tool, "input_schema", losses))
     choice = rest.pop("tool_choice", None)
     if choice is not None:
         choice = _obj(choice, "tool_choice")
@@ -1003,19 +1122,41 @@ def _parse_messages(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses
             req.parallel_tool_calls = False
     req.max_tokens = _opt_int(rest.pop("max_tokens", None), "max_tokens")
     _anthropic_sampling(rest, req, losses)
+    _parse_output_config(rest.pop("output_config", None), req, losses)
     thinking = rest.pop("thinking", None)
     if thinking is not None:
         thinking = _obj(thinking, "thinking")
         kind = thinking.get("type")
+        effort = req.reasoning.effort if req.reasoning is not None else None
         if kind == "enabled":
             budget = _opt_int(thinking.get("budget_tokens"), "thinking.budget_tokens")
-            req.reasoning = Reasoning(budget=budget, mode="enabled")
+            req.reasoning = Reasoning(effort=effort, budget=budget, mode="enabled")
         elif kind in ("disabled", "adaptive"):
-            req.reasoning = Reasoning(mode=kind)
+            req.reasoning = Reasoning(effort=effort, mode=kind)
         else:
             losses.add("thinking")
         if thinking.get("display") is not None:
             losses.add("thinking.display")
+
+
+def _parse_output_config(value: Any, req: CanonicalRequest, losses: _Losses) -> None:
+    """Messages ``output_config``: ``format`` (structured output: a JSON schema) and ``effort``
+    (how much the model spends on the answer, OpenAI's reasoning effort)."""
+    if value is None:
+        return
+    config = dict(_obj(value, "output_config"))
+    fmt = config.pop("format", None)
+    if fmt is not None:
+        fmt = _obj(fmt, "output_config.format")
+        if fmt.get("type") != "json_schema":
+            raise _bad(f"output_config.format has an unknown type {fmt.get('type')!r}")
+        req.response_format = ResponseFormat(
+            "json_schema", schema=_obj(fmt.get("schema"), "output_config.format.schema")
+        )
+    _openai_effort(config.pop("effort", None), req, "output_config.effort")
+    for key, item in config.items():
+        if item is not None:
+            losses.add(f"output_config.{key}")
 
 
 def _anthropic_sampling(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) -> None:
@@ -1065,6 +1206,10 @@ def _anthropic_parts(content: Any, losses: _Losses) -> list[Part]:
             if not isinstance(call_id, str) or not isinstance(name, str):
                 raise _bad("every tool_use block needs an id and a name")
             parts.append(ToolCall(call_id, name, _dumps(block.get("input") or {})))
+        elif kind == "document":
+            document = _anthropic_document(block, losses)
+            if document is not None:
+                parts.append(document)
         elif kind == "tool_result":
             parts.append(_anthropic_tool_result(block, losses))
         elif kind in ("thinking", "redacted_thinking"):
@@ -1084,6 +1229,26 @@ def _anthropic_image(block: dict[str, Any], losses: _Losses) -> Image | None:
             media_type=_opt_str(source.get("media_type"), "media_type"), data=source["data"]
         )
     losses.add(f"messages.image.{kind}")
+    return None
+
+
+def _anthropic_document(block: dict[str, Any], losses: _Losses) -> Document | None:
+    source = _obj(block.get("source"), "document source")
+    kind = source.get("type")
+    title = _opt_str(block.get("title"), "document title")
+    if block.get("context") is not None:
+        losses.add("messages.document.context")
+    citations = block.get("citations")
+    if isinstance(citations, dict) and citations.get("enabled") is True:
+        losses.add("messages.document.citations")
+    if kind == "base64" and isinstance(source.get("data"), str):
+        media_type = _opt_str(source.get("media_type"), "document media_type")
+        return Document(media_type=media_type, data=source["data"], filename=title)
+    if kind == "url" and isinstance(source.get("url"), str):
+        return Document(url=source["url"], filename=title)
+    if kind == "text" and isinstance(source.get("data"), str):
+        return Document(media_type="text/plain", text=source["data"], filename=title)
+    losses.add(f"messages.document.{kind}")
     return None
 
 
@@ -1126,18 +1291,25 @@ def _parse_anthropic_text(rest: dict[str, Any], req: CanonicalRequest, losses: _
 # Writers
 
 
-def _chat_content(parts: list[Text | Image]) -> str | list[dict[str, Any]]:
+def _chat_content(parts: list[Content], losses: _Losses) -> str | list[dict[str, Any]]:
     if len(parts) == 1 and isinstance(parts[0], Text):
         return parts[0].text
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, Text):
             out.append({"type": "text", "text": part.text})
-        else:
+        elif isinstance(part, Image):
             image_url: dict[str, Any] = {"url": _image_url(part)}
             if part.detail is not None:
                 image_url["detail"] = part.detail
             out.append({"type": "image_url", "image_url": image_url})
+        elif part.text is not None:
+            out.append({"type": "text", "text": part.text})
+        elif part.data is not None:
+            spec = {"file_data": _data_url(part), "filename": _document_name(part)}
+            out.append({"type": "file", "file": spec})
+        else:
+            losses.add("messages.document", "OpenAI Chat takes no file by URL")
     return out
 
 
@@ -1145,11 +1317,15 @@ def _render_chat(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) ->
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(req.system)})
+    turn: list[dict[str, Any]] = []
     for message in req.messages:
         if message.role == "assistant":
-            messages.extend(_chat_assistant(message, losses))
+            turn = _chat_assistant(message, losses)
         else:
-            messages.extend(_chat_user(message, losses))
+            turn = _chat_user(message, losses)
+        messages.extend(turn)
+    _check_last_turn(req, bool(turn), losses)
+    _prefill_loss(req, losses)
     out["messages"] = messages
     _openai_tools(req, out, losses, flat=False)
     if req.max_tokens is not None:
@@ -1171,30 +1347,31 @@ def _render_chat(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) ->
 
 
 def _chat_user(message: Message, losses: _Losses) -> list[dict[str, Any]]:
+    """One ``tool`` message per tool result, then one user message with the rest.
+
+    The tool messages come first: OpenAI takes them only right after the assistant message
+    that made the calls. A Chat tool message holds only text, so the images of tool results
+    (a computer-use screenshot) go at the head of the user message after them.
+    """
     out: list[dict[str, Any]] = []
-    pending: list[Text | Image] = []
-
-    def flush() -> None:
-        if pending:
-            out.append({"role": "user", "content": _chat_content(pending)})
-            pending.clear()
-
+    images: list[Content] = []
+    rest: list[Content] = []
     for part in message.parts:
         if isinstance(part, ToolResult):
-            flush()
             out.append(_chat_tool_message(part, losses))
-        elif isinstance(part, (Text, Image)):
-            pending.append(part)
+            images.extend(p for p in part.content if isinstance(p, Image))
+        elif isinstance(part, (Text, Image, Document)):
+            rest.append(part)
         else:
             losses.add(_part_loss(part))
-    flush()
+    content = _chat_content(images + rest, losses) if images or rest else []
+    if content:
+        out.append({"role": "user", "content": content})
     return out
 
 
 def _chat_tool_message(result: ToolResult, losses: _Losses) -> dict[str, Any]:
     texts = [part.text for part in result.content if isinstance(part, Text)]
-    if len(texts) < len(result.content):
-        losses.add("tool_result.image")
     if result.is_error:
         losses.add("tool_result.is_error")
     content: str | list[dict[str, Any]] = (
@@ -1233,9 +1410,36 @@ def _chat_assistant(message: Message, losses: _Losses) -> list[dict[str, Any]]:
     return [out]
 
 
+def _prefill_loss(req: CanonicalRequest, losses: _Losses) -> None:
+    """Name an Anthropic prefill sent to OpenAI, which answers after a final assistant message
+    instead of continuing it (the message is still sent, as history)."""
+    if (
+        req.source in (MESSAGES, ATEXT)
+        and req.messages
+        and req.messages[-1].role == "assistant"
+        and any(isinstance(part, Text) and part.text.strip() for part in req.messages[-1].parts)
+    ):
+        losses.add(
+            _name(req, "prefill"),
+            "OpenAI models answer after a final assistant message instead of continuing it",
+        )
+
+
+def _check_last_turn(req: CanonicalRequest, sent: bool, losses: _Losses) -> None:
+    """Refuse a request whose last user turn (``sent``: whether any of it was rendered) is
+    all gone: the model would answer an earlier turn instead, or, at Anthropic, continue the
+    assistant's last message as a prefill."""
+    if sent or not req.messages or req.messages[-1].role != "user":
+        return
+    why = f"dropped: {', '.join(losses.names)}" if losses.names else "it is blank"
+    raise _bad(f"nothing in the last user turn can be sent to {losses.target} ({why})")
+
+
 def _part_loss(part: Part) -> str:
     if isinstance(part, Image):
         return "messages.image"
+    if isinstance(part, Document):
+        return "messages.document"
     if isinstance(part, ToolCall):
         return "messages.tool_calls"
     if isinstance(part, ToolResult):
@@ -1263,7 +1467,7 @@ def _openai_tools(req: CanonicalRequest, out: dict[str, Any], losses: _Losses, f
                     spec["strict"] = tool.strict
                 tools.append({"type": "function", "function": spec})
         out["tools"] = tools
-    choice = req.tool_choice
+    choice = _sent_tool_choice(req, losses)
     if choice is not None:
         if choice.kind != "function":
             out["tool_choice"] = choice.kind
@@ -1273,6 +1477,27 @@ def _openai_tools(req: CanonicalRequest, out: dict[str, Any], losses: _Losses, f
             out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
     if req.parallel_tool_calls is not None and req.tools:
         out["parallel_tool_calls"] = req.parallel_tool_calls
+
+
+def _sent_tool_choice(req: CanonicalRequest, losses: _Losses) -> ToolChoice | None:
+    """The tool choice to send: only with the tools it is about.
+
+    OpenAI and Anthropic both refuse a ``tool_choice`` without ``tools`` (a 400), which is
+    what is left when every tool the client sent was one the target has no place for
+    (a server tool, a custom tool). ``auto`` and ``none`` then mean what sending no tools
+    means; a choice that forces a tool that is not sent cannot be kept, and is named.
+    """
+    choice = req.tool_choice
+    if choice is None:
+        return None
+    if choice.kind == "function":
+        if any(tool.name == choice.name for tool in req.tools):
+            return choice
+    elif req.tools:
+        return choice
+    if choice.kind in ("required", "function"):
+        losses.add("tool_choice", "it forces a call to a tool that is not sent")
+    return None
 
 
 def _openai_common(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
@@ -1300,7 +1525,8 @@ def _effort_for_openai(req: CanonicalRequest) -> str | None:
     if reasoning is None:
         return None
     if reasoning.effort is not None:
-        return reasoning.effort
+        # (Anthropic's scale ends at ``max``; OpenAI's highest is ``xhigh``.)
+        return "xhigh" if reasoning.effort == "max" else reasoning.effort
     if reasoning.mode == "enabled" and reasoning.budget is not None:
         return budget_to_effort(reasoning.budget)
     return None  # disabled / adaptive: the OpenAI model's default applies
@@ -1313,7 +1539,8 @@ def _chat_response_format(fmt: ResponseFormat) -> dict[str, Any]:
 
 
 def _schema_fields(fmt: ResponseFormat) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": fmt.name}
+    # OpenAI requires a name; Anthropic's format has none to give.
+    spec: dict[str, Any] = {"name": fmt.name or "response"}
     for key, value in (
         ("description", fmt.description),
         ("schema", fmt.schema),
@@ -1335,6 +1562,7 @@ def _render_openai_text(req: CanonicalRequest, out: dict[str, Any], losses: _Los
             texts.append(part.text)
         else:
             losses.add(_part_loss(part))
+    _check_last_turn(req, bool(texts), losses)
     out["prompt"] = "\n\n".join(texts)
     if req.max_tokens is not None:
         out["max_tokens"] = req.max_tokens
@@ -1350,7 +1578,10 @@ def _no_tools_or_reasoning(req: CanonicalRequest, losses: _Losses) -> None:
     """Losses for a text-only target (Completions, Text Completions)."""
     if req.tools:
         losses.add("tools")
-    if req.tool_choice is not None and req.tool_choice.kind != "none":
+    if req.tool_choice is not None and (
+        req.tool_choice.kind in ("required", "function")
+        or (req.tools and req.tool_choice.kind == "auto")
+    ):
         losses.add("tool_choice")
     if req.parallel_tool_calls is False and req.tools:
         losses.add(_name(req, "parallel_tool_calls"))
@@ -1377,8 +1608,12 @@ def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losse
     if req.system:
         out["instructions"] = "\n\n".join(req.system)
     items: list[dict[str, Any]] = []
+    turn: list[dict[str, Any]] = []
     for message in req.messages:
-        items.extend(_responses_items(message, losses))
+        turn = _responses_items(message, losses)
+        items.extend(turn)
+    _check_last_turn(req, bool(turn), losses)
+    _prefill_loss(req, losses)
     out["input"] = items
     _openai_tools(req, out, losses, flat=True)
     if req.max_tokens is not None:
@@ -1415,7 +1650,7 @@ def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losse
         out["text"] = text
 
 
-def _responses_content(parts: list[Text | Image], assistant: bool) -> list[dict[str, Any]]:
+def _responses_content(parts: Sequence[Content], assistant: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, Text):
@@ -1423,7 +1658,7 @@ def _responses_content(parts: list[Text | Image], assistant: bool) -> list[dict[
                 out.append({"type": "output_text", "text": part.text, "annotations": []})
             else:
                 out.append({"type": "input_text", "text": part.text})
-        else:
+        elif isinstance(part, Image):
             out.append(
                 {
                     "type": "input_image",
@@ -1431,13 +1666,24 @@ def _responses_content(parts: list[Text | Image], assistant: bool) -> list[dict[
                     "detail": part.detail or "auto",
                 }
             )
+        elif part.text is not None:
+            out.append({"type": "input_text", "text": part.text})
+        else:
+            item: dict[str, Any] = {"type": "input_file"}
+            if part.url is not None:
+                item["file_url"] = part.url
+            else:
+                item["file_data"] = _data_url(part)
+            if part.filename or part.data is not None:
+                item["filename"] = _document_name(part)
+            out.append(item)
     return out
 
 
 def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     assistant = message.role == "assistant"
-    pending: list[Text | Image] = []
+    pending: list[Content] = []
 
     def flush() -> None:
         if pending:
@@ -1450,9 +1696,9 @@ def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
             pending.clear()
 
     for part in message.parts:
-        if isinstance(part, Image) and assistant:
-            losses.add("messages.image")
-        elif isinstance(part, (Text, Image)):
+        if isinstance(part, (Image, Document)) and assistant:
+            losses.add(_part_loss(part))
+        elif isinstance(part, (Text, Image, Document)):
             pending.append(part)
         elif isinstance(part, ToolCall):
             flush()
@@ -1490,10 +1736,7 @@ def _render_messages(
 ) -> None:
     thinking = _thinking_for_anthropic(req, losses)
     messages = _anthropic_messages(req, losses)
-    if not messages:
-        # Anthropic requires at least one message; saying so here is clearer than its 400.
-        raise _bad(f"{MESSAGES} needs at least one non-empty user or assistant message")
-    choice = _anthropic_tool_choice(req)
+    choice = _anthropic_tool_choice(req, losses)
     thinking = _thinking_allowed(req, thinking, choice, messages, losses)
     max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
     if (
@@ -1525,15 +1768,33 @@ def _render_messages(
         out["stream"] = True
     if thinking is not None:
         out["thinking"] = thinking
-    if req.response_format is not None:
-        losses.add(_name(req, "response_format"))
+    output_config = _anthropic_output_format(req, losses)
+    if output_config:
+        out["output_config"] = output_config
     if req.verbosity is not None:
         losses.add(_name(req, "verbosity"))
+
+
+def _anthropic_output_format(req: CanonicalRequest, losses: _Losses) -> dict[str, Any]:
+    """Structured output as Anthropic's ``output_config.format``: a JSON schema, always
+    enforced (OpenAI's ``strict``). JSON mode without a schema has no Anthropic form."""
+    fmt = req.response_format
+    if fmt is None:
+        return {}
+    if fmt.type != "json_schema" or fmt.schema is None:
+        losses.add(
+            _name(req, "response_format"), "Anthropic takes structured output only as a JSON schema"
+        )
+        return {}
+    if fmt.description is not None:
+        losses.add(f"{_name(req, 'response_format')}.description")
+    return {"format": {"type": "json_schema", "schema": fmt.schema}}
 
 
 def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str, Any]]:
     """The turns as Anthropic takes them: roles alternating, tool results first, none empty."""
     messages: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = []
     for message in req.messages:
         blocks = _anthropic_blocks(message, losses)
         if not blocks:
@@ -1542,6 +1803,10 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
             messages[-1]["content"].extend(blocks)
         else:
             messages.append({"role": message.role, "content": blocks})
+    if not messages:
+        # Anthropic requires at least one message; saying so here is clearer than its 400.
+        raise _bad(f"{MESSAGES} needs at least one non-empty user or assistant message")
+    _check_last_turn(req, bool(blocks), losses)
     if messages and messages[-1]["role"] == "assistant":
         _strip_prefill_end(messages[-1]["content"])
     for turn in messages:
@@ -1644,8 +1909,8 @@ def _only_tool_results(message: dict[str, Any]) -> bool:
     return not isinstance(content, str) and all(block["type"] == "tool_result" for block in content)
 
 
-def _anthropic_tool_choice(req: CanonicalRequest) -> dict[str, Any] | None:
-    choice = req.tool_choice
+def _anthropic_tool_choice(req: CanonicalRequest, losses: _Losses) -> dict[str, Any] | None:
+    choice = _sent_tool_choice(req, losses)
     serial = req.parallel_tool_calls is False and bool(req.tools)
     if choice is None and not serial:
         return None
@@ -1752,9 +2017,35 @@ def _anthropic_image_source(image: Image) -> dict[str, Any] | None:
         if image.url.lower().startswith(("http://", "https://")):
             return {"type": "url", "url": image.url}
         return None
-    if image.media_type not in _ANTHROPIC_IMAGE_TYPES:
+    # ``image/jpg`` is no registered type, but browsers and SDK users write it for JPEG.
+    media_type = "image/jpeg" if image.media_type == "image/jpg" else image.media_type
+    if media_type not in _ANTHROPIC_IMAGE_TYPES:
         return None
-    return {"type": "base64", "media_type": image.media_type, "data": image.data}
+    return {"type": "base64", "media_type": media_type, "data": image.data}
+
+
+def _anthropic_document_block(document: Document) -> dict[str, Any] | None:
+    """The Anthropic ``document`` block for ``document``, or ``None`` where Anthropic has no
+    source for it: it reads PDFs (base64 or by URL) and plain text."""
+    text = document.text
+    if text is None and document.data is not None and document.media_type == "text/plain":
+        try:
+            text = base64.b64decode(document.data, validate=True).decode()
+        except ValueError:  # (binascii.Error and UnicodeDecodeError both are)
+            return None
+    source: dict[str, Any]
+    if text is not None:
+        source = {"type": "text", "media_type": "text/plain", "data": text}
+    elif document.url is not None:
+        source = {"type": "url", "url": document.url}
+    elif document.media_type == "application/pdf":
+        source = {"type": "base64", "media_type": "application/pdf", "data": document.data}
+    else:
+        return None
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if document.filename:
+        block["title"] = document.filename
+    return block
 
 
 def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]:
@@ -1768,6 +2059,15 @@ def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]
             ):
                 losses.add("image.detail")
             out.extend(_anthropic_content([part], losses, "messages.image"))
+        elif isinstance(part, Document):
+            document = _anthropic_document_block(part) if message.role == "user" else None
+            if document is None:
+                losses.add(
+                    _part_loss(part),
+                    "Anthropic takes documents from the user, as PDF (base64 or URL) or text",
+                )
+            else:
+                out.append(document)
         elif isinstance(part, ToolCall):
             out.append(
                 {
@@ -1803,8 +2103,9 @@ def _render_anthropic_text(
     req: CanonicalRequest, out: dict[str, Any], losses: _Losses, default_max_tokens: int
 ) -> None:
     turns: list[tuple[str, list[str]]] = []
+    texts: list[str] = []
     for message in req.messages:
-        texts: list[str] = []
+        texts = []
         for part in message.parts:
             if isinstance(part, Text):
                 if part.text.strip():  # blank text would make an empty turn, as for Messages
@@ -1826,6 +2127,7 @@ def _render_anthropic_text(
             f"{ATEXT} needs at least one non-empty user message, before any assistant message "
             "(its prompt must open with a Human turn)"
         )
+    _check_last_turn(req, bool(texts), losses)
     prompt = "\n\n".join(req.system)
     for label, texts in turns:
         prompt += f"\n\n{label}: " + "\n\n".join(texts)

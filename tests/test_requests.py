@@ -7,6 +7,7 @@ checked against the official SDKs' TypedDict request params.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import itertools
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from anthropic.types import (
     Base64ImageSourceParam,
+    Base64PDFSourceParam,
+    DocumentBlockParam,
     ImageBlockParam,
     MessageCreateParams,
     TextBlockParam,
@@ -24,7 +27,9 @@ from anthropic.types import (
     ToolResultBlockParam,
     ToolUseBlockParam,
     URLImageSourceParam,
+    URLPDFSourceParam,
 )
+from anthropic.types import PlainTextSourceParam as AnthropicTextSourceParam
 from anthropic.types.message_create_params import MessageCreateParamsBase
 from openai.types import completion_create_params
 from openai.types.chat import (
@@ -40,10 +45,13 @@ from openai.types.chat import (
 from openai.types.chat import (
     completion_create_params as chat_params,
 )
+from openai.types.chat.chat_completion_content_part_param import File as ChatFilePart
+from openai.types.chat.chat_completion_content_part_param import FileFile as ChatFile
 from openai.types.responses import (
     EasyInputMessageParam,
     FunctionToolParam,
     ResponseFunctionToolCallParam,
+    ResponseInputFileParam,
     ResponseInputImageParam,
     ResponseInputTextParam,
     ResponseOutputTextParam,
@@ -570,6 +578,7 @@ def assert_valid_messages_body(body: dict[str, Any]) -> None:
         "tool_use": ToolUseBlockParam,
         "tool_result": ToolResultBlockParam,
         "thinking": ThinkingBlockParam,
+        "document": DocumentBlockParam,
     }
     for message in body["messages"]:
         content = message["content"]
@@ -582,6 +591,16 @@ def assert_valid_messages_body(body: dict[str, Any]) -> None:
             if block["type"] == "image":
                 source = {"url": URLImageSourceParam, "base64": Base64ImageSourceParam}
                 assert_typed(block["source"], source[block["source"]["type"]])
+            if block["type"] == "document":
+                assert message["role"] == "user"
+                source = {
+                    "url": URLPDFSourceParam,
+                    "base64": Base64PDFSourceParam,
+                    "text": AnthropicTextSourceParam,
+                }
+                assert_typed(block["source"], source[block["source"]["type"]])
+                if block["source"]["type"] == "base64":
+                    assert block["source"]["media_type"] == "application/pdf"
             if block["type"] == "tool_result":
                 assert not seen_other, "tool results must open the user message"
             else:
@@ -622,8 +641,11 @@ def assert_valid_chat_body(body: dict[str, Any]) -> None:
                 kind = {
                     "text": ChatCompletionContentPartTextParam,
                     "image_url": ChatCompletionContentPartImageParam,
+                    "file": ChatFilePart,
                 }
                 assert_typed(part, kind[part["type"]])
+                if part["type"] == "file":
+                    assert_typed(part["file"], ChatFile)
     for tool in body.get("tools", []):
         assert_typed(tool, ChatCompletionFunctionToolParam)
 
@@ -642,6 +664,7 @@ def assert_valid_responses_body(body: dict[str, Any]) -> None:
                     parts = {
                         "input_text": ResponseInputTextParam,
                         "input_image": ResponseInputImageParam,
+                        "input_file": ResponseInputFileParam,
                         # assistant history as sent by clients (Codex): accepted on the wire
                         "output_text": ResponseOutputTextParam,
                     }
@@ -976,7 +999,8 @@ def test_anthropic_text_to_chat() -> None:
         ],
         "max_completion_tokens": 50,
     }
-    assert result.dropped == ("top_k",)
+    # (OpenAI answers after the final assistant message rather than continuing it.)
+    assert result.dropped == ("prompt.prefill", "top_k")
     assert result.stream is False
     assert_valid_chat_body(result.body)
 
@@ -1479,7 +1503,8 @@ def test_tool_ids_are_made_valid_for_anthropic() -> None:
 
 
 def test_tool_results_with_error_and_images() -> None:
-    """Anthropic ``is_error`` and result images have no Chat equivalent: named, text kept."""
+    """Anthropic ``is_error`` has no Chat equivalent: named. A Chat tool message holds only text:
+    the result's images go in a user message right after the tool messages."""
     messages = {
         "model": "m",
         "max_tokens": 50,
@@ -1513,8 +1538,17 @@ def test_tool_results_with_error_and_images() -> None:
         ],
     }
     chat = translate_request(messages, MESSAGES, CHAT)
-    assert chat.body["messages"][-1] == {"role": "tool", "tool_call_id": "t", "content": "boom"}
-    assert chat.dropped == ("tool_result.image", "tool_result.is_error")
+    assert chat.body["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "t", "content": "boom"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+            ],
+        },
+    ]
+    assert chat.dropped == ("tool_result.is_error",)
+    assert_valid_chat_body(chat.body)
     responses = translate_request(messages, MESSAGES, RESPONSES)
     assert responses.body["input"][-1] == {
         "type": "function_call_output",
@@ -2248,23 +2282,46 @@ def test_responses_string_input_and_instructions() -> None:
 
 @pytest.mark.parametrize("target", [CHAT, MESSAGES])
 def test_responses_state_fields_cannot_be_honoured(target: str) -> None:
-    """``previous_response_id``, ``background``, ``store: true``, ``include`` need Responses."""
+    """``background``, ``include``, ``truncation`` need Responses: named."""
     responses = {
         "model": "m",
         "input": "x",
-        "previous_response_id": "resp_1",
         "background": True,
         "include": ["reasoning.encrypted_content"],
         "truncation": "auto",
     }
     result = translate_request(responses, RESPONSES, target)
-    for key in ("previous_response_id", "background", "include", "truncation"):
+    for key in ("background", "include", "truncation"):
         assert key not in result.body
-    assert result.dropped == ("previous_response_id", "background", "include", "truncation")
-    with pytest.raises(
-        RequestTranslationError, match="field previous_response_id is not supported"
-    ):
+    assert result.dropped == ("background", "include", "truncation")
+    with pytest.raises(RequestTranslationError, match="field background is not supported"):
         translate_request(responses, RESPONSES, target, on_unsupported="error")
+
+
+@pytest.mark.parametrize("target", [CHAT, MESSAGES, TEXT])
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        ("previous_response_id", "resp_1", "previous_response_id"),
+        ("conversation", "conv_1", "conversation"),
+        ("conversation", {"id": "conv_1"}, "conversation"),
+        ("prompt", {"id": "pmpt_1", "variables": {"city": "Oslo"}}, "prompt"),
+        ("input", [{"type": "item_reference", "id": "msg_1"}, "x"], "input"),
+    ],
+)
+def test_responses_stored_state_is_refused_in_either_mode(
+    target: str, field: str, value: Any, param: str
+) -> None:
+    """What an earlier response, a conversation, a stored prompt or an item reference holds lives
+    at OpenAI: sent without it, the model would answer something else. A 400, never a drop."""
+    body = {"model": "m", "input": "And tomorrow?", field: value}
+    if field == "input":
+        body["input"] = [value[0], {"role": "user", "content": value[1]}]
+    for mode in ("drop", "error"):
+        with pytest.raises(RequestTranslationError, match="stored by OpenAI") as info:
+            translate_request(body, RESPONSES, target, on_unsupported=mode)  # type: ignore[arg-type]
+        assert info.value.param == param
+        assert target in str(info.value)
 
 
 def test_responses_defaults_are_not_losses() -> None:
@@ -2336,7 +2393,8 @@ def test_response_format_between_chat_and_responses() -> None:
     assert back["verbosity"] == "low"
     result = translate_request(chat, CHAT, MESSAGES)
     assert "response_format" not in result.body
-    assert result.dropped == ("response_format", "verbosity")
+    assert result.body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert result.dropped == ("verbosity",)
     json_mode = {**chat, "response_format": {"type": "json_object"}}
     assert translate_request(json_mode, CHAT, RESPONSES).body["text"]["format"] == {
         "type": "json_object"
@@ -2380,7 +2438,7 @@ def test_unsupported_field_refused_in_error_mode(field: str, value: Any) -> None
     chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
     with pytest.raises(RequestTranslationError) as info:
         translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
-    assert str(info.value) == f"field {field} is not supported by anthropic-messages"
+    assert str(info.value).startswith(f"field {field} is not supported by anthropic-messages")
 
 
 @pytest.mark.parametrize(
@@ -2453,15 +2511,16 @@ def test_anthropic_only_fields_are_named() -> None:
         "cache_control": {"type": "ephemeral"},
         "service_tier": "auto",
         "container": "c",
-        "output_config": {"effort": "low"},
+        "output_config": {"effort": "low", "task_budget": 3},
     }
     result = translate_request(messages, MESSAGES, CHAT)
-    assert result.dropped == ("service_tier", "container", "output_config")
+    assert result.dropped == ("output_config.task_budget", "service_tier", "container")
     assert result.body["messages"] == [{"role": "user", "content": "x"}]
+    assert result.body["reasoning_effort"] == "low"  # (output_config.effort)
 
 
 def test_unsupported_content_parts_are_named() -> None:
-    """Audio, files and documents cannot be carried: named by their part type."""
+    """Audio, uploaded files and documents no source can carry: named by their part type."""
     chat = {
         "model": "m",
         "messages": [
@@ -2478,7 +2537,7 @@ def test_unsupported_content_parts_are_named() -> None:
     }
     result = translate_request(chat, CHAT, MESSAGES)
     assert result.body["messages"] == [{"role": "user", "content": "x"}]
-    assert result.dropped == ("messages.name", "messages.input_audio", "messages.file")
+    assert result.dropped == ("messages.name", "messages.input_audio", "messages.file.file_id")
     messages = {
         "model": "m",
         "max_tokens": 5,
@@ -2486,10 +2545,7 @@ def test_unsupported_content_parts_are_named() -> None:
             {
                 "role": "user",
                 "content": [
-                    {
-                        "type": "document",
-                        "source": {"type": "text", "data": "d", "media_type": "text/plain"},
-                    },
+                    {"type": "document", "source": {"type": "file", "file_id": "f"}},
                     {"type": "image", "source": {"type": "file", "file_id": "f"}},
                     {"type": "text", "text": "x"},
                 ],
@@ -2497,9 +2553,545 @@ def test_unsupported_content_parts_are_named() -> None:
         ],
     }
     assert translate_request(messages, MESSAGES, CHAT).dropped == (
-        "messages.document",
+        "messages.document.file",
         "messages.image.file",
     )
+
+
+PDF = "JVBERi0xLjQK"
+
+
+def test_documents_travel_between_every_format_that_takes_them() -> None:
+    """A PDF (base64 or by URL) and a text document: Chat ``file``, Responses ``input_file`` and
+    Anthropic ``document`` carry the same thing, each in the shape its SDK declares."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "file",
+                        "file": {
+                            "filename": "report.pdf",
+                            "file_data": f"data:application/pdf;base64,{PDF}",
+                        },
+                    },
+                    {"type": "text", "text": "Summarize the report"},
+                ],
+            }
+        ],
+    }
+    messages = translate_request(chat, CHAT, MESSAGES)
+    assert messages.dropped == ()
+    assert messages.body["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+            "title": "report.pdf",
+        },
+        {"type": "text", "text": "Summarize the report"},
+    ]
+    assert_valid_messages_body(messages.body)
+    responses = translate_request(messages.body, MESSAGES, RESPONSES)
+    assert responses.dropped == ()
+    assert responses.body["input"][0]["content"][0] == {
+        "type": "input_file",
+        "file_data": f"data:application/pdf;base64,{PDF}",
+        "filename": "report.pdf",
+    }
+    assert_valid_responses_body(responses.body)
+    back = translate_request(responses.body, RESPONSES, CHAT)
+    assert back.dropped == ()
+    assert back.body["messages"] == chat["messages"]
+    assert_valid_chat_body(back.body)
+
+    anthropic = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}},
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "notes"},
+                        "title": "notes.txt",
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+                    },
+                    {"type": "text", "text": "Compare them"},
+                ],
+            }
+        ],
+    }
+    into_responses = translate_request(anthropic, MESSAGES, RESPONSES)
+    assert into_responses.dropped == ()
+    assert into_responses.body["input"][0]["content"] == [
+        {"type": "input_file", "file_url": "https://x/a.pdf"},
+        {"type": "input_text", "text": "notes"},  # (a text document is its text)
+        {
+            "type": "input_file",
+            "file_data": f"data:application/pdf;base64,{PDF}",
+            "filename": "document.pdf",  # (OpenAI wants a file name with file_data)
+        },
+        {"type": "input_text", "text": "Compare them"},
+    ]
+    assert_valid_responses_body(into_responses.body)
+    into_messages = translate_request(into_responses.body, RESPONSES, MESSAGES)
+    assert into_messages.body["messages"][0]["content"][0] == anthropic["messages"][0]["content"][0]
+    assert_valid_messages_body(into_messages.body)
+    # Chat takes no file by URL: that one is named, the others go.
+    into_chat = translate_request(anthropic, MESSAGES, CHAT)
+    assert into_chat.dropped == ("messages.document",)
+    assert [part["type"] for part in into_chat.body["messages"][0]["content"]] == [
+        "text",
+        "file",
+        "text",
+    ]
+    assert_valid_chat_body(into_chat.body)
+    with pytest.raises(RequestTranslationError, match="no file by URL"):
+        translate_request(anthropic, MESSAGES, CHAT, on_unsupported="error")
+
+
+def test_documents_anthropic_cannot_read_are_named() -> None:
+    """Anthropic reads PDFs and plain text: another file type is named, not sent; a base64 text
+    file becomes a text document; an upload id (OpenAI's) is named."""
+    text_file = base64.b64encode("día 1".encode()).decode()
+    chat = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "file",
+                        "file": {
+                            "filename": "a.docx",
+                            "file_data": "data:application/msword;base64,AAAA",
+                        },
+                    },
+                    {
+                        "type": "file",
+                        "file": {"file_data": f"data:text/plain;base64,{text_file}"},
+                    },
+                    {"type": "file", "file": {"file_id": "file-1"}},
+                    {"type": "text", "text": "x"},
+                ],
+            }
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.dropped == ("messages.file.file_id", "messages.document")
+    assert result.body["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "día 1"},
+        },
+        {"type": "text", "text": "x"},
+    ]
+    assert_valid_messages_body(result.body)
+    for target in (TEXT, ATEXT):
+        assert "messages.document" in translate_request(chat, CHAT, target).dropped
+
+
+def test_tool_result_images_reach_chat_clients_after_the_tool_messages() -> None:
+    """A Responses ``function_call_output`` with a screenshot into Chat: the tool message holds
+    the text, the image follows in a user message, before the user's own words."""
+    responses = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "click OK"},
+            {"type": "function_call", "call_id": "c1", "name": "shot", "arguments": "{}"},
+            {"type": "function_call", "call_id": "c2", "name": "log", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": [
+                    {"type": "input_text", "text": "screen:"},
+                    {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+                ],
+            },
+            {"type": "function_call_output", "call_id": "c2", "output": "ok"},
+            {"role": "user", "content": "and now?"},
+        ],
+    }
+    result = translate_request(responses, RESPONSES, CHAT)
+    assert result.dropped == ()
+    assert result.body["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "c1", "content": "screen:"},
+        {"role": "tool", "tool_call_id": "c2", "content": "ok"},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/png;base64,{PNG}"},
+                },
+                {"type": "text", "text": "and now?"},
+            ],
+        },
+    ]
+    assert_valid_chat_body(result.body)
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "target", "expected"),
+    [
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": "I will send a file"},
+                    {"role": "assistant", "content": "Please do."},
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
+                ],
+            },
+            MESSAGES,
+            "dropped: messages.input_audio",
+        ),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "Hello! "},
+                    {"role": "user", "content": "   "},
+                ],
+            },
+            MESSAGES,
+            "it is blank",
+        ),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
+                ],
+            },
+            ATEXT,
+            "dropped: messages.input_audio",
+        ),
+        (
+            RESPONSES,
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "fix the bug"},
+                    {"role": "assistant", "content": "I'll patch main.py now."},
+                    {"type": "custom_tool_call", "call_id": "c", "name": "patch", "input": "x"},
+                    {"type": "custom_tool_call_output", "call_id": "c", "output": "Done"},
+                ],
+            },
+            MESSAGES,
+            "input.custom_tool_call_output",
+        ),
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {
+                        "role": "user",
+                        "content": [{"type": "search_result", "source": "s", "title": "t"}],
+                    },
+                ],
+            },
+            CHAT,
+            "dropped: messages.search_result",
+        ),
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {"role": "user", "content": [{"type": "search_result", "source": "s"}]},
+                ],
+            },
+            RESPONSES,
+            "dropped: messages.search_result",
+        ),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
+                ],
+            },
+            TEXT,
+            "dropped: messages.input_audio",
+        ),
+    ],
+)
+def test_a_last_user_turn_left_empty_is_refused(
+    source: str, body: dict[str, Any], target: str, expected: str
+) -> None:
+    """Without its last user turn the request would ask for another answer: at Anthropic the
+    assistant's last message would become a prefill to continue, elsewhere the model would
+    answer the turn before. A 400 saying what was dropped, in either mode."""
+    with pytest.raises(RequestTranslationError, match="nothing in the last user turn") as info:
+        translate_request(body, source, target)
+    assert expected in str(info.value)
+    assert target in str(info.value)
+
+
+def test_results_of_dropped_tool_calls_are_dropped_with_them() -> None:
+    """A Chat custom tool call cannot be sent; its result, sent alone, would be refused by
+    Anthropic and Responses (no call to answer)."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "fix it"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "custom", "custom": {"name": "patch", "input": "x"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+            {"role": "user", "content": "now run the tests"},
+        ],
+    }
+    messages = translate_request(chat, CHAT, MESSAGES)
+    assert messages.body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "fix it"},
+                {"type": "text", "text": "now run the tests"},
+            ],
+        }
+    ]
+    assert messages.dropped == ("messages.tool_calls.custom", "messages.tool_results")
+    responses = translate_request(chat, CHAT, RESPONSES)
+    assert [item.get("type") for item in responses.body["input"]] == ["message", "message"]
+    assert_valid_responses_body(responses.body)
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "name"),
+    [
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 50,
+                "messages": [
+                    {"role": "user", "content": "JSON for Oslo"},
+                    {"role": "assistant", "content": "{"},
+                ],
+            },
+            "messages.prefill",
+        ),
+        (
+            ATEXT,
+            {"model": "m", "prompt": "\n\nHuman: JSON for Oslo\n\nAssistant: {"},
+            "prompt.prefill",
+        ),
+    ],
+)
+@pytest.mark.parametrize("target", [CHAT, RESPONSES])
+def test_a_prefill_for_openai_is_named(
+    source: str, body: dict[str, Any], name: str, target: str
+) -> None:
+    """OpenAI answers after a final assistant message instead of continuing it: a client
+    joining the prefill to the answer would get another text than it expects. Named (the
+    message still goes, as history), refused in error mode."""
+    result = translate_request(body, source, target)
+    assert result.dropped == (name,)
+    assert "{" in json.dumps(result.body)
+    with pytest.raises(RequestTranslationError, match="instead of continuing it") as info:
+        translate_request(body, source, target, on_unsupported="error")
+    assert info.value.param == name
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "dropped"),
+    [
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+                "tool_choice": {"type": "auto"},
+            },
+            ("tools.web_search_20250305",),
+        ),
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [
+                    {"type": "web_search_20250305", "name": "web_search"},
+                    {"name": "f", "input_schema": {"type": "object"}},
+                ],
+                "tool_choice": {"type": "tool", "name": "web_search"},
+            },
+            ("tools.web_search_20250305", "tool_choice"),
+        ),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "custom", "custom": {"name": "x"}}],
+                "tool_choice": "required",
+            },
+            ("tools.custom", "tool_choice"),
+        ),
+        (
+            RESPONSES,
+            {
+                "model": "m",
+                "input": "hi",
+                "tools": [{"type": "web_search"}],
+                "tool_choice": "none",
+            },
+            ("tools.web_search",),
+        ),
+    ],
+)
+def test_no_tool_choice_without_the_tools_it_is_about(
+    source: str, body: dict[str, Any], dropped: tuple[str, ...]
+) -> None:
+    """OpenAI and Anthropic refuse ``tool_choice`` without ``tools``, as is left when every tool
+    was one the target cannot take. ``auto``/``none`` then mean nothing; a forced call to a
+    tool that is not sent is named."""
+    for target in {CHAT, RESPONSES, MESSAGES} - {source}:
+        result = translate_request(body, source, target)
+        assert "tool_choice" not in result.body
+        assert result.dropped == dropped
+        validate = {
+            CHAT: assert_valid_chat_body,
+            RESPONSES: assert_valid_responses_body,
+            MESSAGES: assert_valid_messages_body,
+        }
+        validate[target](result.body)
+
+
+def test_structured_output_between_openai_and_anthropic() -> None:
+    """Chat ``response_format`` / Responses ``text.format`` JSON schema ↔ Anthropic
+    ``output_config.format`` (always enforced); OpenAI's format needs a name, Anthropic's has
+    none; JSON mode without a schema has no Anthropic form."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    anthropic = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "max"},
+    }
+    chat = translate_request(anthropic, MESSAGES, CHAT)
+    assert chat.dropped == ()
+    assert chat.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": schema},
+    }
+    assert chat.body["reasoning_effort"] == "xhigh"  # (OpenAI's scale ends there)
+    assert_valid_chat_body(chat.body)
+    responses = translate_request(anthropic, MESSAGES, RESPONSES)
+    assert responses.body["text"] == {
+        "format": {"type": "json_schema", "name": "response", "schema": schema}
+    }
+    assert_valid_responses_body(responses.body)
+    back = translate_request(responses.body, RESPONSES, MESSAGES)
+    assert back.body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert_valid_messages_body(back.body)
+    described = {
+        "model": "m",
+        "input": "x",
+        "text": {
+            "format": {"type": "json_schema", "name": "n", "schema": schema, "description": "d"}
+        },
+    }
+    assert translate_request(described, RESPONSES, MESSAGES).dropped == ("text.format.description",)
+    json_mode = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_object"},
+    }
+    result = translate_request(json_mode, CHAT, MESSAGES)
+    assert "output_config" not in result.body
+    assert result.dropped == ("response_format",)
+    bad = {**anthropic, "output_config": {"format": {"type": "regex"}}}
+    with pytest.raises(RequestTranslationError, match="unknown type"):
+        translate_request(bad, MESSAGES, CHAT)
+
+
+def test_image_jpg_is_sent_to_anthropic_as_jpeg() -> None:
+    """``image/jpg`` is no registered type, but it is what many clients write for JPEG."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/"}}
+                ],
+            }
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.dropped == ()
+    assert result.body["messages"][0]["content"] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        (
+            RESPONSES,
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [
+                    {"type": "function", "name": "f", "parameters": {}, "defer_loading": True}
+                ],
+            },
+        ),
+        (
+            CHAT,
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f", "defer_loading": True}}],
+            },
+        ),
+        (
+            MESSAGES,
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"name": "f", "input_schema": {}, "defer_loading": True}],
+            },
+        ),
+    ],
+)
+def test_tool_fields_the_model_does_not_carry_are_named(source: str, body: dict[str, Any]) -> None:
+    target = MESSAGES if source != MESSAGES else CHAT
+    assert translate_request(body, source, target).dropped == ("tools.defer_loading",)
 
 
 def test_error_mode_raises_at_the_first_loss_only_if_there_is_one() -> None:
