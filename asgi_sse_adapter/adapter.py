@@ -84,7 +84,10 @@ class StreamResult:
     Fields:
         outcome: ``"complete"``, ``"truncated"``, ``"failed"``, or ``None`` while still running.
         response: the non-streamed response body in the client format (``None`` when not
-            collected, see ``collect_response``).
+            collected, see ``collect_response``). After a failed or truncated stream it holds
+            the content that arrived, with no finish reason (OpenAI's ``finish_reason: null``,
+            which the SDKs' ``ChatCompletion``/``Completion`` models do not take; Anthropic's
+            ``stop_reason: null``; Responses ``status: "failed"``).
         usage: the token usage reported by the upstream (``None`` if it reported none).
         error: the error the client was told about, if the stream failed or was truncated.
         events: number of upstream events read (identity mode: raw event blocks).

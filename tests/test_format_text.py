@@ -94,13 +94,16 @@ def chat_upstream(
     n: int = 1,
     usage: dict[str, Any] | None = None,
     done: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """An OpenAI Chat stream (formats.md §2.1); choice c > 0 says ``[c]`` before each piece."""
+    """An OpenAI Chat stream (formats.md §2.1); choice c > 0 says ``[c]`` before each piece;
+    ``extra``: more fields of the finishing choices."""
     env = {"id": "chatcmpl-up2", "object": "chat.completion.chunk", "created": CREATED}
     env["model"] = "gpt-chat"
 
     def chunk(c: int, delta: dict[str, Any], fr: str | None) -> bytes:
-        return sse({**env, "choices": [{"index": c, "delta": delta, "finish_reason": fr}]})
+        choice = {"index": c, "delta": delta, "finish_reason": fr}
+        return sse({**env, "choices": [{**choice, **(extra or {})} if fr else choice]})
 
     out = [chunk(c, {"role": "assistant", "content": ""}, None) for c in range(n)]
     out += [chunk(c, {"content": text}, None) for c, text in _interleave(pieces, n)]
@@ -682,17 +685,51 @@ def test_finish_reasons_map(
         assert sdk_read(body).finishes == {0: expected}
 
 
-def test_vllm_stop_reason_extension_becomes_the_stop_sequence() -> None:
-    """A Completions ``stop`` finish naming the matched string (vLLM ``stop_reason``) reaches a
-    Messages client as ``stop_sequence`` with that string, and Text Completions as ``stop``."""
-    data = completions_upstream(["a"], "stop", extra={"stop_reason": "###"})
-    seen = read_messages(run("openai-text", "anthropic-messages", data)[0])
+@pytest.mark.parametrize(
+    ("up", "stream"),
+    [("openai-text", completions_upstream), ("openai-chat", chat_upstream)],
+)
+def test_vllm_stop_reason_extension_becomes_the_stop_sequence(
+    up: str, stream: Callable[..., bytes]
+) -> None:
+    """A Completions or Chat ``stop`` finish naming the matched string (vLLM ``stop_reason``)
+    reaches a Messages client as ``stop_sequence`` with that string, and Text Completions as
+    ``stop``."""
+    data = stream(["a"], "stop", extra={"stop_reason": "###"})
+    seen = read_messages(run(up, "anthropic-messages", data)[0])
     assert (seen.finish, seen.stop) == ("stop_sequence", "###")
-    seen = read_anthropic_text(run("openai-text", "anthropic-text", data)[0])
+    seen = read_anthropic_text(run(up, "anthropic-text", data)[0])
     assert (seen.finish, seen.stop) == ("stop_sequence", "###")
-    data = completions_upstream(["a"], "stop", extra={"stop_reason": 50256})  # a token id
-    seen = read_messages(run("openai-text", "anthropic-messages", data)[0])
+    data = stream(["a"], "stop", extra={"stop_reason": 50256})  # a token id
+    seen = read_messages(run(up, "anthropic-messages", data)[0])
     assert (seen.finish, seen.stop) == ("end_turn", None)
+
+
+@pytest.mark.parametrize("client", ALL_FORMATS[1:])
+def test_an_azure_preamble_does_not_start_a_completions_stream(client: str) -> None:
+    """Azure opens a stream with a content-filter chunk that has neither id nor choices
+    (``id: ""``, ``model: ""``, ``created: 0``): the stream's id, model and time come from the
+    first real chunk, as with a Chat upstream."""
+    preamble = sse(
+        {
+            "id": "",
+            "object": "",
+            "created": 0,
+            "model": "",
+            "choices": [],
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+        }
+    )
+    data = preamble + completions_upstream(["Hi"], "stop")
+    body, a = run("openai-text", client, data)
+    assert a.result.outcome == "complete"
+    response = a.result.response
+    assert response is not None
+    assert response["id"].endswith("up1")
+    assert response["model"] == "gpt-inst"
+    if "created" in response:
+        assert response["created"] == CREATED
+    assert b'"model":""' not in body
 
 
 # -- n > 1 ----------------------------------------------------------------------------------------

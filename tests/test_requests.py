@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import itertools
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from anthropic.types import (
@@ -2317,9 +2317,10 @@ def test_responses_stored_state_is_refused_in_either_mode(
     body = {"model": "m", "input": "And tomorrow?", field: value}
     if field == "input":
         body["input"] = [value[0], {"role": "user", "content": value[1]}]
-    for mode in ("drop", "error"):
+    modes: tuple[Literal["drop", "error"], ...] = ("drop", "error")
+    for mode in modes:
         with pytest.raises(RequestTranslationError, match="stored by OpenAI") as info:
-            translate_request(body, RESPONSES, target, on_unsupported=mode)  # type: ignore[arg-type]
+            translate_request(body, RESPONSES, target, on_unsupported=mode)
         assert info.value.param == param
         assert target in str(info.value)
 
@@ -2642,7 +2643,10 @@ def test_documents_travel_between_every_format_that_takes_them() -> None:
     ]
     assert_valid_responses_body(into_responses.body)
     into_messages = translate_request(into_responses.body, RESPONSES, MESSAGES)
-    assert into_messages.body["messages"][0]["content"][0] == anthropic["messages"][0]["content"][0]
+    assert into_messages.body["messages"][0]["content"][0] == {
+        "type": "document",
+        "source": {"type": "url", "url": "https://x/a.pdf"},
+    }
     assert_valid_messages_body(into_messages.body)
     # Chat takes no file by URL: that one is named, the others go.
     into_chat = translate_request(anthropic, MESSAGES, CHAT)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from .._json import dumps_lenient
 from ..content import Content
-from ..parts import FinishReason, StreamError, Usage
+from ..parts import Finish, FinishReason, StreamError, Usage
 from .base import (
     ERROR_STATUS,
     Writer,
@@ -49,6 +49,16 @@ def finish_in(value: str) -> FinishReason:
         logger.info("unknown finish_reason %r treated as a normal stop", value[:40])
         return "end_turn"
     return reason
+
+
+def finish_part(finish: str, choice: dict[str, Any], c: int) -> Finish:
+    """The ``Finish`` of choice ``c``. A ``stop`` that names the matched string in vLLM's
+    ``stop_reason`` extension (on Chat and Completions chunks alike; a token id there is no
+    string) is a ``stop_sequence`` finish carrying it (formats.md §5), for Anthropic clients."""
+    matched = choice.get("stop_reason")
+    if finish == "stop" and isinstance(matched, str) and matched:
+        return Finish("stop_sequence", matched, c)
+    return Finish(finish_in(finish), choice=c)
 
 
 def finish_out(reason: FinishReason, had_tool_calls: bool, *, tools: bool = True) -> str:

@@ -494,7 +494,7 @@ class ChatReader(JSONReader):
                 self._release(c, parts)
             self._end_calls(c, parts)
             self._finished.add(c)
-            parts.append(Finish(_openai.finish_in(finish), choice=c))
+            parts.append(_openai.finish_part(finish, choice, c))
 
     def _signed_reasoning(
         self, delta: dict[str, Any], text: Any, items: Any, c: int, parts: list[Part]

@@ -63,8 +63,8 @@ class CompletionsReader(JSONReader):
     is used), ``choices: null``, usage on any chunk, text and finish in one chunk, a choice that
     keeps talking after its finish (ignored), no ``[DONE]``.
 
-    A ``stop`` finish that names the matched string in vLLM's ``stop_reason`` extension becomes
-    a ``stop_sequence`` finish carrying it (formats.md §5), so Anthropic clients learn it.
+    A chunk that has neither id nor choices before the stream started (Azure's content-filter
+    preamble) starts nothing, as in the Chat reader.
     """
 
     def __init__(self) -> None:
@@ -81,12 +81,12 @@ class CompletionsReader(JSONReader):
             return [_openai.error_from(obj)]
         parts: list[Part] = []
         usage = obj.get("usage")
-        if not self._started:
+        if not self._started and (obj.get("id") or obj.get("choices")):
             self._started = True
             parts.append(
                 MessageStart(
-                    id=strip_prefix(as_str(obj.get("id")), PREFIX),
-                    model=as_str(obj.get("model")),
+                    id=strip_prefix(as_str(obj.get("id")) or None, PREFIX),
+                    model=as_str(obj.get("model")) or None,
                     created=as_timestamp(obj.get("created")),
                     # Usage in the first chunk is known at the start (``ChatReader``).
                     usage=_openai.usage_in(usage) if isinstance(usage, dict) else None,
@@ -124,11 +124,7 @@ class CompletionsReader(JSONReader):
                 parts.append(StreamError("api_error", "upstream finished the choice with an error"))
                 return True
             self._finished.add(c)
-            matched = as_str(choice.get("stop_reason"))
-            if finish == "stop" and matched:
-                parts.append(Finish("stop_sequence", matched, c))
-            else:
-                parts.append(Finish(_openai.finish_in(finish), choice=c))
+            parts.append(_openai.finish_part(finish, choice, c))
         return False
 
 
