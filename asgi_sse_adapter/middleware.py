@@ -142,6 +142,7 @@ class _Responder:
         "early",
         "error_body",
         "error_headers",
+        "error_sent",
         "error_size",
         "error_start",
         "error_status",
@@ -187,6 +188,7 @@ class _Responder:
         self.error_headers: list[tuple[bytes, bytes]] | None = None
         self.error_start: Message | None = None
         self.error_body: list[bytes] | None = None
+        self.error_sent: list[bytes] | None = None  # the compressed body, as the app sent it
         self.error_size = 0
         self.trailers = False
         self.inflate: _Inflater | None = None
@@ -461,6 +463,8 @@ class _Responder:
         ):
             if encoding in _DECODABLE:
                 self.inflate = _Inflater()
+                if not self.early:
+                    self.error_sent = []  # (an app's own error may go out as it is)
             elif encoding != b"identity":
                 # Committed early (otherwise passed through above): a body that cannot be
                 # decoded is answered from its status alone.
@@ -511,6 +515,9 @@ class _Responder:
         assert start is not None
         assert error_headers is not None
         body = message.get("body", b"")
+        sent = self.error_sent
+        if sent is not None and self.error_size <= MAX_INSPECTED_BODY:
+            sent.append(body)
         if self.inflate is not None and body and self.error_size <= MAX_INSPECTED_BODY:
             try:
                 # Bounded: what is beyond the limit is never decoded (a bomb stays small).
@@ -538,7 +545,10 @@ class _Responder:
             and self.error_size <= MAX_INSPECTED_BODY
         ):
             # Not a provider error body but the app's own answer (FastAPI's 422
-            # ``{"detail": …}``): translating it would turn it into a 500 "upstream error".
+            # ``{"detail": …}``): translating it would turn it into a 500 "upstream error". It
+            # goes out as the app sent it, still compressed if it was (the start says so).
+            if sent is not None:
+                raw = b"".join(sent)
             await self.real_send(start)
             await self.real_send({"type": "http.response.body", "body": raw, "more_body": False})
             return

@@ -29,6 +29,13 @@ from typing import Any, Literal
 
 import httpx
 
+try:
+    # httpx has no public name for the codings it decodes (br and zstd need optional packages);
+    # this one exists from 0.27, our lowest, to today.
+    from httpx._decoders import SUPPORTED_DECODERS
+except ImportError:  # pragma: no cover - should httpx move it: what it always decodes
+    SUPPORTED_DECODERS = dict.fromkeys(("identity", "gzip", "deflate"))  # type: ignore[assignment]
+
 from ._checks import check_choice, check_count, check_seconds
 from .adapter import MALFORMED_RESPONSE, StreamAdapter, check_reasoning_options
 from .formats import FORMATS, get_format
@@ -47,33 +54,41 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+# Header names are the lowercased bytes of the ASGI scope; values stay the bytes the client
+# sent (RFC 9110 §5.5 obs-text, a latin-1 ``X-Title: Café``, included).
+
 # RFC 9110 §7.6.1 (plus Trailer and the Proxy-* pair, sse-and-asgi.md §4.7).
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "trailer",
-        "proxy-authenticate",
-        "proxy-authorization",
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
     }
 )
 # The client's API credentials: forwarded only with ``forward_credentials``.
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key"})
 # Never forwarded: the client's cookies belong to the gateway's origin, not the upstream's.
-NEVER_FORWARDED = frozenset({"host", "content-length", "accept-encoding", "cookie"})
-# Upstream response headers a client may see: request ids and rate-limit information.
+NEVER_FORWARDED = frozenset({b"host", b"content-length", b"accept-encoding", b"cookie"})
+# Each vendor's own request headers (OpenAI's organization and project ids, Anthropic's
+# version and betas): never sent to the other vendor's upstream, which has no use for them.
+VENDOR_HEADER_PREFIXES = {"openai": b"openai-", "anthropic": b"anthropic-"}
+# Upstream response headers a client may see: request ids, rate-limit information and the
+# retry advice the SDKs read before the status (``x-should-retry``).
 RESPONSE_HEADER_ALLOW = (
-    "x-request-id",
-    "request-id",
-    "retry-after",
-    "retry-after-ms",
-    "openai-processing-ms",
+    b"x-request-id",
+    b"request-id",
+    b"retry-after",
+    b"retry-after-ms",
+    b"x-should-retry",
+    b"openai-processing-ms",
 )
-RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+RESPONSE_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 MAX_ERROR_BODY = 1024 * 1024
 # What is read of an upstream body after its last event ended the client's stream (``_drain``).
 DRAIN_SECONDS = 1.0
@@ -291,10 +306,15 @@ class UpstreamProxy:
     def upstream_url_for(self, path: str, query: bytes) -> str:
         """The upstream URL for a client path (only ever under ``upstream_url``).
 
+        ``path`` is the path as the client wrote it (ASGI's ``raw_path``), escapes and all: they
+        stay escaped upstream, so ``/v1/models%3Fapi-version=x`` cannot add a query parameter,
+        ``%23`` cannot cut the query off and ``%2F`` is no separator.
+
         Raises ``ValueError`` for a target that is not a path or would leave the upstream: a
         server that passes the request target through (uvicorn's h11 does) makes
         ``@evil.example/x`` a path, and ``upstream_url + path`` would then name another host;
-        dot segments must not climb out of the upstream's base path either.
+        dot segments, written out or escaped (``%2e%2e``, ``..%2F``), must not climb out of the
+        upstream's base path either.
         """
         return str(self._target(path, query))
 
@@ -305,10 +325,19 @@ class UpstreamProxy:
         base = self._base
         if base.endswith("/v1") and path.startswith("/v1/"):
             path = path[3:]
+        if "%" in path:
+            # The upstream routes on the path decoded: the dot segments and slashes that
+            # decoding makes must stay under the base path too.
+            self._under_base(base + urllib.parse.quote(urllib.parse.unquote(path), safe="/"))
         url = base + path
         merged = self._query(query.decode("latin-1"))
         if merged:
             url += "?" + merged
+        return self._under_base(url)
+
+    def _under_base(self, url: str) -> httpx.URL:
+        """``url`` parsed (dot segments removed), if it is under ``upstream_url``'s scheme,
+        host, port and base path; ``ValueError`` otherwise."""
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
@@ -359,7 +388,10 @@ class _Exchange:
         if root and path.startswith(root):
             # Mounted under a prefix (Starlette's Mount keeps the full path, sets root_path).
             path = path[len(root) :] or "/"
-        self.path = path
+        else:
+            root = ""
+        self.path = path  # decoded: what the endpoints are matched on
+        self.root = root  # the prefix taken off ``path``
         self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
         self.bytes_sent = 0  # of the answers sent whole (``_json``, ``_synthesize``)
 
@@ -375,7 +407,8 @@ class _Exchange:
         include_usage = False
         if client_format is None:
             try:
-                url = proxy._target(self.path, self.scope.get("query_string", b""))
+                path = _raw_path(self.scope, self.path, self.root)
+                url = proxy._target(path, self.scope.get("query_string", b""))
             except ValueError as exc:
                 logger.warning("rejected request target: %s", exc)
                 await self._error(400, "invalid_request_error", str(exc))
@@ -410,7 +443,7 @@ class _Exchange:
             path = proxy.upstream_path or proxy.upstream.endpoint
             url = proxy._endpoint_target(path, self.scope.get("query_string", b""))
             content = json.dumps(translated.body).encode()
-            headers.append(("content-type", "application/json"))
+            headers.append((b"content-type", b"application/json"))
         await self._forward(url, headers, content, client_format, stream, include_usage, dropped)
 
     # -- request ----------------------------------------------------------------------------
@@ -444,36 +477,36 @@ class _Exchange:
             f"request body larger than {self.proxy.max_request_body} bytes",
         )
 
-    def _forward_headers(self, *, rewritten: bool) -> list[tuple[str, str]]:
+    def _forward_headers(self, *, rewritten: bool) -> list[tuple[bytes, bytes]]:
+        """The request headers for the upstream: the client's, as the bytes it sent (httpx
+        would encode a ``str`` value as ASCII and fail on obs-text), minus what stays behind."""
         proxy = self.proxy
-        raw = [
-            (bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1"))
-            for k, v in self.scope.get("headers", [])
-        ]
-        named = {t.strip().lower() for k, v in raw if k == "connection" for t in v.split(",")}
+        family = proxy.upstream.family
+        raw = [(bytes(k).lower(), bytes(v)) for k, v in self.scope.get("headers", [])]
+        named = {t.strip().lower() for k, v in raw if k == b"connection" for t in v.split(b",")}
         drop = HOP_BY_HOP | named | NEVER_FORWARDED
         if rewritten:
-            drop |= {"content-type"}
+            drop |= {b"content-type"}
         if self.client_format is not None and self.client_format is not proxy.upstream:
             # A translated request: the client's API version names its own API (a legacy
             # ``/v1/complete`` client's 2023-01-01), not the upstream's; the upstream gets ours.
-            drop |= {"anthropic-version"}
+            drop |= {b"anthropic-version"}
         keep_credentials = proxy.forward_credentials and proxy.api_key is None
+        foreign = VENDOR_HEADER_PREFIXES["openai" if family == "anthropic" else "anthropic"]
         out = [
             (k, v)
             for k, v in raw
-            if k not in drop and (keep_credentials or k not in CREDENTIAL_HEADERS)
+            if k not in drop
+            and (keep_credentials or k not in CREDENTIAL_HEADERS)
+            and not k.startswith(foreign)
         ]
-        family = proxy.upstream.family
         if proxy.api_key is not None:
             if family == "anthropic":
-                out.append(("x-api-key", proxy.api_key))
+                out.append((b"x-api-key", proxy.api_key.encode()))
             else:
-                out.append(("authorization", f"Bearer {proxy.api_key}"))
-        if family == "anthropic" and not any(k == "anthropic-version" for k, _ in out):
-            out.append(("anthropic-version", proxy.anthropic_version))
-        if family != "anthropic":
-            out = [(k, v) for k, v in out if not k.startswith("anthropic-")]
+                out.append((b"authorization", f"Bearer {proxy.api_key}".encode()))
+        if family == "anthropic" and not any(k == b"anthropic-version" for k, _ in out):
+            out.append((b"anthropic-version", proxy.anthropic_version.encode()))
         return out
 
     # -- response ---------------------------------------------------------------------------
@@ -481,7 +514,7 @@ class _Exchange:
     async def _forward(
         self,
         url: httpx.URL,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         content: bytes,
         client_format: Format | None,
         stream: bool,
@@ -528,6 +561,10 @@ class _Exchange:
                 await self._relay(response)
             elif response.status_code >= 400:
                 await self._translate_error(response, client_format)
+            elif response.status_code >= 300:
+                await self._redirected(response)
+            elif (coding := _undecodable(response)) is not None:
+                await self._undecodable_answer(client_format, coding)
             elif sse and stream:
                 await self._stream(response, client_format, include_usage, extra)
             elif sse:
@@ -565,11 +602,12 @@ class _Exchange:
             watch.stop()
 
     def _response_headers(self, response: httpx.Response) -> list[tuple[bytes, bytes]]:
+        """The allow-listed upstream response headers, as the bytes the upstream sent."""
         out = []
-        for k, v in response.headers.multi_items():
+        for k, v in response.headers.raw:
             name = k.lower()
             if name in RESPONSE_HEADER_ALLOW or name.startswith(RESPONSE_HEADER_PREFIXES):
-                out.append((name.encode("latin-1"), v.encode("latin-1")))
+                out.append((name, v))
         return out
 
     async def _read_whole(self, response: httpx.Response, limit: int) -> bytes | StreamError | None:
@@ -613,6 +651,16 @@ class _Exchange:
         ctype = response.headers.get("content-type")
         if ctype:
             headers.append((b"content-type", ctype.encode("latin-1")))
+        chunks = response.aiter_bytes()
+        if _undecodable(response) is not None:
+            # Passed on as the upstream encoded it, with the header that says how: the client
+            # may be able to decode what httpx cannot.
+            chunks = response.aiter_raw()
+            headers += [
+                (b"content-encoding", v)
+                for k, v in response.headers.raw
+                if k.lower() == b"content-encoding"
+            ]
         await self.send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
@@ -622,7 +670,7 @@ class _Exchange:
         # ``receive`` tells), as on the translated endpoints (``_stream``).
         watch = _ClientWatch(self.receive, idle.task)
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks:
                 idle.touch()
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (httpx.HTTPError, asyncio.CancelledError) as exc:
@@ -661,6 +709,33 @@ class _Exchange:
         logger.warning("upstream answered %d (%s)", response.status_code, error.type)
         status, payload = client_format.error_body(error)
         await self._json(status, payload, self._response_headers(response))
+
+    async def _redirected(self, response: httpx.Response) -> None:
+        """A 3xx answer: a 502 that says so. Redirects are not followed (``follow_redirects``
+        is off): the request, with the configured key, goes to the configured upstream only."""
+        status = response.status_code
+        location = response.headers.get("location", "")
+        logger.warning("upstream answered %d (redirect to %.200r): not followed", status, location)
+        message = (
+            f"upstream answered with a redirect (HTTP {status}), which the proxy does not follow"
+        )
+        await self._error(502, "api_error", message)
+
+    async def _undecodable_answer(self, client_format: Format, coding: str) -> None:
+        """A 2xx answer in a ``Content-Encoding`` httpx cannot decode: a 502 that names it
+        (read on, its compressed bytes would be reported as a truncated stream or invalid
+        JSON), reported like any other answer."""
+        logger.warning(
+            "upstream answered in Content-Encoding %.40r, which cannot be decoded", coding
+        )
+        message = (
+            f"upstream answered in Content-Encoding {coding[:40]}, which the proxy cannot decode"
+        )
+        adapter = self._adapter(client_format)
+        try:
+            adapter.fail(await self._error(502, "api_error", message))
+        finally:
+            await self._report(adapter, "response")
 
     async def _whole_json(self, response: httpx.Response, adapter: StreamAdapter) -> Any:
         """The upstream's whole JSON answer, a JSON object; ``_ANSWERED`` if it could not be
@@ -1130,6 +1205,31 @@ async def _read_bounded(response: httpx.Response, limit: int, idle: _Idle) -> by
     return b"".join(chunks)
 
 
+# What a raw path keeps as it is: every visible ASCII character but the two that would end the
+# path (``%`` included: the client's escapes stay escapes).
+_RAW_PATH_KEPT = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "?#")
+# What a decoded path keeps when it is escaped again: RFC 3986 ``pchar`` and ``/``.
+_PATH_KEPT = "/:@!$&'()*+,;="
+
+
+def _raw_path(scope: Scope, path: str, root: str) -> str:
+    """``path`` (decoded, ``root`` taken off) as the client wrote it, from ``raw_path``: an
+    escaped ``?``, ``#`` or ``/`` stays escaped (bytes beyond ASCII are escaped). Where the
+    server gives no ``raw_path``, or one that does not decode to this path (a dispatcher that
+    rewrote only ``path``), ``path`` escaped again."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        text = urllib.parse.quote(raw, safe=_RAW_PATH_KEPT)
+        if root:
+            # The root path's share of the raw path: as many segments as it has.
+            depth = root.count("/")
+            parts = text.split("/", depth + 1)
+            text = "/" + parts[-1] if len(parts) == depth + 2 else ""
+        if urllib.parse.unquote(text) == path:
+            return text
+    return urllib.parse.quote(path, safe=_PATH_KEPT)
+
+
 def _query_name(param: str) -> str:
     """The decoded name of one ``name=value`` query parameter."""
     return urllib.parse.unquote_plus(param.partition("=")[0])
@@ -1147,9 +1247,24 @@ def _media_type(response: httpx.Response) -> str:
 def _describe_body(response: httpx.Response, raw: bytes) -> str:
     """A non-JSON upstream error body as the text its error message may hold: a short
     plain-text body as it is (the format's ``parse_error_body`` still refuses markup), any other
-    (an HTML page from a load balancer…) only by its type and size, never its content."""
+    (an HTML page from a load balancer, a body still encoded…) only by its type and size, never
+    its content."""
     media = _media_type(response)
-    if media in ("", "text/plain") and len(raw) <= MAX_QUOTED:
+    coding = _undecodable(response)
+    if coding is None and media in ("", "text/plain") and len(raw) <= MAX_QUOTED:
         return raw.decode("utf-8", "replace")
     kind = media or "untyped"
+    if coding is not None:
+        kind += f" in Content-Encoding {coding[:40]}"
     return f"upstream returned HTTP {response.status_code} ({kind} body, {len(raw)} bytes)"
+
+
+def _undecodable(response: httpx.Response) -> str | None:
+    """The response's ``Content-Encoding`` if httpx cannot decode it (``br`` without brotli
+    installed, ``zstd`` without zstandard, anything unknown): httpx then hands the body on
+    still encoded."""
+    value: str = response.headers.get("content-encoding", "")
+    codings = (c.strip().lower() for c in value.split(","))
+    if any(c and c not in SUPPORTED_DECODERS for c in codings):
+        return value.strip()
+    return None

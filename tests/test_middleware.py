@@ -35,6 +35,7 @@ from fastapi import FastAPI
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -2336,6 +2337,31 @@ def test_fastapi_validation_error_reaches_openai_sdk(framework: Served) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         client.chat.completions.create(model="m", messages=CHAT, stream=True)
     assert caught.value.status_code == 422
+    assert caught.value.response.json()["detail"][0]["loc"] == ["body", "required_field"]
+
+
+def test_compressed_app_error_passes_as_the_app_sent_it() -> None:
+    """FastAPI's own 422 compressed by an inner ``GZipMiddleware`` is no provider error to
+    translate: it reaches the client exactly as the app sent it, the compressed bytes under the
+    app's ``Content-Encoding`` and ``Content-Length`` (its decoded bytes under those made uvicorn
+    drop the connection), and the OpenAI SDK raises ``UnprocessableEntityError`` with FastAPI's
+    detail."""
+    app = FastAPI()
+    app.add_api_route("/v1/chat/completions", validated_endpoint, methods=["POST"])
+    app.add_middleware(GZipMiddleware, minimum_size=16)
+    app.add_middleware(SSEAdapterMiddleware, upstream_format=ANTHROPIC, client_format=OPENAI)
+    with serve(app) as url:
+        body = {"model": "m", "messages": CHAT}
+        with httpx2.stream(
+            "POST", url + "/v1/chat/completions", json=body, headers={"accept-encoding": "gzip"}
+        ) as response:
+            raw = b"".join(response.iter_raw())
+        assert response.status_code == 422
+        assert response.headers["content-encoding"] == "gzip"
+        assert int(response.headers["content-length"]) == len(raw)
+        assert json.loads(gzip.decompress(raw))["detail"][0]["loc"] == ["body", "required_field"]
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            openai_client(url).chat.completions.create(model="m", messages=CHAT)
     assert caught.value.response.json()["detail"][0]["loc"] == ["body", "required_field"]
 
 

@@ -11,7 +11,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from importlib.util import find_spec
 from typing import Any
 
 import anthropic
@@ -19,9 +20,12 @@ import httpx
 import httpx2
 import openai
 import pytest
+from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 
 from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
 from asgi_sse_adapter.proxy import _reclaim_pool
@@ -550,8 +554,9 @@ def test_request_body_limit_is_413_before_forwarding(
 
 
 def test_header_hygiene(servers: ServerFactory, fake: FakeUpstream) -> None:
-    """Client credentials and hop-by-hop headers are not forwarded; the configured key is
-    injected; Host is the upstream's."""
+    """Client credentials, hop-by-hop headers and the other vendor's account headers (OpenAI's
+    organization and project ids to Anthropic, Anthropic's to OpenAI) are not forwarded; the
+    configured key is injected; Host is the upstream's."""
     upstream, proxy = _proxy(servers, fake, "anthropic-messages", api_key="upstream-secret")
     httpx2.post(
         proxy.url + "/v1/chat/completions",
@@ -562,6 +567,8 @@ def test_header_hygiene(servers: ServerFactory, fake: FakeUpstream) -> None:
             "connection": "keep-alive, x-private",
             "x-private": "hop",
             "keep-alive": "timeout=5",
+            "openai-organization": "org-1",
+            "openai-project": "proj-1",
             "x-fake-scenario": "text",
         },
     )
@@ -572,8 +579,40 @@ def test_header_hygiene(servers: ServerFactory, fake: FakeUpstream) -> None:
     assert "cookie" not in headers
     assert "x-private" not in headers
     assert "keep-alive" not in headers
+    assert not [k for k in headers if k.startswith("openai-")]
     assert headers["host"] == upstream.url.removeprefix("http://")
     assert headers["anthropic-version"] == "2023-06-01"
+    _, openai_proxy = _proxy(servers, fake, "openai-chat")
+    httpx2.post(
+        openai_proxy.url + "/v1/messages",
+        json={"model": "m", "max_tokens": 5, "messages": MESSAGES},
+        headers={"anthropic-beta": "tools-2024", "openai-organization": "org-1"},
+    )
+    assert fake.last_headers is not None
+    assert not [k for k in fake.last_headers if k.startswith("anthropic-")]
+    assert fake.last_headers["openai-organization"] == "org-1"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/models"], ids=["translated", "relayed"]
+)
+def test_header_values_beyond_ascii_pass_as_their_bytes(servers: ServerFactory, path: str) -> None:
+    """RFC 9110 §5.5 obs-text: a client header value with bytes beyond ASCII (OpenRouter's
+    ``X-Title: Café Bot``, in UTF-8 or in latin-1) reaches the upstream as the same bytes, and an
+    allow-listed upstream response header (a request id in UTF-8) reaches the client as the
+    upstream's bytes; neither is a 500 with a traceback."""
+    request_id = "要求-1".encode()
+    upstream = _Answer(200, CHAT_COMPLETION, headers=((b"x-request-id", request_id),))
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="openai-chat"))
+    for title in ("Café Bot".encode(), "Café Bot".encode("latin-1")):
+        response = httpx2.post(
+            proxy.url + path,
+            json={"model": "m", "messages": MESSAGES},
+            headers=[(b"x-title", title)],
+        )
+        assert response.status_code == 200, response.text
+        assert upstream.request_headers[b"x-title"] == title
+        assert (b"x-request-id", request_id) in response.headers.raw
 
 
 @pytest.mark.parametrize(
@@ -714,15 +753,25 @@ def test_client_leaving_during_a_whole_body_closes_upstream(
 
 
 class _Answer:
-    """An upstream that answers every request with one fixed response, counting requests and
-    recording the path and query of the last."""
+    """An upstream that answers every request with one fixed response (``headers`` added to
+    it), counting requests and recording the path and query of the last, its path as sent
+    (``raw_path``) and its headers."""
 
-    def __init__(self, status: int, body: bytes, content_type: bytes = b"application/json"):
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ):
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.headers = headers
         self.hits = 0
         self.target: tuple[str, bytes] | None = None
+        self.raw_path: bytes | None = None
+        self.request_headers: dict[bytes, bytes] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -731,8 +780,16 @@ class _Answer:
             pass
         self.hits += 1
         self.target = (scope["path"], scope["query_string"])
+        self.raw_path = scope["raw_path"]
+        self.request_headers = dict(scope["headers"])
         headers = [(b"content-type", self.content_type), (b"retry-after-ms", b"10")]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [*headers, *self.headers],
+            }
+        )
         await send({"type": "http.response.body", "body": self.body})
 
 
@@ -836,6 +893,137 @@ def test_upstream_5xx_keeps_a_status_the_sdks_retry(
         ant.messages.create(model="m", max_tokens=5, messages=MESSAGES)
     assert ainfo.value.status_code == anthropic_status
     assert upstream.hits == 6
+
+
+@pytest.mark.parametrize("upstream_format", ["openai-chat", "anthropic-messages"])
+def test_html_503_keeps_the_meaning_of_the_upstreams_api(
+    servers: ServerFactory, upstream_format: str
+) -> None:
+    """A 503 load balancer page is an overload only in OpenAI's API (its 503 is Anthropic's
+    529, formats.md §9.4): from an OpenAI upstream Anthropic clients get 529
+    ``overloaded_error``; from an Anthropic upstream, whose overload is 529, the 503 stays 503
+    ``api_error``, as it would reach the SDK without the proxy."""
+    upstream = _Answer(503, b"<html><body>503 Service Unavailable</body></html>", b"text/html")
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format=upstream_format))
+    overload = upstream_format == "openai-chat"
+    with pytest.raises(anthropic.APIStatusError) as info:
+        _anthropic(proxy.url).messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert info.value.status_code == (529 if overload else 503)
+    assert info.value.type == ("overloaded_error" if overload else "api_error")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "exception", "anthropic_type"),
+    [
+        (401, "invalid_api_key", anthropic.AuthenticationError, "authentication_error"),
+        (403, "unsupported_country_region_territory", anthropic.PermissionDeniedError,
+         "permission_error"),
+        (404, "model_not_found", anthropic.NotFoundError, "not_found_error"),
+        (413, None, anthropic.APIStatusError, "request_too_large"),
+        (422, None, anthropic.UnprocessableEntityError, "invalid_request_error"),
+    ],
+)  # fmt: skip
+def test_openai_4xx_gets_the_anthropic_type_of_its_status(
+    servers: ServerFactory,
+    status: int,
+    code: str | None,
+    exception: type[anthropic.APIStatusError],
+    anthropic_type: str,
+) -> None:
+    """OpenAI types every 4xx ``invalid_request_error``; Anthropic clients get the type its API
+    gives that status (formats.md §9.4): ``authentication_error`` for a wrong key's 401,
+    ``permission_error``, ``not_found_error``, ``request_too_large``; a status without a type of
+    its own stays ``invalid_request_error``."""
+    error = {"message": "no", "type": "invalid_request_error", "param": None, "code": code}
+    upstream = _Answer(status, json.dumps({"error": error}).encode())
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="openai-chat"))
+    with pytest.raises(exception) as info:
+        _anthropic(proxy.url).messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert info.value.status_code == status
+    assert info.value.body == {"type": "error", "error": {"type": anthropic_type, "message": "no"}}
+
+
+@pytest.mark.parametrize(
+    ("status", "should_retry", "hits"), [(429, b"false", 1), (400, b"true", 3)]
+)
+def test_x_should_retry_reaches_the_sdks(
+    servers: ServerFactory, status: int, should_retry: bytes, hits: int
+) -> None:
+    """Both SDKs read the upstream's ``x-should-retry`` before the status (a quota 429 they must
+    not retry, a 400 they may): through the proxy they retry as often as they would direct,
+    translated or not."""
+    error = {"error": {"message": "no", "type": "insufficient_quota", "code": None}}
+    upstream = _Answer(
+        status, json.dumps(error).encode(), headers=((b"x-should-retry", should_retry),)
+    )
+    proxy = servers(UpstreamProxy(servers(upstream).url, upstream_format="openai-chat"))
+    oai, ant = _retrying_clients(proxy.url)
+    with pytest.raises(openai.APIStatusError):
+        oai.chat.completions.create(model="m", messages=MESSAGES)
+    assert upstream.hits == hits
+    with pytest.raises(anthropic.APIStatusError) as info:
+        ant.messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert info.value.response.headers["x-should-retry"] == should_retry.decode()
+    assert upstream.hits == 2 * hits
+
+
+_UNDECODABLE = [
+    "compress",  # (no client library decodes LZW any more)
+    pytest.param(
+        "br",
+        marks=pytest.mark.skipif(
+            find_spec("brotli") is not None or find_spec("brotlicffi") is not None,
+            reason="httpx decodes br where brotli is installed",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("coding", _UNDECODABLE)
+def test_an_answer_in_an_encoding_httpx_cannot_decode_is_named(
+    servers: ServerFactory, fake: FakeUpstream, coding: str
+) -> None:
+    """An answer in a ``Content-Encoding`` httpx cannot decode is a 502 that names it, streamed
+    or not, never its compressed bytes read as a truncated stream or invalid JSON, and it is
+    reported; on a relayed path the body goes on as encoded, with its ``Content-Encoding``."""
+    encoded = b"\x1b\x00\x00not-really-compressed\xff\xfe"
+    headers = ((b"content-encoding", coding.encode()),)
+    proxy, reports = _reporting_proxy(
+        servers, _Answer(200, encoded, b"text/event-stream", headers=headers), "openai-chat"
+    )
+    named = f"upstream answered in Content-Encoding {coding}, which the proxy cannot decode"
+    for stream in (True, False):
+        with pytest.raises(anthropic.InternalServerError) as info:
+            _anthropic(proxy.url).messages.create(
+                model="m", max_tokens=5, messages=MESSAGES, stream=stream
+            )
+        assert info.value.status_code == 502
+        assert info.value.message.startswith(f"502 {named}")
+        report = _one_report(reports)
+        assert report.outcome == "failed"
+        assert report.error is not None
+        assert report.error.message == named
+    with httpx2.stream("GET", proxy.url + "/v1/models") as response:
+        assert response.headers["content-encoding"] == coding
+        assert b"".join(response.iter_raw()) == encoded
+
+
+def test_a_redirect_is_named_and_not_followed(servers: ServerFactory) -> None:
+    """An upstream 3xx on a translated endpoint is a 502 that says it was a redirect (not
+    "invalid JSON"); the proxy's client follows no redirect."""
+    upstream = _Answer(302, b"", b"text/html", headers=((b"location", b"https://example.com/"),))
+    proxy = UpstreamProxy(servers(upstream).url, upstream_format="anthropic-messages")
+    assert proxy.client.follow_redirects is False
+    served = servers(proxy)
+    for stream in (True, False):
+        with pytest.raises(openai.InternalServerError) as info:
+            _openai(served.url).chat.completions.create(model="m", messages=MESSAGES, stream=stream)
+        assert info.value.status_code == 502
+        assert info.value.message == (
+            "Error code: 502 - upstream answered with a redirect (HTTP 302), which the proxy "
+            "does not follow"
+        )
+    assert upstream.hits == 2
 
 
 # -- non-JSON upstream error bodies ---------------------------------------------------------
@@ -1494,26 +1682,24 @@ def test_on_complete_for_identity_json_reads_usage(
 # -- a query in the upstream URL ------------------------------------------------------------
 
 
+CHAT_COMPLETION = json.dumps(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+    }
+).encode()
+
+
 def test_upstream_url_query_is_kept_and_merged(servers: ServerFactory) -> None:
     """A query in ``upstream_url`` (Azure's ``api-version``) goes on every upstream request,
     first; the client's parameters follow, except one the base URL sets (the configured value
     wins)."""
-    body = json.dumps(
-        {
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "ok"},
-                    "finish_reason": "stop",
-                }
-            ],
-        }
-    ).encode()
-    upstream = _Answer(200, body)
+    upstream = _Answer(200, CHAT_COMPLETION)
     base = servers(upstream).url + "/openai/deployments/d?api-version=2024-06-01"
     proxy = servers(
         UpstreamProxy(base, upstream_format="openai-chat", upstream_path="/chat/completions")
@@ -1535,6 +1721,64 @@ def test_upstream_url_query_is_kept_and_merged(servers: ServerFactory) -> None:
     assert plain.upstream_url_for("/v1/chat/completions", b"") == "http://h/v1/chat/completions?k=1"
     with pytest.raises(ValueError, match="fragment"):
         UpstreamProxy("http://h/v1#x", upstream_format="openai-chat")
+
+
+class _WithoutRawPath:
+    """A dispatcher that gives the app a scope without ``raw_path`` (ASGI makes it optional)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app({k: v for k, v in scope.items() if k != "raw_path"}, receive, send)
+
+
+@pytest.mark.parametrize("serving", ["direct", "mounted", "no-raw-path"])
+def test_escaped_path_characters_stay_escaped(servers: ServerFactory, serving: str) -> None:
+    """A relayed path goes upstream as the client escaped it: ``%3F`` adds no query parameter
+    (the pinned ``api-version`` stays the only one), ``%23`` cuts no query off, ``%2F`` is no
+    separator; mounted under a prefix too. Where the server gives no ``raw_path`` the decoded
+    path is escaped again (``%2F`` is then a ``/``: nothing tells them apart). Escaped dot
+    segments still cannot climb out of the base path."""
+    upstream = _Answer(200, b"{}")
+    base = servers(upstream).url + "/openai?api-version=2024-06-01"
+    proxy: Any = UpstreamProxy(base, upstream_format="openai-chat")
+    prefix = ""
+    if serving == "mounted":
+        mounted = proxy
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            await mounted.aclose()  # (a mounted app gets no lifespan events of its own)
+
+        proxy = Starlette(routes=[Mount("/llm", app=mounted)], lifespan=lifespan)
+        prefix = "/llm"
+    elif serving == "no-raw-path":
+        proxy = _WithoutRawPath(proxy)
+    url = servers(proxy).url + prefix
+    # (Without ``raw_path``, what the client escaped but need not have is not escaped again.)
+    slash, amp = ("/", "&") if serving == "no-raw-path" else ("%2F", "%26")
+    for path, sent in (
+        ("/v1/models%3Fapi-version=evil", "/v1/models%3Fapi-version=evil"),
+        ("/v1/models%23frag", "/v1/models%23frag"),
+        ("/v1/models/a%2Fb", f"/v1/models/a{slash}b"),
+    ):
+        response = httpx2.get(url + path)
+        assert response.status_code == 200, response.text
+        assert upstream.raw_path == b"/openai" + sent.encode()
+        assert upstream.target is not None
+        assert upstream.target[1] == b"api-version=2024-06-01"
+    httpx2.get(url + "/v1/models%3Fx=1%26api-version=evil?limit=2")
+    assert upstream.raw_path == f"/openai/v1/models%3Fx=1{amp}api-version=evil".encode()
+    assert upstream.target == (
+        "/openai/v1/models?x=1&api-version=evil",
+        b"api-version=2024-06-01&limit=2",
+    )
+    hits = upstream.hits
+    for path in ("/v1/..%2F..%2Fadmin", "/v1/%2e%2e/%2e%2e/admin"):
+        assert httpx2.get(url + path).status_code == 400
+    assert upstream.hits == hits
 
 
 @pytest.mark.parametrize(
@@ -1619,3 +1863,50 @@ def test_unsupported_field_refused_with_its_param(
     assert raised.value.param == "n"
     assert "field n is not supported" in raised.value.message
     assert fake.requests == 0
+
+
+# -- browsers: CORS in front of the proxy -----------------------------------------------------
+
+
+def test_cors_middleware_in_front_of_the_proxy(servers: ServerFactory, fake: FakeUpstream) -> None:
+    """The README's composition for browsers: Starlette's ``CORSMiddleware`` around the proxy
+    answers the preflight itself (the upstream hears nothing of it), and a real streamed request
+    gets the translated stream with the CORS headers and the exposed request id."""
+    origin = "https://chat.example.com"
+    proxy = UpstreamProxy(
+        servers(fake).url, upstream_format="anthropic-messages", heartbeat_interval=None
+    )
+    app = CORSMiddleware(
+        proxy,
+        allow_origins=[origin],
+        allow_methods=["POST"],
+        allow_headers=["*"],
+        expose_headers=["x-request-id", "request-id", "retry-after", "x-should-retry"],
+    )
+    url = servers(app).url + "/v1/chat/completions"
+    preflight = httpx2.options(
+        url,
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, x-stainless-os",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "x-stainless-os" in preflight.headers["access-control-allow-headers"]
+    assert fake.requests == 0
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    with httpx2.stream("POST", url, json=body, headers={"origin": origin}) as response:
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == origin
+        assert "request-id" in response.headers["access-control-expose-headers"]
+        events = SSEDecoder().feed(b"".join(response.iter_bytes()))
+    assert events[-1].data == "[DONE]"
+    text = "".join(
+        (json.loads(e.data)["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+        for e in events[:-1]
+    )
+    assert text == TEXT
+    assert fake.requests == 1

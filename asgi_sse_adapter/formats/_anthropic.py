@@ -92,15 +92,20 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 def error_type(error: StreamError) -> str:
     """An Anthropic error type for ``error`` (OpenAI types are mapped through the status; a 4xx
     the table does not know is ``invalid_request_error``)."""
+    status = error.status
+    if error.type == "invalid_request_error" and status is not None and 400 <= status < 500:
+        # OpenAI types every 4xx so (a wrong key's 401, an unknown model's 404); Anthropic has
+        # a type per status (formats.md §9.4), and its API answers each status with its own.
+        return _type_for(status)
     if error.type in ERROR_STATUS:
         return error.type
-    if error.status is not None:
+    if status is not None:
         for type_, (anthropic_status, openai_status, _) in ERROR_STATUS.items():
-            if error.status in (anthropic_status, openai_status):
+            if status in (anthropic_status, openai_status):
                 return type_
     if error.type in ("rate_limit_exceeded", "insufficient_quota"):
         return "rate_limit_error"
-    if error.status is not None and 400 <= error.status < 500:
+    if status is not None and 400 <= status < 500:
         return "invalid_request_error"
     return "api_error"
 
