@@ -46,6 +46,8 @@ MAX_INSPECTED_REQUEST = 32 * 1024 * 1024
 MAX_INSPECTED_BODY = 1024 * 1024
 _OPENAI_USAGE_CLIENTS = ("openai-chat", "openai-text")
 _HOP_HEADERS = (b"content-length", b"content-encoding", b"transfer-encoding")
+# An app's headers that an early committed head (``heartbeat_before_start``) makes moot.
+_COMMITTED = frozenset({*_HOP_HEADERS, b"content-type", b"cache-control", b"x-accel-buffering"})
 # 2xx statuses left alone: 204 and 205 carry no body, so an event stream (or an error tail)
 # cannot be sent on them; 206's body is a byte range of a representation, which re-chunking or
 # translating would corrupt.
@@ -302,7 +304,7 @@ class _Responder:
                 # Typically the app reacting to the client's disconnect (Starlette raises
                 # ClientDisconnect on an ASGI 2.4 OSError): routine, not an application error.
                 logger.debug("application raised after the client disconnected", exc_info=True)
-            elif session.finished:
+            elif session.finished or session.adapter.ended:
                 logger.exception("application raised after its stream ended")
             else:
                 # Headers are out: the server's 500 path cannot help. End the stream the way
@@ -356,6 +358,7 @@ class _Responder:
             heartbeat_interval=self.mw.heartbeat_interval,
             on_complete=self.mw.on_complete,
             started_at=self.started_at,
+            end_on_close=True,  # the app's response ends when the app ends it
         )
 
     # -- send -------------------------------------------------------------------------------
@@ -413,6 +416,8 @@ class _Responder:
         status = int(message["status"])
         raw = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
         headers = {k.lower(): v for k, v in raw}
+        if self.early:
+            _warn_committed(headers, bool(message.get("trailers", False)))
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if (
             200 <= status < 300
@@ -439,10 +444,6 @@ class _Responder:
                 self.inflate = _Inflater()
             trailers = bool(message.get("trailers", False))
             if self.early:
-                if trailers:
-                    logger.warning(
-                        "trailers dropped: the stream was committed before the app answered"
-                    )
                 self.mode = "adapt"
                 return
             self.trailers = trailers
@@ -614,6 +615,18 @@ def _is_event_stream(value: bytes | None) -> bool:
     if value is None:
         return False
     return value.split(b";", 1)[0].strip().lower() == b"text/event-stream"
+
+
+def _warn_committed(headers: dict[bytes, bytes], trailers: bool) -> None:
+    """Warn of what of the app's answer cannot follow a head ``heartbeat_before_start`` sent
+    already: its headers (an inner CORS or session middleware's included) and trailers."""
+    lost = sorted(k.decode("latin-1") for k in headers.keys() - _COMMITTED)
+    if trailers:
+        lost.append("(trailers)")
+    if lost:
+        logger.warning(
+            "the stream was committed before the app answered; dropped: %s", ", ".join(lost)
+        )
 
 
 def _sse_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

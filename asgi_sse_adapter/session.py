@@ -94,6 +94,7 @@ class StreamSession:
         "_bytes",
         "_context",
         "_due",
+        "_end_on_close",
         "_first_body",
         "_gone",
         "_heartbeat_task",
@@ -124,8 +125,15 @@ class StreamSession:
         heartbeat_interval: float | None,
         on_complete: OnComplete | None = None,
         started_at: float | None = None,
+        end_on_close: bool = False,
     ) -> None:
         self.adapter = adapter
+        # The middleware's app ends its response itself: when the adapter ends the stream first
+        # (its terminal event, an error tail), that goes out at once but the final message waits
+        # for ``close()``. Ended at once, the response is complete while the app still runs, the
+        # server's ``receive`` says ``http.disconnect``, and the framework cancels the app
+        # before the code after its last event (usage accounting, cleanup) has run.
+        self._end_on_close = end_on_close
         # Whether app messages may go out as they are (``StreamAdapter.passes``): identity only.
         self._passes = adapter.identity
         self._send = send
@@ -227,8 +235,9 @@ class StreamSession:
         ``message``: the body message (``more_body`` set) that carried ``data``, sent as it is
         when the adapter passes ``data`` unchanged (``StreamAdapter.passes``: passthrough of
         whole events, the usual message of an app that streams SSE), which spares the framing
-        and a message per event. If the adapter ended the stream (an upstream error event, an
-        oversized event), the tail goes out as the final message.
+        and a message per event. If the adapter ended the stream (its terminal event, an
+        upstream error event, an oversized event), the tail goes out as the final message, or,
+        with ``end_on_close``, at once with the final message left to ``close()``.
         """
         if self.finished:
             self._raise_if_gone()
@@ -239,7 +248,12 @@ class StreamSession:
         else:
             out = adapter.feed(data)
             if adapter.ended:
-                await self._final(out)
+                if self._end_on_close and self._held_start is None:
+                    self._disarm()
+                    if out:
+                        await self._body(out, more=True)
+                else:
+                    await self._final(out)
                 return
             if not out:
                 return
@@ -353,7 +367,7 @@ class StreamSession:
     def mark_disconnected(self, gone: OSError | None = None) -> None:
         """The client went away: no more heartbeats or body. ``gone``: what the app's next
         send raises, as a server's send does after a disconnect (ASGI 2.4), so it stops."""
-        if gone is not None and self._gone is None and not self.finished:
+        if gone is not None and self._gone is None and not self.finished and not self.adapter.ended:
             self._gone = gone  # (after a complete stream the app's sends stay harmless)
         self.disconnected = True
         self.finished = True
@@ -362,7 +376,7 @@ class StreamSession:
     # -- heartbeats -------------------------------------------------------------------------
 
     def _arm(self) -> None:
-        if self._interval is None or self.finished or self._due is not None:
+        if self._interval is None or self.finished or self._due is not None or self.adapter.ended:
             return
         self._due = self._wheel.add(self, self._last_send + self._interval, self._width)
 

@@ -1369,8 +1369,9 @@ def trailers_app(raw: bytes) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await asyncio.sleep(0.05)
+        headers = [SSE, (b"x-request-id", b"req-1")]
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [SSE], "trailers": True}
+            {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
         )
         await send({"type": "http.response.body", "body": raw, "more_body": False})
         await send({"type": "http.response.trailers", "headers": [(b"x-usage", b"7")]})
@@ -1395,8 +1396,9 @@ async def test_trailers_follow_an_adapted_stream() -> None:
 
 @pytest.mark.anyio
 async def test_heartbeat_before_start_drops_trailers(caplog: pytest.LogCaptureFixture) -> None:
-    """Committed before the app answered, the response announced no trailers: the app's
-    trailers are dropped (with a warning) rather than sent where the server expects none."""
+    """Committed before the app answered, the response announced no trailers and has its
+    head: the app's trailers and headers (an inner CORS or session middleware's too) are
+    dropped, with a warning that names them, rather than sent where the server expects none."""
     mw = middleware(
         trailers_app(b"".join(anthropic_events())),
         ANTHROPIC,
@@ -1409,7 +1411,81 @@ async def test_heartbeat_before_start_drops_trailers(caplog: pytest.LogCaptureFi
     assert "trailers" not in exchange.start
     assert [m["type"] for m in exchange.messages].count("http.response.trailers") == 0
     assert text_of(exchange.events, OPENAI) == "Hello world"
-    assert any("trailers dropped" in r.getMessage() for r in caplog.records)
+    warnings = [r.getMessage() for r in caplog.records if "committed before" in r.getMessage()]
+    assert warnings == [
+        "the stream was committed before the app answered; dropped: x-request-id, (trailers)"
+    ]
+    assert (b"x-request-id", b"req-1") not in exchange.start["headers"]
+
+
+@pytest.mark.parametrize("kind", ["async generator", "sync generator"])
+def test_app_code_after_its_last_event_runs(kind: str) -> None:
+    """The client gets the stream's end as soon as the app's terminal event is read, but the
+    response ends when the app ends it: the code after the app's last event (usage accounting,
+    a database write, the generator's ``finally``) runs. Ended at once, the response was
+    complete while the app ran, uvicorn's ``receive`` said ``http.disconnect`` and Starlette
+    cancelled the generator. What the app sends after the end is dropped, and no keep-alive
+    follows the end while the app works."""
+    log: list[str] = []
+    events = anthropic_events()
+    late = {"type": "text_delta", "text": " late"}
+    stray = sse_event(
+        {"type": "content_block_delta", "index": 0, "delta": late}, "content_block_delta"
+    )
+
+    async def agen() -> AsyncIterator[bytes]:
+        try:
+            for event in events:
+                yield event
+            await asyncio.sleep(0.3)  # (six heartbeat intervals)
+            yield stray
+            log.append("saved")
+        finally:
+            log.append("finally")
+
+    def sgen() -> Iterator[bytes]:
+        try:
+            yield from events
+            time.sleep(0.3)
+            yield stray
+            log.append("saved")
+        finally:
+            log.append("finally")
+
+    async def endpoint(request: Request) -> StreamingResponse:
+        content = agen() if kind == "async generator" else sgen()
+        return StreamingResponse(content, media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", endpoint, methods=["POST"])])
+    app.add_middleware(
+        SSEAdapterMiddleware,
+        upstream_format=ANTHROPIC,
+        client_format=OPENAI,
+        heartbeat_interval=0.05,
+    )
+    with live_server(app) as server, httpx2.Client(timeout=10) as client:
+        # (A client that reads the response to its end, as browsers do: the sync OpenAI SDK
+        # closes the connection at ``[DONE]``, a disconnect with or without the middleware.)
+        body = client.post(server.url + "/v1/chat/completions", json={}).content
+    assert text_of(decode(body), OPENAI) == "Hello world"
+    assert body.endswith(b"}\n\ndata: [DONE]\n\n")
+    assert body.count(b"[DONE]") == 1
+    assert b"\n:" not in body.split(b"finish_reason")[-1]  # (no keep-alive after the end)
+    assert log == ["saved", "finally"]
+
+
+def test_django_view_work_after_its_last_event_runs() -> None:
+    """The same in Django, which cancels its view when ``receive`` says ``http.disconnect``."""
+    from tests.django_project import views
+
+    views.AFTER_STREAM.clear()
+    with (
+        live_server(django_app(), lifespan="off") as server,
+        httpx2.Client(timeout=10) as client,
+    ):
+        body = client.post(server.url + "/v1/chat/completions", json={"model": "then-work"})
+    assert text_of(decode(body.content), OPENAI) == "Hello"
+    assert views.AFTER_STREAM == ["saved", "finally"]
 
 
 @pytest.mark.anyio

@@ -3,7 +3,8 @@
 The LLM views are async and return ``StreamingHttpResponse`` over an async generator, split into
 small uneven chunks. ``messages_stream`` streams Anthropic Messages events, ``chat_stream`` OpenAI
 Chat chunks. The answer names the request's ``model``, so tests can tell the request body reached
-the view intact; the model ``"forever"`` streams text deltas until the client goes away.
+the view intact; the model ``"forever"`` streams text deltas until the client goes away, and
+``"then-work"`` works on after its last event (``AFTER_STREAM`` records it).
 """
 
 from __future__ import annotations
@@ -113,6 +114,21 @@ async def _chunks(raw: bytes) -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
+# What ``messages_stream``'s ``"then-work"`` model did after its last event.
+AFTER_STREAM: list[str] = []
+
+
+async def _then_work(raw: bytes) -> AsyncIterator[bytes]:
+    """``raw``, then work after its last event (as an app saving its usage), recorded."""
+    try:
+        async for chunk in _chunks(raw):
+            yield chunk
+        await asyncio.sleep(0.2)
+        AFTER_STREAM.append("saved")
+    finally:
+        AFTER_STREAM.append("finally")
+
+
 async def _forever() -> AsyncIterator[bytes]:
     yield anthropic_head()
     while True:
@@ -131,6 +147,8 @@ async def messages_stream(request: HttpRequest) -> StreamingHttpResponse:
     model = _model(request)
     if model == "forever":
         return _sse(_forever())
+    if model == "then-work":
+        return _sse(_then_work(anthropic_events("Hello")))
     return _sse(_chunks(anthropic_events(f"Hello from Django to {model}")))
 
 
