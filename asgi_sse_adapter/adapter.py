@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ._checks import check_count
@@ -126,6 +126,11 @@ class StreamAdapter:
             instead of a comment.
         collect_response: build ``result.response`` (default: when translating; identity mode
             then decodes events only for that).
+        input_tokens_estimate: the prompt's size in tokens as the caller estimates it, stated
+            in an Anthropic Messages client's ``message_start`` when the upstream has not said
+            it by then (an OpenAI-family upstream says it at the end): clients read the prompt's
+            size there (Claude Code's context meter). The upstream's count follows in
+            ``message_delta``, as always.
     """
 
     # Slots: a shell builds one per stream (its construction is part of every stream's cost)
@@ -178,6 +183,7 @@ class StreamAdapter:
         visible_errors: bool = False,
         native_keepalive: bool = False,
         collect_response: bool | None = None,
+        input_tokens_estimate: int | None = None,
     ) -> None:
         check_reasoning_options(reasoning, reasoning_field)
         if max_event_size is not DEFAULT_MAX_EVENT_SIZE:  # (per stream: the default is valid)
@@ -194,6 +200,10 @@ class StreamAdapter:
             clock,
             id_factory,
         )
+        if input_tokens_estimate is not None:
+            check_count("input_tokens_estimate", input_tokens_estimate, minimum=0)
+            # (Per stream: not one of the shared options.)
+            self._options = replace(self._options, input_tokens_estimate=input_tokens_estimate)
         self.content = Content()
         collect = self._collect = not identity if collect_response is None else collect_response
         # The part types ``_apply`` does not simply fold in and write.

@@ -41,7 +41,7 @@ from .adapter import MALFORMED_RESPONSE, StreamAdapter, check_reasoning_options
 from .formats import FORMATS, get_format
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
-from .requests import RequestTranslationError, translate_request
+from .requests import RequestTranslationError, estimate_input_tokens, translate_request
 from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamReport, StreamSession, publish
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
@@ -394,6 +394,9 @@ class _Exchange:
         self.root = root  # the prefix taken off ``path``
         self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
         self.bytes_sent = 0  # of the answers sent whole (``_json``, ``_synthesize``)
+        # An Anthropic client's prompt size for its ``message_start``, when the upstream (of
+        # another format) says it only at the end.
+        self.input_estimate: int | None = None
 
     async def run(self) -> None:
         proxy = self.proxy
@@ -440,6 +443,12 @@ class _Exchange:
             dropped = translated.dropped
             stream = translated.stream
             include_usage = translated.include_usage
+            if (
+                client_format.name == "anthropic-messages"
+                and stream
+                and client_format is not proxy.upstream
+            ):
+                self.input_estimate = estimate_input_tokens(payload)
             path = proxy.upstream_path or proxy.upstream.endpoint
             url = proxy._endpoint_target(path, self.scope.get("query_string", b""))
             content = json.dumps(translated.body).encode()
@@ -921,6 +930,7 @@ class _Exchange:
             client_format,
             include_usage=include_usage,
             collect_response=True if proxy.on_complete is not None else None,
+            input_tokens_estimate=self.input_estimate,
         )
         session = StreamSession(
             adapter,

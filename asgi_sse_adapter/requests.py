@@ -145,6 +145,7 @@ __all__ = [
     "ToolResult",
     "TranslatedRequest",
     "budget_to_effort",
+    "estimate_input_tokens",
     "parse_request",
     "render_request",
     "translate_request",
@@ -169,6 +170,33 @@ EFFORT_BUDGETS: Mapping[str, int] = {
     "max": 32768,
 }
 """OpenAI reasoning effort → Anthropic ``thinking.budget_tokens`` (``none`` disables thinking)."""
+
+
+# ``estimate_input_tokens``: text at about four characters a token; an image as Anthropic counts
+# a full-size one (about 1,600 tokens: width * height / 750 at 1.15 megapixels).
+_CHARS_PER_TOKEN = 4
+_IMAGE_TOKENS = 1600
+
+
+def estimate_input_tokens(body: Mapping[str, Any]) -> int:
+    """A rough count of an Anthropic Messages request's prompt tokens, for ``message_start``
+    when the upstream says the real count only at the end (never for billing): the text of its
+    system prompt, messages and tool definitions at four characters a token, an image as
+    1,600, other binary data (a PDF) not counted."""
+    chars = images = 0
+    stack: list[Any] = [body.get("system"), body.get("messages"), body.get("tools")]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            if value.get("type") == "base64" and isinstance(value.get("data"), str):
+                images += str(value.get("media_type", "")).startswith("image/")
+            else:
+                stack.extend(value.values())
+    return -(-chars // _CHARS_PER_TOKEN) + images * _IMAGE_TOKENS
 
 
 def budget_to_effort(budget: int) -> str:

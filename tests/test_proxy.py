@@ -20,6 +20,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from anthropic.types import MessageParam
 from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.cors import CORSMiddleware
@@ -29,6 +30,7 @@ from starlette.routing import Mount
 
 from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
 from asgi_sse_adapter.proxy import _reclaim_pool
+from asgi_sse_adapter.requests import estimate_input_tokens
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
 from tests.servers import LiveServer, ServerFactory, server_pool
 
@@ -157,6 +159,29 @@ def test_anthropic_client_to_openai_chat_upstream(
     # Translated requests always ask an OpenAI upstream for usage.
     assert fake.last_json["stream_options"] == {"include_usage": True}
     assert final.usage.output_tokens == SCRIPTS["text"].usage.output_tokens
+
+
+def test_anthropic_client_gets_a_prompt_size_at_message_start(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An OpenAI-family upstream says the prompt's size only at the end; Anthropic clients read
+    it from ``message_start`` (Claude Code's context meter showed 0: CLIProxyAPI#1700). The
+    proxy states its estimate of the client's request there; the upstream's count follows."""
+    _, proxy = _proxy(servers, fake, "openai-chat")
+    long_prompt: list[MessageParam] = [{"role": "user", "content": "word " * 400}]
+    with _anthropic(proxy.url).messages.stream(
+        model="gpt-x", max_tokens=100, messages=long_prompt, system="be brief"
+    ) as stream:
+        first = next(iter(stream))
+        final = stream.get_final_message()
+    assert first.type == "message_start"
+    assert first.message.usage.input_tokens == estimate_input_tokens(
+        {"system": "be brief", "messages": long_prompt}
+    )
+    assert first.message.usage.input_tokens > 400
+    # The upstream's count (the fake's, through Chat's usage) replaces it.
+    assert final.usage.input_tokens < 100
+    assert final.usage.cache_read_input_tokens == SCRIPTS["text"].usage.cache_read_input_tokens
 
 
 def test_anthropic_client_streams_tool_calls_from_openai_chat_upstream(

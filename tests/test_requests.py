@@ -69,6 +69,7 @@ from asgi_sse_adapter.requests import (
     Thinking,
     TranslatedRequest,
     budget_to_effort,
+    estimate_input_tokens,
     parse_request,
     render_request,
     translate_request,
@@ -3395,3 +3396,33 @@ def test_nonsense_options_are_refused() -> None:
         translate_request(chat, CHAT, MESSAGES, on_unsupported="Error")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="default_max_tokens must be a positive int"):
         translate_request(chat, CHAT, MESSAGES, default_max_tokens=0)
+
+
+def test_estimate_input_tokens_counts_text_and_images() -> None:
+    """Four characters a token over the system prompt, messages and tool definitions (rounded
+    up); an image as 1,600; a PDF's bytes are not text and count nothing."""
+    body = {
+        "model": "a-model-name-not-counted",
+        "max_tokens": 10_000,
+        "system": "abcd",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "x" * 40},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG * 99},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+                    },
+                ],
+            }
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+    }
+    strings = "abcd" + "user" + "text" + "x" * 40 + "image" + "document" + "f" + "object"
+    assert estimate_input_tokens(body) == -(-len(strings) // 4) + 1600
+    assert estimate_input_tokens({"messages": []}) == 0

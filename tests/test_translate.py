@@ -1449,3 +1449,67 @@ def test_usage_updated_merges_each_field(name: str) -> None:
         want = 99 if f.name == name else getattr(older, f.name)
         assert getattr(merged, f.name) == want, f.name
     assert older.updated(Usage()) == older
+
+
+def _message_start_usage(body: bytes) -> dict[str, Any]:
+    events = SSEDecoder().feed(body)
+    assert events[0].event == "message_start"
+    usage: dict[str, Any] = json.loads(events[0].data)["message"]["usage"]
+    return usage
+
+
+@pytest.mark.parametrize(
+    ("upstream", "data"),
+    [
+        ("openai-chat", chat_stream("usage_cache")),
+        ("openai-chat", chat_stream("usage_none")),
+        ("openai-responses", None),
+    ],
+)
+def test_input_tokens_estimate_fills_message_start_until_the_upstream_says(
+    upstream: str, data: bytes | None
+) -> None:
+    """``input_tokens_estimate`` is the prompt's size in ``message_start`` where the upstream has
+    not said it by then; its own count (or none) goes to ``message_delta`` and the result."""
+    if data is None:
+        # (A Responses upstream says its usage in ``response.completed`` only.)
+        into = StreamAdapter(upstream_format="openai-chat", client_format="openai-responses")
+        data = into.feed(chat_stream("usage_cache")) + into.close()
+    adapter = StreamAdapter(
+        upstream_format=upstream, client_format="anthropic-messages", input_tokens_estimate=321
+    )
+    body = adapter.feed(data) + adapter.close()
+    assert _message_start_usage(body)["input_tokens"] == 321
+    events = SSEDecoder().feed(body)
+    delta = next(json.loads(e.data) for e in events if e.event == "message_delta")
+    response = adapter.result.response
+    assert response is not None
+    assert delta["usage"]["input_tokens"] == response["usage"]["input_tokens"] != 321
+
+
+def test_input_tokens_estimate_gives_way_to_the_upstreams_count() -> None:
+    """An upstream that states usage in its first chunk (vLLM's continuous usage stats) or a
+    Messages upstream's own ``message_start``: its count, not the estimate."""
+    chunk = {
+        "id": "chatcmpl-u",
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+    adapter = StreamAdapter(
+        upstream_format="openai-chat", client_format="anthropic-messages", input_tokens_estimate=99
+    )
+    assert (
+        _message_start_usage(adapter.feed(f"data: {json.dumps(chunk)}\n\n".encode()))[
+            "input_tokens"
+        ]
+        == 12
+    )
+    with pytest.raises(ValueError, match="input_tokens_estimate must be an int >= 0"):
+        StreamAdapter(
+            upstream_format="openai-chat",
+            client_format="anthropic-messages",
+            input_tokens_estimate=-1,
+        )

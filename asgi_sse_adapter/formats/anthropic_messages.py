@@ -398,6 +398,13 @@ class MessagesWriter(Writer):
             return
         self._started = True
         self._identity()
+        usage = _anthropic.usage_out(self.content.usage)
+        estimate = self.options.input_tokens_estimate
+        if estimate is not None and not self.content.usage_reported:
+            # Clients read the prompt's size here (Claude Code's context meter, the Vercel AI
+            # SDK): 0 from an upstream that says it only at the end broke them
+            # (router-for-me/CLIProxyAPI#1700). ``message_delta`` carries the upstream's count.
+            usage["input_tokens"] = estimate
         message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
@@ -406,7 +413,7 @@ class MessagesWriter(Writer):
             "model": self._model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _anthropic.usage_out(self.content.usage),
+            "usage": usage,
         }
         out.append(frame({"type": "message_start", "message": message}, "message_start"))
 

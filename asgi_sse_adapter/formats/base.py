@@ -87,6 +87,7 @@ class WriterOptions:
     native_keepalive: bool = False
     clock: Callable[[], float] = field(default=time.time)
     id_factory: Callable[[], str] | None = None
+    input_tokens_estimate: int | None = None
 
     def new_id(self) -> str:
         """A fresh unique token (without prefix) from ``id_factory``, or a random one."""
