@@ -81,11 +81,13 @@ Mappings that are not one-to-one:
 - Structured output: a JSON schema (Chat ``response_format``, Responses ``text.format``) ↔
   Anthropic ``output_config.format``, always enforced there; OpenAI needs a name, ``response``
   where the client gave none; JSON mode without a schema has no Anthropic form. Anthropic
-  ``output_config.effort`` is OpenAI's reasoning effort (``max``: ``xhigh``).
+  ``output_config.effort`` is OpenAI's reasoning effort (the same words), except with thinking
+  disabled, which sends no effort (named).
 - Documents: Chat ``file`` (``file_data`` as a base64 data URL, OpenAI's form) ↔ Responses
   ``input_file`` (also ``file_url``) ↔ Anthropic ``document`` (a PDF, base64 or by URL, or
-  plain text; its ``title`` is the file name). Uploaded file ids belong to one vendor and are
-  named; a text document goes to OpenAI as text; Chat takes no file by URL.
+  plain text; its ``title`` is the file name). An OpenAI upload's ``file_id`` travels between
+  the OpenAI formats and is named for Anthropic; a text document goes to OpenAI as text, a data
+  URL not in base64 is text (RFC 2397); Chat takes no file by URL.
 - Images: a base64 data URL (RFC 2397, media-type parameters allowed and not kept) becomes base64
   data with its bare media type. Anthropic takes only http(s) URLs and base64 JPEG, PNG, GIF and
   WebP; any other image (a data URL not in base64, another type, another scheme) is named.
@@ -118,7 +120,9 @@ Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``
 from __future__ import annotations
 
 import base64
+import mimetypes
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -266,12 +270,14 @@ class Image:
 @dataclass
 class Document:
     """A file the client attached (a PDF, a text file): base64 ``data`` with its ``media_type``,
-    a ``url``, or plain ``text``; ``filename`` (Anthropic's ``title``)."""
+    a ``url``, plain ``text``, or an OpenAI upload's ``file_id`` (good at OpenAI only);
+    ``filename`` (Anthropic's ``title``)."""
 
     media_type: str | None = None
     data: str | None = None
     url: str | None = None
     text: str | None = None
+    file_id: str | None = None
     filename: str | None = None
 
 
@@ -675,20 +681,28 @@ def _image_from_url(url: str, detail: str | None) -> Image:
     return Image(url=url, detail=detail)
 
 
-def _document_from(data: Any, url: Any, filename: Any, what: str) -> Document:
-    """An OpenAI file input (Chat ``file``, Responses ``input_file``): ``file_data`` is a base64
-    data URL (OpenAI's documented form) or bare base64, whose type the file name tells."""
+def _document_from(data: Any, url: Any, file_id: Any, filename: Any, what: str) -> Document | None:
+    """An OpenAI file input (Chat ``file``, Responses ``input_file``). ``file_data`` is a base64
+    data URL (OpenAI's documented form) or bare base64, whose type the file name tells; a data
+    URL not in base64 is text (RFC 2397), unless it says it is something else (``None``: it
+    cannot be read, the caller names it)."""
     name = _opt_str(filename, f"{what}.filename")
     if isinstance(url, str):
         return Document(url=url, filename=name)
-    if not isinstance(data, str):
-        raise _bad(f"{what} needs file_data, file_url or file_id")
-    match = _DATA_URL.fullmatch(data)
-    if match and match.group(3):
-        media_type = match.group(1).strip().lower() or None
-        return Document(media_type=media_type, data=match.group(4), filename=name)
-    media_type = "application/pdf" if name and name.lower().endswith(".pdf") else None
-    return Document(media_type=media_type, data=data, filename=name)
+    if isinstance(data, str):
+        match = _DATA_URL.fullmatch(data)
+        if match is None:
+            guessed = mimetypes.guess_type(name)[0] if name else None
+            return Document(media_type=guessed, data=data, filename=name)
+        media_type = match.group(1).strip().lower() or "text/plain"  # RFC 2397's default
+        if match.group(3):
+            return Document(media_type=media_type, data=match.group(4), filename=name)
+        if media_type == "text/plain":
+            return Document(text=urllib.parse.unquote(match.group(4)), filename=name)
+        return None
+    if isinstance(file_id, str):
+        return Document(file_id=file_id, filename=name)
+    raise _bad(f"{what} needs file_data, file_url or file_id")
 
 
 def _document_name(document: Document) -> str:
@@ -834,8 +848,8 @@ def _tool(spec: dict[str, Any], schema_key: str, losses: _Losses, wrapper: str =
     """A function tool; any field besides the ones the canonical model carries is named."""
     for key, value in spec.items():
         known = (wrapper, "name", "description", schema_key, "strict", "cache_control")
-        if key not in known and value is not None:
-            losses.add(f"tools.{key}")
+        if key not in known and value is not None and value is not False:
+            losses.add(f"tools.{key}")  # (``false``: the default of every such flag)
     name = spec.get("name")
     if not isinstance(name, str):
         raise _bad("every tool needs a name")
@@ -899,12 +913,13 @@ def _chat_user_parts(content: Any, losses: _Losses) -> list[Part]:
             parts.append(_image_from_url(url, _opt_str(image.get("detail"), "image_url.detail")))
         elif kind == "file":
             spec = _obj(item.get("file"), "file")
-            if spec.get("file_data") is None and spec.get("file_id") is not None:
-                losses.add("messages.file.file_id")  # (an upload at OpenAI: no one else has it)
+            document = _document_from(
+                spec.get("file_data"), None, spec.get("file_id"), spec.get("filename"), "file"
+            )
+            if document is None:
+                losses.add("messages.file", "a data URL neither in base64 nor text")
             else:
-                parts.append(
-                    _document_from(spec.get("file_data"), None, spec.get("filename"), "file")
-                )
+                parts.append(document)
         else:
             losses.add(f"messages.{kind}")
     return parts
@@ -1096,16 +1111,18 @@ def _responses_parts(content: Any, losses: _Losses) -> list[Part]:
             parts.append(_image_from_url(item["image_url"], detail))
         elif kind == "input_image":
             losses.add("messages.image.file_id")
-        elif kind == "input_file" and (
-            item.get("file_data") is not None or item.get("file_url") is not None
-        ):
-            parts.append(
-                _document_from(
-                    item.get("file_data"), item.get("file_url"), item.get("filename"), "input_file"
-                )
-            )
         elif kind == "input_file":
-            losses.add("messages.input_file.file_id")
+            document = _document_from(
+                item.get("file_data"),
+                item.get("file_url"),
+                item.get("file_id"),
+                item.get("filename"),
+                "input_file",
+            )
+            if document is None:
+                losses.add("messages.input_file", "a data URL neither in base64 nor text")
+            else:
+                parts.append(document)
         else:
             losses.add(f"messages.{kind}")
     return parts
@@ -1159,7 +1176,12 @@ def _parse_messages(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses
         if kind == "enabled":
             budget = _opt_int(thinking.get("budget_tokens"), "thinking.budget_tokens")
             req.reasoning = Reasoning(effort=effort, budget=budget, mode="enabled")
-        elif kind in ("disabled", "adaptive"):
+        elif kind == "disabled":
+            if effort is not None:
+                # An OpenAI effort would turn reasoning on, which the client turned off.
+                losses.add("output_config.effort", "thinking is disabled")
+            req.reasoning = Reasoning(mode=kind)
+        elif kind == "adaptive":
             req.reasoning = Reasoning(effort=effort, mode=kind)
         else:
             losses.add("thinking")
@@ -1239,11 +1261,17 @@ def _anthropic_parts(content: Any, losses: _Losses) -> list[Part]:
             if document is not None:
                 parts.append(document)
         elif kind == "tool_result":
-            parts.append(_anthropic_tool_result(block, losses))
+            if block.get("tool_use_id") in losses.dropped_calls:
+                # Sent without its call, the result would be refused (Chat, Responses).
+                losses.add("messages.tool_results", "its tool call is not sent")
+            else:
+                parts.append(_anthropic_tool_result(block, losses))
         elif kind in ("thinking", "redacted_thinking"):
             parts.extend(_anthropic_thinking(block))
         else:
             losses.add(f"messages.{kind}")
+            if isinstance(block.get("id"), str):  # (a server or MCP tool's call)
+                losses.dropped_calls.add(block["id"])
     return parts
 
 
@@ -1333,6 +1361,8 @@ def _chat_content(parts: list[Content], losses: _Losses) -> str | list[dict[str,
             out.append({"type": "image_url", "image_url": image_url})
         elif part.text is not None:
             out.append({"type": "text", "text": part.text})
+        elif part.file_id is not None:
+            out.append({"type": "file", "file": {"file_id": part.file_id}})
         elif part.data is not None:
             spec = {"file_data": _data_url(part), "filename": _document_name(part)}
             out.append({"type": "file", "file": spec})
@@ -1553,8 +1583,7 @@ def _effort_for_openai(req: CanonicalRequest) -> str | None:
     if reasoning is None:
         return None
     if reasoning.effort is not None:
-        # (Anthropic's scale ends at ``max``; OpenAI's highest is ``xhigh``.)
-        return "xhigh" if reasoning.effort == "max" else reasoning.effort
+        return reasoning.effort
     if reasoning.mode == "enabled" and reasoning.budget is not None:
         return budget_to_effort(reasoning.budget)
     return None  # disabled / adaptive: the OpenAI model's default applies
@@ -1700,6 +1729,8 @@ def _responses_content(parts: Sequence[Content], assistant: bool) -> list[dict[s
             item: dict[str, Any] = {"type": "input_file"}
             if part.url is not None:
                 item["file_url"] = part.url
+            elif part.file_id is not None:
+                item["file_id"] = part.file_id
             else:
                 item["file_data"] = _data_url(part)
             if part.filename or part.data is not None:
@@ -1833,7 +1864,8 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
             messages.append({"role": message.role, "content": blocks})
     if not messages:
         # Anthropic requires at least one message; saying so here is clearer than its 400.
-        raise _bad(f"{MESSAGES} needs at least one non-empty user or assistant message")
+        dropped = f" (dropped: {', '.join(losses.names)})" if losses.names else ""
+        raise _bad(f"{MESSAGES} needs at least one non-empty user or assistant message{dropped}")
     _check_last_turn(req, bool(blocks), losses)
     if messages and messages[-1]["role"] == "assistant":
         _strip_prefill_end(messages[-1]["content"])
@@ -2058,15 +2090,16 @@ def _anthropic_document_block(document: Document) -> dict[str, Any] | None:
     text = document.text
     if text is None and document.data is not None and document.media_type == "text/plain":
         try:
-            text = base64.b64decode(document.data, validate=True).decode()
-        except ValueError:  # (binascii.Error and UnicodeDecodeError both are)
+            # (Line-wrapped base64 is common; a file not in UTF-8 keeps what it can.)
+            text = base64.b64decode(document.data).decode("utf-8", "replace")
+        except ValueError:  # binascii.Error: not base64 at all
             return None
     source: dict[str, Any]
     if text is not None:
         source = {"type": "text", "media_type": "text/plain", "data": text}
     elif document.url is not None:
         source = {"type": "url", "url": document.url}
-    elif document.media_type == "application/pdf":
+    elif document.media_type == "application/pdf" and document.data is not None:
         source = {"type": "base64", "media_type": "application/pdf", "data": document.data}
     else:
         return None

@@ -2032,3 +2032,80 @@ def test_sdk_sees_every_event_type_in_order() -> None:
     events = list(openai_client(body).responses.create(model="m", input="hi", stream=True))
     assert [e.type for e in events] == [p["type"] for p in _iter_payloads(body)]
     assert all(type(e).__name__ != "BaseModel" for e in events)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["deltas", "done-only"])
+def test_reasoning_summary_parts_are_paragraphs(late: bool) -> None:
+    """Two summary parts of one reasoning item (each a paragraph under its own heading) reach
+    Chat and Messages clients joined by a blank line, not run together; also when a part's
+    text comes only in its done event."""
+    seq = itertools.count()
+    where = {"item_id": "rs_1", "output_index": 0}
+
+    def ev(type_: str, **fields: Any) -> bytes:
+        return _named(type_, {"type": type_, "sequence_number": next(seq), **fields})
+
+    created = {"id": RESP_ID, "object": "response", "status": "in_progress", "output": []}
+    events = [
+        ev("response.created", response=created),
+        ev("response.output_item.added", output_index=0, item={"id": "rs_1", "type": "reasoning"}),
+    ]
+    for index, text in enumerate(["**Plan**\n\nFirst.", "**Check**\n\nSecond."]):
+        part = {**where, "summary_index": index}
+        if not late:
+            events.append(ev("response.reasoning_summary_text.delta", **part, delta=text))
+        events.append(ev("response.reasoning_summary_text.done", **part, text=text))
+    completed = {**created, "status": "completed", "output": []}
+    events.append(ev("response.completed", response=completed))
+    data = b"".join(events)
+    expected = "**Plan**\n\nFirst.\n\n**Check**\n\nSecond."
+    _, chat = translate("openai-responses", "openai-chat", data)
+    assert chat.result.response is not None
+    assert chat.result.response["choices"][0]["message"]["reasoning_content"] == expected
+    _, messages = translate("openai-responses", "anthropic-messages", data)
+    assert messages.result.response is not None
+    assert messages.result.response["content"][0]["thinking"] == expected
+
+
+def test_a_repeated_upstream_call_id_is_made_unique() -> None:
+    """Some OpenAI-compatible servers repeat a tool-call id. Clients match results to calls by
+    id: ``responses.stream()`` refuses two items with one ``call_id`` ("conflicting output
+    identities"), Anthropic two ``tool_use`` blocks with one id. The second call gets a new one."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return _data(
+            {
+                "id": "chatcmpl-d",
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": "m",
+                "choices": [choice],
+            }
+        )
+
+    def call(index: int, name: str) -> dict[str, Any]:
+        function = {"name": name, "arguments": "{}"}
+        return {"index": index, "id": "call_0", "type": "function", "function": function}
+
+    data = b"".join(
+        [
+            chunk({"role": "assistant", "content": None, "tool_calls": [call(0, "f")]}),
+            chunk({"tool_calls": [call(1, "g")]}),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    body, responses = translate("openai-chat", "openai-responses", data)
+    check_responses(body)
+    assert responses.result.response is not None
+    ids = [item["call_id"] for item in responses.result.response["output"]]
+    assert ids[0] == "call_0"
+    assert len(set(ids)) == 2
+    with openai_client(body) as client, client.responses.stream(model="m", input="x") as stream:
+        final = stream.get_final_response()
+    assert [item.call_id for item in final.output if item.type == "function_call"] == ids
+    _, messages = translate("openai-chat", "anthropic-messages", data)
+    assert messages.result.response is not None
+    tool_ids = [block["id"] for block in messages.result.response["content"]]
+    assert len(set(tool_ids)) == 2

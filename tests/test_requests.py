@@ -2539,7 +2539,8 @@ def test_unsupported_content_parts_are_named() -> None:
     }
     result = translate_request(chat, CHAT, MESSAGES)
     assert result.body["messages"] == [{"role": "user", "content": "x"}]
-    assert result.dropped == ("messages.name", "messages.input_audio", "messages.file.file_id")
+    # (An OpenAI upload id is good at OpenAI only.)
+    assert result.dropped == ("messages.name", "messages.input_audio", "messages.document")
     messages = {
         "model": "m",
         "max_tokens": 5,
@@ -2690,7 +2691,7 @@ def test_documents_anthropic_cannot_read_are_named() -> None:
         ],
     }
     result = translate_request(chat, CHAT, MESSAGES)
-    assert result.dropped == ("messages.file.file_id", "messages.document")
+    assert result.dropped == ("messages.document",)
     assert result.body["messages"][0]["content"] == [
         {
             "type": "document",
@@ -2701,6 +2702,65 @@ def test_documents_anthropic_cannot_read_are_named() -> None:
     assert_valid_messages_body(result.body)
     for target in (TEXT, ATEXT):
         assert "messages.document" in translate_request(chat, CHAT, target).dropped
+
+
+def test_openai_file_ids_travel_between_the_openai_formats() -> None:
+    """An upload id is good at OpenAI: Chat ``file.file_id`` ↔ Responses ``input_file.file_id``."""
+    chat = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "file", "file": {"file_id": "file-abc"}},
+                    {"type": "text", "text": "Summarize"},
+                ],
+            }
+        ],
+    }
+    responses = translate_request(chat, CHAT, RESPONSES)
+    assert responses.dropped == ()
+    assert responses.body["input"][0]["content"][0] == {"type": "input_file", "file_id": "file-abc"}
+    assert_valid_responses_body(responses.body)
+    back = translate_request(responses.body, RESPONSES, CHAT)
+    assert back.body["messages"] == chat["messages"]
+
+
+def test_file_data_in_every_spelling() -> None:
+    """A data URL not in base64 is text by RFC 2397 (percent-decoded) unless it names another
+    type, which cannot be read and is named; line-wrapped base64 text decodes; bare base64
+    takes its type from the file name."""
+    wrapped = base64.encodebytes(("line " * 30).encode()).decode()  # (76-column lines)
+    assert "\n" in wrapped.strip()
+
+    def document(file: dict[str, Any]) -> tuple[Any, tuple[str, ...]]:
+        body = {
+            "model": "m",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "file", "file": file}, {"type": "text", "text": "x"}],
+                }
+            ],
+        }
+        result = translate_request(body, CHAT, MESSAGES)
+        return result.body["messages"][0]["content"][0], result.dropped
+
+    text_source = {"type": "text", "media_type": "text/plain", "data": "hello world"}
+    assert document({"file_data": "data:,hello%20world"}) == (
+        {"type": "document", "source": text_source},
+        (),
+    )
+    # (Only the text left: the content is that string, whose first character is its "x".)
+    assert document({"file_data": "data:application/pdf,%25PDF"}) == ("x", ("messages.file",))
+    wrapped_url = f"data:text/plain;base64,{wrapped}"
+    block, dropped = document({"file_data": wrapped_url, "filename": "a.txt"})
+    assert (block["source"]["data"], dropped) == ("line " * 30, ())
+    block, dropped = document({"file_data": PDF, "filename": "report.pdf"})
+    assert (block["source"]["media_type"], dropped) == ("application/pdf", ())
+    latin1 = base64.b64encode("café".encode("latin-1")).decode()
+    block, _ = document({"file_data": latin1, "filename": "notes.txt"})
+    assert block["source"]["data"] == "caf\ufffd"  # (what UTF-8 cannot read is marked)
 
 
 def test_tool_result_images_reach_chat_clients_after_the_tool_messages() -> None:
@@ -3011,7 +3071,7 @@ def test_structured_output_between_openai_and_anthropic() -> None:
         "type": "json_schema",
         "json_schema": {"name": "response", "schema": schema},
     }
-    assert chat.body["reasoning_effort"] == "xhigh"  # (OpenAI's scale ends there)
+    assert chat.body["reasoning_effort"] == "max"
     assert_valid_chat_body(chat.body)
     responses = translate_request(anthropic, MESSAGES, RESPONSES)
     assert responses.body["text"] == {
@@ -3095,8 +3155,65 @@ def test_image_jpg_is_sent_to_anthropic_as_jpeg() -> None:
     ],
 )
 def test_tool_fields_the_model_does_not_carry_are_named(source: str, body: dict[str, Any]) -> None:
+    """A field the canonical model has no place for is named, unless it is ``false`` (the
+    default of every such flag)."""
     target = MESSAGES if source != MESSAGES else CHAT
     assert translate_request(body, source, target).dropped == ("tools.defer_loading",)
+    off = json.loads(json.dumps(body).replace('"defer_loading": true', '"defer_loading": false'))
+    assert translate_request(off, source, target).dropped == ()
+
+
+def test_thinking_disabled_wins_over_an_output_effort() -> None:
+    """Anthropic ``thinking: disabled`` with ``output_config.effort``: an OpenAI effort would
+    turn reasoning on, which the client turned off; no effort goes, and it is named."""
+    body = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "x"}],
+        "thinking": {"type": "disabled"},
+        "output_config": {"effort": "high"},
+    }
+    for target, key in ((CHAT, "reasoning_effort"), (RESPONSES, "reasoning")):
+        result = translate_request(body, MESSAGES, target)
+        assert key not in result.body
+        assert result.dropped == ("output_config.effort",)
+
+
+def test_results_of_server_tool_calls_do_not_go_alone() -> None:
+    """A ``tool_result`` answering a server tool's call (which OpenAI formats cannot carry)
+    would reach OpenAI without a call to answer: it goes with its call."""
+    body = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [
+            {"role": "user", "content": "search"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "server_tool_use", "id": "srv1", "name": "web_search", "input": {}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "srv1", "content": "r"},
+                    {"type": "text", "text": "and?"},
+                ],
+            },
+        ],
+    }
+    result = translate_request(body, MESSAGES, CHAT)
+    assert [m["role"] for m in result.body["messages"]] == ["user", "user"]
+    assert result.dropped == ("messages.server_tool_use", "messages.tool_results")
+
+
+def test_an_empty_conversation_names_what_was_dropped() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
+    }
+    with pytest.raises(RequestTranslationError, match=r"dropped: messages\.input_audio"):
+        translate_request(body, CHAT, MESSAGES)
 
 
 def test_error_mode_raises_at_the_first_loss_only_if_there_is_one() -> None:

@@ -598,6 +598,18 @@ class ChatReader(JSONReader):
     def _start(self, c: int, state: _Call, parts: list[Part]) -> None:
         state.index = self._next_call.get(c, 0)
         self._next_call[c] = state.index + 1
+        if state.id and any(
+            other is not state and other.id == state.id and other.index >= 0
+            for (choice, _), other in self._calls.items()
+            if choice == c
+        ):
+            # Some OpenAI-compatible servers repeat an id: the client matches results to calls
+            # by id (the SDK's ``responses.stream()`` refuses two items with one ``call_id``,
+            # Anthropic two ``tool_use`` blocks with one id), so the writer makes a fresh one.
+            logger.info(
+                "tool call id %.40r repeated in the upstream stream; a new one made", state.id
+            )
+            state.id = None
         parts.append(ToolCallStart(state.index, state.id, state.name or "", c))
         if state.pending:
             parts.append(ToolCallDelta(state.index, "".join(state.pending), c))

@@ -7,7 +7,8 @@ terminal ``response.output``) are emitted there, once. ``response.completed`` �
 (``tool_use`` when any function call was seen, else ``end_turn``); ``response.incomplete`` →
 ``Finish`` ``max_tokens`` / ``content_filter``, never a normal stop; ``response.failed`` and
 ``error`` (nested ``error{}`` or flat fields) → ``StreamError``. Reasoning summary parts are
-concatenated as they come (no separator is invented). Unknown events are skipped.
+paragraphs (each under its own bold heading): they are joined with a blank line. Unknown events
+are skipped.
 
 Writer contract (§13 "Responses"): an ``event:`` line equal to ``type`` on every event;
 ``sequence_number`` strictly increasing from 0; ``response.created`` first, then
@@ -327,7 +328,9 @@ class ResponsesReader(JSONReader):
         text = as_str(obj.get("delta"))
         if not text:
             return
-        self._streamed.add((self._key(obj), kind, as_int(obj.get(index_key)) or 0))
+        mark = (self._key(obj), kind, as_int(obj.get(index_key)) or 0)
+        if mark not in self._streamed:
+            self._open_part(mark, parts)
         parts.append(_text_part(kind, text))
 
     def _late(self, key: str, kind: str, index: int | None, text: Any, parts: list[Part]) -> None:
@@ -335,8 +338,16 @@ class ResponsesReader(JSONReader):
         mark = (key, kind, index or 0)
         if mark in self._streamed or not isinstance(text, str) or not text:
             return
-        self._streamed.add(mark)
+        self._open_part(mark, parts)
         parts.append(_text_part(kind, text))
+
+    def _open_part(self, mark: tuple[str, str, int], parts: list[Part]) -> None:
+        """The first text of a part: a summary part after another of its item starts a new
+        paragraph."""
+        key, kind, index = mark
+        if kind == "summary" and index > 0 and (key, kind, index - 1) in self._streamed:
+            parts.append(_text_part(kind, "\n\n"))
+        self._streamed.add(mark)
 
     def _register(self, item: dict[str, Any], index: int | None) -> tuple[str, _Seen]:
         key = as_str(item.get("id")) or f"#{index}"
