@@ -2803,48 +2803,28 @@ def test_tool_result_images_reach_chat_clients_after_the_tool_messages() -> None
     assert_valid_chat_body(result.body)
 
 
+AUDIO = [{"type": "input_audio", "input_audio": {}}]
+SEARCH_RESULT = [{"type": "search_result", "source": "s", "title": "t"}]
+
+
+def ending_with(source: str, last: Any) -> dict[str, Any]:
+    """A conversation in ``source`` (Chat or Messages) whose last user turn is ``last``."""
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Hello! "},
+        {"role": "user", "content": last},
+    ]
+    if source == MESSAGES:
+        return {"model": "m", "max_tokens": 50, "messages": turns}
+    return {"model": "m", "messages": turns}
+
+
 @pytest.mark.parametrize(
     ("source", "body", "target", "expected"),
     [
-        (
-            CHAT,
-            {
-                "model": "m",
-                "messages": [
-                    {"role": "user", "content": "I will send a file"},
-                    {"role": "assistant", "content": "Please do."},
-                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
-                ],
-            },
-            MESSAGES,
-            "dropped: messages.input_audio",
-        ),
-        (
-            CHAT,
-            {
-                "model": "m",
-                "messages": [
-                    {"role": "user", "content": "hi"},
-                    {"role": "assistant", "content": "Hello! "},
-                    {"role": "user", "content": "   "},
-                ],
-            },
-            MESSAGES,
-            "it is blank",
-        ),
-        (
-            CHAT,
-            {
-                "model": "m",
-                "messages": [
-                    {"role": "user", "content": "hi"},
-                    {"role": "assistant", "content": "Hello!"},
-                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
-                ],
-            },
-            ATEXT,
-            "dropped: messages.input_audio",
-        ),
+        (CHAT, ending_with(CHAT, AUDIO), MESSAGES, "dropped: messages.input_audio"),
+        (CHAT, ending_with(CHAT, "   "), MESSAGES, "it is blank"),
+        (CHAT, ending_with(CHAT, AUDIO), ATEXT, "dropped: messages.input_audio"),
         (
             RESPONSES,
             {
@@ -2859,45 +2839,16 @@ def test_tool_result_images_reach_chat_clients_after_the_tool_messages() -> None
             MESSAGES,
             "input.custom_tool_call_output",
         ),
+        (MESSAGES, ending_with(MESSAGES, SEARCH_RESULT), CHAT, "dropped: messages.search_result"),
         (
             MESSAGES,
-            {
-                "model": "m",
-                "max_tokens": 5,
-                "messages": [
-                    {"role": "user", "content": "hi"},
-                    {"role": "assistant", "content": "Hello!"},
-                    {
-                        "role": "user",
-                        "content": [{"type": "search_result", "source": "s", "title": "t"}],
-                    },
-                ],
-            },
-            CHAT,
-            "dropped: messages.search_result",
-        ),
-        (
-            MESSAGES,
-            {
-                "model": "m",
-                "max_tokens": 5,
-                "messages": [
-                    {"role": "user", "content": "hi"},
-                    {"role": "assistant", "content": "Hello!"},
-                    {"role": "user", "content": [{"type": "search_result", "source": "s"}]},
-                ],
-            },
+            ending_with(MESSAGES, SEARCH_RESULT),
             RESPONSES,
             "dropped: messages.search_result",
         ),
         (
             CHAT,
-            {
-                "model": "m",
-                "messages": [
-                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
-                ],
-            },
+            {"model": "m", "messages": [{"role": "user", "content": AUDIO}]},
             TEXT,
             "dropped: messages.input_audio",
         ),
