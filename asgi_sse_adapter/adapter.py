@@ -27,7 +27,7 @@ from ._checks import check_count
 from .content import Content
 from .errors import EventTooLarge
 from .formats import get_format
-from .formats.base import MalformedEvent, Reader, Writer, WriterOptions
+from .formats.base import Format, MalformedEvent, Reader, Writer, WriterOptions
 from .parts import (
     ArgumentsRun,
     Done,
@@ -101,7 +101,9 @@ class StreamResult:
 
 
 class StreamAdapter:
-    """Re-chunk and translate one SSE stream from ``upstream_format`` to ``client_format``.
+    """Re-chunk and translate one SSE stream from ``upstream_format`` to ``client_format``
+    (registered names, or a ``Format`` the registry does not name:
+    ``formats.anthropic_text.FORMAT_2023_01_01`` for clients of that API version).
 
     ``feed(bytes) -> bytes`` returns only whole client events: everything the input completed, in
     one ``bytes``. ``close()`` ends the stream normally (or with the error tail when the upstream
@@ -171,8 +173,8 @@ class StreamAdapter:
     def __init__(
         self,
         *,
-        upstream_format: str,
-        client_format: str,
+        upstream_format: str | Format,
+        client_format: str | Format,
         include_usage: bool = False,
         reasoning: Literal["emit", "drop"] = "emit",
         reasoning_field: str = "reasoning_content",
@@ -188,8 +190,8 @@ class StreamAdapter:
         check_reasoning_options(reasoning, reasoning_field)
         if max_event_size is not DEFAULT_MAX_EVENT_SIZE:  # (per stream: the default is valid)
             check_count("max_event_size", max_event_size, minimum=1, optional=True)
-        upstream = self.upstream_format = get_format(upstream_format)
-        client = self.client_format = get_format(client_format)
+        upstream = self.upstream_format = _format(upstream_format)
+        client = self.client_format = _format(client_format)
         identity = self.identity = upstream is client
         self._visible_errors = visible_errors
         self._options = _writer_options(
@@ -802,6 +804,12 @@ _SHARED_OPTIONS_KEPT = 64
 # (compared by identity). A caller passing the same functions to every adapter shares one too;
 # one entry, so no caller's functions are kept beyond the next adapter's.
 _last_explicit: tuple[_Settings, object, object, WriterOptions] | None = None
+
+
+def _format(fmt: str | Format) -> Format:
+    """A format by its registered name, or one given as it is (a variant the registry does not
+    name, such as ``anthropic_text.FORMAT_2023_01_01``)."""
+    return fmt if isinstance(fmt, Format) else get_format(fmt)
 
 
 def _writer_options(

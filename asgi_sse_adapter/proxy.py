@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - should httpx move it: what it always d
 from ._checks import check_choice, check_count, check_seconds
 from .adapter import MALFORMED_RESPONSE, StreamAdapter, check_reasoning_options
 from .formats import FORMATS, get_format
+from .formats.anthropic_text import FORMAT_2023_01_01
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
 from .requests import RequestTranslationError, estimate_input_tokens, translate_request
@@ -93,7 +94,8 @@ MAX_ERROR_BODY = 1024 * 1024
 # What is read of an upstream body after its last event ended the client's stream (``_drain``).
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
-# The most of an event stream read to answer a request that did not ask for one (``_aggregate``).
+# The most of an upstream answer read whole: JSON, or an event stream answering a request that
+# did not ask for one (``_aggregate``).
 MAX_AGGREGATED_BODY = 64 * MAX_ERROR_BODY
 _SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -392,7 +394,14 @@ class _Exchange:
             root = ""
         self.path = path  # decoded: what the endpoints are matched on
         self.root = root  # the prefix taken off ``path``
-        self.client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
+        client_format = proxy.clients.get(path) if scope.get("method") == "POST" else None
+        if client_format is not None and client_format.name == "anthropic-text":
+            version = dict(scope.get("headers", [])).get(b"anthropic-version", b"").strip()
+            if version == b"2023-01-01":
+                # That version's stream repeats the whole completion in each event, then says
+                # ``[DONE]`` (formats.md §4.4); the upstream is asked for ours and translated.
+                client_format = FORMAT_2023_01_01
+        self.client_format = client_format
         self.bytes_sent = 0  # of the answers sent whole (``_json``, ``_synthesize``)
         # An Anthropic client's prompt size for its ``message_start``, when the upstream (of
         # another format) says it only at the end.
@@ -750,10 +759,15 @@ class _Exchange:
         """The upstream's whole JSON answer, a JSON object; ``_ANSWERED`` if it could not be
         read or is no object (the client has had its error answer then, and ``adapter`` ends
         with it) or the client left."""
-        raw = await self._read_whole(response, 64 * MAX_ERROR_BODY)
+        limit = MAX_AGGREGATED_BODY
+        raw = await self._read_whole(response, limit)
         if not isinstance(raw, bytes):
             if raw is not None:
                 adapter.fail(raw)
+            return _ANSWERED
+        if len(raw) > limit:
+            message = f"upstream answer larger than {limit} bytes"
+            adapter.fail(await self._error(502, "api_error", message))
             return _ANSWERED
         try:
             payload = json.loads(raw)
@@ -770,8 +784,8 @@ class _Exchange:
         """The ``StreamAdapter`` of this exchange's answer, with the proxy's options."""
         proxy = self.proxy
         return StreamAdapter(
-            upstream_format=proxy.upstream.name,
-            client_format=client_format.name,
+            upstream_format=proxy.upstream,
+            client_format=client_format,
             **{**proxy.adapter_options, **options},
         )
 
@@ -804,9 +818,10 @@ class _Exchange:
         self, response: httpx.Response, client_format: Format, extra: list[tuple[bytes, bytes]]
     ) -> None:
         """A JSON answer to a JSON request: the client format's response object; with the same
-        format on both sides the upstream's own, untouched (an error or a queued background
-        response it holds included), unless it is not this format's response at all. Such a
-        body, or an error one to translate, is the client format's error."""
+        format on both sides the upstream's own, untouched (a queued background response or an
+        error inside a response included), unless it is not this format's response at all or
+        an error body, which gets its error's status. Such a body, or an error one to
+        translate, is the client format's error."""
         adapter = self._adapter(client_format)
         passed: dict[str, Any] | None = None
         try:
@@ -817,11 +832,20 @@ class _Exchange:
             result = adapter.result
             headers = self._response_headers(response)
             error = result.error
-            if adapter.identity and (error is None or error.code != MALFORMED_RESPONSE):
+            # Passed as it is: the upstream's own response, even one holding an error (a failed
+            # choice, a queued background response); not a body of another shape, nor an error
+            # body with a 2xx status (the SDK would read a response with no choices or content).
+            malformed = error is not None and error.code == MALFORMED_RESPONSE
+            failed = (
+                error is not None and bool(payload.get("error")) and not adapter.content.choices
+            )
+            if adapter.identity and not (malformed or failed):
                 await self._json(response.status_code, payload, headers + extra)
                 passed = payload
             elif error is not None:
                 status, body = client_format.error_body(error)
+                if adapter.identity and not malformed:
+                    body = payload  # (the upstream's own error JSON, every field kept)
                 await self._json(status, body, headers)
             else:
                 await self._json(200, result.response, headers + extra)
@@ -1201,15 +1225,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _read_bounded(response: httpx.Response, limit: int, idle: _Idle) -> bytes:
+    """The body, or its first chunks up to the one that passes ``limit`` (so that a body over
+    the limit is longer than it: at most a chunk more is held)."""
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in response.aiter_bytes():
             idle.touch()
             size += len(chunk)
+            chunks.append(chunk)
             if size > limit:
                 break
-            chunks.append(chunk)
     finally:
         idle.cancel()
     return b"".join(chunks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import socket
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
+from asgi_sse_adapter import proxy as proxy_module
 from asgi_sse_adapter.proxy import _reclaim_pool
 from asgi_sse_adapter.requests import estimate_input_tokens
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
@@ -1667,6 +1669,66 @@ def test_identity_json_holding_a_state_or_an_error_passes_untouched(
     proxy, _ = _reporting_proxy(servers, _Answer(200, json.dumps(errored).encode()), "openai-chat")
     completion = _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
     assert completion.choices[0].message.content == "partial"
+
+
+def test_identity_error_body_with_a_2xx_status_is_an_error(servers: ServerFactory) -> None:
+    """Same format both sides, a 2xx answer that is an error body: the SDK would build a
+    completion without choices (a ``TypeError`` at ``choices[0]``) or a message without
+    content. The client gets the upstream's own error JSON with its error's status, as on a
+    translated pair, and the SDK raises the matching class."""
+    rate = {"error": {"message": "slow down", "type": "rate_limit_error", "code": "rate"}}
+    proxy, _ = _reporting_proxy(servers, _Answer(200, json.dumps(rate).encode()), "openai-chat")
+    with pytest.raises(openai.RateLimitError) as openai_error:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert openai_error.value.body == rate["error"]
+    overload = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    proxy, _ = _reporting_proxy(
+        servers, _Answer(200, json.dumps(overload).encode()), "anthropic-messages"
+    )
+    with pytest.raises(anthropic.OverloadedError) as anthropic_error:
+        _anthropic(proxy.url).messages.create(model="m", max_tokens=5, messages=MESSAGES)
+    assert anthropic_error.value.status_code == 529
+
+
+def test_a_json_answer_over_the_limit_says_so(
+    servers: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole answer beyond ``MAX_AGGREGATED_BODY`` (64 MiB) is a 502 that names the limit,
+    not "invalid JSON" from parsing the part that was read."""
+    monkeypatch.setattr(proxy_module, "MAX_AGGREGATED_BODY", 1024)
+    big = {"id": "c", "object": "chat.completion", "choices": [], "pad": "x" * 4096}
+    proxy, _ = _reporting_proxy(servers, _Answer(200, json.dumps(big).encode()), "openai-chat")
+    with pytest.raises(openai.APIStatusError) as error:
+        _openai(proxy.url).chat.completions.create(model="m", messages=MESSAGES)
+    assert error.value.status_code == 502
+    assert "larger than 1024 bytes" in error.value.message
+
+
+@pytest.mark.parametrize("upstream_format", ["anthropic-messages", "anthropic-text"])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "answered-whole"])
+def test_text_completions_2023_01_01_clients_get_their_versions_stream(
+    servers: ServerFactory, fake: FakeUpstream, upstream_format: str, stream: bool
+) -> None:
+    """A ``/v1/complete`` client pinned to ``anthropic-version: 2023-01-01`` reads data-only
+    events that each carry the whole completion so far, then ``data: [DONE]`` (formats.md
+    §4.4); the upstream is asked in the proxy's version, whatever answer form it picks."""
+    upstream = servers(fake if stream else _FlipStream(fake))
+    proxy = servers(UpstreamProxy(upstream.url, upstream_format=upstream_format))
+    body = {"model": "m", "prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": 50}
+    raw = _raw_stream(
+        proxy.url,
+        "/v1/complete",
+        {**body, "stream": True},
+        {"anthropic-version": "2023-01-01", "x-fake-scenario": "text"},
+    )
+    events = SSEDecoder().feed(raw)
+    assert events[-1].data == "[DONE]"
+    assert b"event:" not in raw  # (data-only)
+    completions = [json.loads(event.data)["completion"] for event in events[:-1]]
+    assert completions[-1] == SCRIPTS["text"].text
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(completions))
+    assert fake.last_headers is not None
+    assert fake.last_headers["anthropic-version"] == "2023-06-01"
 
 
 @pytest.mark.parametrize(
