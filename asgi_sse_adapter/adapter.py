@@ -427,6 +427,16 @@ class StreamAdapter:
         framing = self._framing if self.identity else decoder._framing  # type: ignore[union-attr]
         return not framing._at_start or bool(framing._buf or framing._parts)
 
+    def said_its_end(self) -> bool:
+        """Whether the client was given the stream's normal end: a client that left after it
+        got the whole answer. A translated stream ends itself at its terminal event; an
+        identity stream only at ``close()``, so its last events are asked (the terminator
+        passed, after no error)."""
+        if self._outcome is not None or not self.identity:
+            return self._outcome == "complete"
+        _, done, error = self._identity_ending()
+        return done and error is None
+
     def passes(self, data: bytes) -> bool:
         """Whether ``feed(data)`` would return ``data`` itself, with nothing else to do: identity
         mode without ``collect_response``, running, nothing pending, and ``data`` whole events

@@ -492,11 +492,10 @@ class StreamSession:
         if self._on_complete is None and not logger.isEnabledFor(logging.INFO):
             return  # nobody to tell: spare building the report
         result = self.adapter.result
-        outcome: Any = (
-            "disconnected" if self.disconnected and result.outcome is None else result.outcome
-        )
+        outcome: Any = result.outcome
         if outcome is None:
-            outcome = "disconnected"
+            # (A client that left after the end, as SDKs do at ``[DONE]``, got it all.)
+            outcome = "complete" if self.adapter.said_its_end() else "disconnected"
         now = time.monotonic()
         report = StreamReport(
             upstream_format=self.adapter.upstream_format.name,

@@ -1640,6 +1640,30 @@ async def test_on_complete_reports_failure_and_disconnect() -> None:
     assert all(m.get("more_body", True) for m in exchange.messages[1:])  # nothing after it
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(("upstream", "client"), PAIRS, ids=PAIR_IDS)
+async def test_a_client_leaving_after_the_end_got_a_complete_stream(
+    upstream: str, client: str
+) -> None:
+    """A client that leaves once it has the stream's end (the sync OpenAI SDK closes at
+    ``[DONE]``) while the app still works got the whole answer: ``complete``, the same whether
+    the stream was translated or passed through (identity streams end only when the app's
+    body does)."""
+    reports: list[StreamReport] = []
+    gone = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        for event in upstream_events(upstream):
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        gone.set()
+        await receive()  # (the app's own disconnect listener, as Starlette's)
+
+    await drive(middleware(app, upstream, client, on_complete=reports.append), disconnect=gone)
+    assert [r.outcome for r in reports] == ["complete"]
+
+
 # -- leaving other traffic alone -------------------------------------------------------------
 
 

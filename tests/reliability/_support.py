@@ -31,6 +31,7 @@ from asgi_sse_adapter import ServerSentEvent, SSEDecoder, StreamAdapter
 from asgi_sse_adapter import middleware as middleware_module
 from asgi_sse_adapter import proxy as proxy_module
 from asgi_sse_adapter.formats import FORMATS, get_format
+from asgi_sse_adapter.formats.base import Format
 from example_app.fake_upstream import Knobs, render_stream
 
 Message = MutableMapping[str, Any]
@@ -193,6 +194,10 @@ class DeterministicAdapters:
         monkeypatch.setattr(proxy_module, "StreamAdapter", self._make)
 
     def _make(self, **options: Any) -> StreamAdapter:
+        for key in ("upstream_format", "client_format"):
+            fmt = options[key]
+            if isinstance(fmt, Format) and get_format(fmt.name) is fmt:
+                options[key] = fmt.name  # (a registered format: by name, as the tests say them)
         self.made.append(options)
         return reference_adapter(options)
 
