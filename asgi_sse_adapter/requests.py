@@ -51,14 +51,15 @@ Mappings that are not one-to-one:
 
   Anthropic needs ``budget_tokens < max_tokens``: when it is not, ``max_tokens`` becomes
   ``budget_tokens + max_tokens`` (the thinking budget plus the answer allowance asked for).
-  Anthropic ``thinking: disabled`` / ``adaptive`` send no ``reasoning_effort`` to OpenAI (the
-  model's default applies). Responses ``reasoning.summary`` is satisfied by Anthropic's
-  summarised thinking. Thinking gives way (the reasoning field is named) where Anthropic would
-  refuse it: with a ``tool_choice`` that forces a tool call (the forced call is what the client's
-  code depends on), when the tool-use turn in progress does not open with its signed
-  thinking block (always so for OpenAI clients, whose reasoning cannot travel), and when the
-  conversation ends with an assistant message (a prefill for the model to continue: the client's
-  own content is kept).
+  Anthropic ``thinking: disabled`` sends no ``reasoning_effort`` to OpenAI (an
+  ``output_config.effort`` with it is named), ``adaptive`` only an ``output_config.effort`` if
+  one is given (else the model's default applies). Responses ``reasoning.summary`` is satisfied
+  by Anthropic's summarised thinking. Thinking gives way (the reasoning field is named) where
+  Anthropic would refuse it: with a ``tool_choice`` that forces a tool call (the forced call is
+  what the client's code depends on), when the tool-use turn in progress does not open with its
+  signed thinking block (always so for OpenAI clients, whose reasoning cannot travel), and when
+  the conversation ends with an assistant message (a prefill for the model to continue: the
+  client's own content is kept).
 - Max tokens: Chat ``max_completion_tokens`` (preferred over ``max_tokens`` when both are
   given; written as ``max_completion_tokens``), Completions ``max_tokens``, Responses
   ``max_output_tokens``, Messages ``max_tokens`` and Text Completions ``max_tokens_to_sample``
@@ -86,8 +87,9 @@ Mappings that are not one-to-one:
 - Documents: Chat ``file`` (``file_data`` as a base64 data URL, OpenAI's form) ↔ Responses
   ``input_file`` (also ``file_url``) ↔ Anthropic ``document`` (a PDF, base64 or by URL, or
   plain text; its ``title`` is the file name). An OpenAI upload's ``file_id`` travels between
-  the OpenAI formats and is named for Anthropic; a text document goes to OpenAI as text, a data
-  URL not in base64 is text (RFC 2397); Chat takes no file by URL.
+  the OpenAI formats and is named for Anthropic; a text document goes to OpenAI as text, a
+  ``text/plain`` data URL not in base64 is text (RFC 2397; another type not in base64 is
+  named); Chat takes no file by URL.
 - Images: a base64 data URL (RFC 2397, media-type parameters allowed and not kept) becomes base64
   data with its bare media type. Anthropic takes only http(s) URLs and base64 JPEG, PNG, GIF and
   WebP; any other image (a data URL not in base64, another type, another scheme) is named.
@@ -184,9 +186,9 @@ _IMAGE_TOKENS = 1600
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     """A rough count of an Anthropic Messages request's prompt tokens, for ``message_start``
-    when the upstream says the real count only at the end (never for billing): the text of its
-    system prompt, messages and tool definitions at four characters a token, an image as
-    1,600, other binary data (a PDF) not counted."""
+    when the upstream says the real count only at the end (never for billing): every string of
+    its system prompt, messages and tool definitions (an image URL too) at four characters a
+    token, an inline (base64) image as 1,600, other inline data (a PDF) not counted."""
     chars = images = 0
     stack: list[Any] = [body.get("system"), body.get("messages"), body.get("tools")]
     while stack:

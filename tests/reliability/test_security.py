@@ -135,9 +135,10 @@ BAD_RESPONSE_HEADERS = [
     (b"www-authenticate", b"Bearer"),
     (b"x-request-id", b"req_ok"),
     (b"retry-after", b"1"),
+    (b"x-should-retry", b"false"),
     (b"x-ratelimit-remaining-requests", b"9"),
 ]
-ALLOWED = {"x-request-id", "retry-after", "x-ratelimit-remaining-requests"}
+ALLOWED = {"x-request-id", "retry-after", "x-should-retry", "x-ratelimit-remaining-requests"}
 
 
 class HeaderUpstream:
