@@ -24,8 +24,7 @@ Values equal to the API default (``n: 1``, ``echo: false``, ``presence_penalty: 
 are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"``.
 
 Some requests cannot be translated at all, in either mode (a 400 for the client): a malformed
-body, tool-call ``arguments`` that are not a JSON object when the target needs the object
-(Anthropic ``tool_use.input``), a batch or token prompt in OpenAI Completions, a multi-turn
+body, a batch or token prompt in OpenAI Completions, a multi-turn
 conversation for OpenAI Completions, no message at all for Anthropic Messages or Text
 Completions (only system text, or only empty or blank text: Anthropic requires at least one
 message), for Text Completions a conversation the assistant opens (its prompt must open
@@ -108,7 +107,12 @@ Mappings that are not one-to-one:
   unless the client asked for storage (Chat ``store: true``). Responses' own ``store`` is no
   loss where the target never stores.
 - Tool-call ids sent to Anthropic are made to match ``^[a-zA-Z0-9_-]+$`` (other characters
-  become ``_``), the same way in ``tool_use`` and ``tool_result``.
+  become ``_``), the same way in ``tool_use`` and ``tool_result``. Tool-call arguments that are
+  no JSON object (a call cut by the token limit) go to Anthropic as ``{}``, named
+  (``messages.tool_calls.arguments``): refused, they would fail every later turn.
+- End-user ids: one the target would refuse (OpenAI ``user`` over 64 characters, such as Claude
+  Code's ``metadata.user_id``; an Anthropic ``user_id`` outside ``^[a-zA-Z0-9_-]+$``, such as
+  an e-mail address) goes as its SHA-256 in hex, as stable per end user as the id itself.
 
 Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``top_k``,
 ``stop``, ``reasoning_effort`` …), a nested field as a dotted path (``text.format``,
@@ -122,6 +126,7 @@ Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``
 from __future__ import annotations
 
 import base64
+import hashlib
 import mimetypes
 import re
 import urllib.parse
@@ -744,7 +749,11 @@ def _dumps(value: Any) -> str:
     return _json.dumps_lenient(value).decode()
 
 
-def _arguments_object(call: ToolCall) -> dict[str, Any]:
+def _arguments_object(call: ToolCall, losses: _Losses) -> dict[str, Any]:
+    """A call's arguments as the JSON object Anthropic's ``tool_use.input`` needs. Arguments
+    that are no JSON object (a call cut by the token limit: ``{"path": "a.py", "con``) become
+    ``{}``, named: refused, they would fail every later turn of the conversation that holds
+    them, and OpenAI itself takes any string there."""
     text = call.arguments.strip()
     if not text:
         return {}
@@ -754,7 +763,10 @@ def _arguments_object(call: ToolCall) -> dict[str, Any]:
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise _bad(f"the arguments of tool call {call.id!r} are not a JSON object")
+        losses.add(
+            "messages.tool_calls.arguments", "Anthropic takes a tool call's input as a JSON object"
+        )
+        return {}
     return value
 
 
@@ -1568,7 +1580,7 @@ def _openai_common(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) 
     if req.top_k is not None:
         losses.add(_name(req, "top_k"))
     if req.user is not None:
-        out["user"] = req.user
+        out["user"] = _user_id(req.user, _OPENAI_USER)
 
 
 def _openai_stop(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) -> None:
@@ -2014,7 +2026,7 @@ def _anthropic_sampling_out(
     if stops:
         out["stop_sequences"] = stops
     if req.user is not None:
-        out["metadata"] = {"user_id": req.user}
+        out["metadata"] = {"user_id": _user_id(req.user, _ANTHROPIC_USER)}
 
 
 def _messages_stops(req: CanonicalRequest, losses: _Losses) -> list[str]:
@@ -2042,6 +2054,22 @@ def _thinking_for_anthropic(req: CanonicalRequest, losses: _Losses) -> dict[str,
     if budget is None:
         return None  # a summary setting alone: Anthropic's thinking is summarised anyway
     return {"type": "enabled", "budget_tokens": budget}
+
+
+# End-user ids each API takes: OpenAI ``user`` up to 64 characters (longer ones are refused:
+# maximhq/bifrost#1000; Claude Code's ``metadata.user_id`` is about 150), Anthropic
+# ``metadata.user_id`` only ``^[a-zA-Z0-9_-]+$`` (aattaran/deepclaude#17: an e-mail address fails).
+_OPENAI_USER = re.compile(r".{1,64}", re.DOTALL)
+_ANTHROPIC_USER = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def _user_id(value: str, accepted: re.Pattern[str]) -> str:
+    """``value`` as the target takes it: as it is, or its SHA-256 in hex (64 characters of
+    ``[0-9a-f]``), which both take and which is as stable per end user as the id it stands for:
+    what the field is for (abuse monitoring per end user) holds, nothing is named."""
+    if accepted.fullmatch(value):
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _tool_id(value: str) -> str:
@@ -2137,7 +2165,7 @@ def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]
                     "type": "tool_use",
                     "id": _tool_id(part.id),
                     "name": part.name,
-                    "input": _arguments_object(part),
+                    "input": _arguments_object(part, losses),
                 }
             )
         elif isinstance(part, ToolResult):

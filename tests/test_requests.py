@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import hashlib
 import itertools
 import json
 from typing import Any, Literal
@@ -1686,29 +1687,71 @@ def test_a_refused_field_carries_its_name_as_param() -> None:
     assert info.value.param is None  # a malformed body: no field the target lacks
 
 
-def test_invalid_tool_arguments_are_refused() -> None:
-    """Arguments that are not a JSON object cannot become ``tool_use.input``: a clear 400."""
-    for arguments in ("{not json", "[1, 2]"):
+def test_tool_arguments_that_are_no_object_go_to_anthropic_as_an_empty_input() -> None:
+    """A call cut by the token limit leaves arguments that are no JSON object in the client's
+    history. Refused, every later turn of that conversation failed with a 400; OpenAI takes any
+    string there. Anthropic gets ``input: {}``, named (a 400 in error mode); Responses the text
+    as it is."""
+    for arguments in ('{"path": "a.py", "content": "import os\\nprint(', "[1, 2]"):
         chat = {
             "model": "m",
             "messages": [
+                {"role": "user", "content": "write a.py"},
                 {
                     "role": "assistant",
                     "tool_calls": [
                         {
                             "id": "c9",
                             "type": "function",
-                            "function": {"name": "f", "arguments": arguments},
+                            "function": {"name": "write", "arguments": arguments},
                         }
                     ],
-                }
+                },
+                {"role": "tool", "tool_call_id": "c9", "content": "error: arguments cut off"},
             ],
         }
-        with pytest.raises(RequestTranslationError, match="arguments of tool call 'c9'"):
-            translate_request(chat, CHAT, MESSAGES)
-        # Responses takes the JSON text as it is.
+        result = translate_request(chat, CHAT, MESSAGES)
+        assert result.body["messages"][1]["content"] == [
+            {"type": "tool_use", "id": "c9", "name": "write", "input": {}}
+        ]
+        assert result.dropped == ("messages.tool_calls.arguments",)
+        assert_valid_messages_body(result.body)
+        with pytest.raises(RequestTranslationError, match=r"messages\.tool_calls\.arguments"):
+            translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
         body = translate_request(chat, CHAT, RESPONSES).body
-        assert body["input"][0]["arguments"] == arguments
+        assert body["input"][1]["arguments"] == arguments
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "user", "sent"),
+    [
+        (MESSAGES, CHAT, "user_" + "ab" * 32 + "_account_x_session_y", "hash"),
+        (MESSAGES, RESPONSES, "u" * 65, "hash"),
+        (MESSAGES, CHAT, "u" * 64, "same"),
+        (CHAT, MESSAGES, "ada@example.com", "hash"),
+        (CHAT, MESSAGES, "ada-1_2", "same"),
+    ],
+)
+def test_end_user_ids_go_in_a_form_the_target_takes(
+    source: str, target: str, user: str, sent: str
+) -> None:
+    """OpenAI refuses a ``user`` over 64 characters (Claude Code's ``metadata.user_id`` is
+    about 150), Anthropic a ``user_id`` outside ``^[a-zA-Z0-9_-]+$`` (an e-mail address): such
+    an id goes as its SHA-256 in hex, stable per user, which both take."""
+    if source == MESSAGES:
+        body: dict[str, Any] = {
+            "model": "m",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "x"}],
+            "metadata": {"user_id": user},
+        }
+    else:
+        body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": user}
+    result = translate_request(body, source, target)
+    got = result.body["metadata"]["user_id"] if target == MESSAGES else result.body["user"]
+    expected = user if sent == "same" else hashlib.sha256(user.encode()).hexdigest()
+    assert got == expected
+    assert result.dropped == ()
 
 
 def test_parallel_tool_calls_and_disable_parallel_tool_use() -> None:

@@ -1082,9 +1082,24 @@ def _messages_stop(out: bytes) -> tuple[str, str | None]:
 @pytest.mark.parametrize(("stop", "finish"), sorted(MESSAGES_TO_CHAT.items()))
 def test_stop_reason_messages_to_chat(stop: str, finish: str) -> None:
     """Every Messages ``stop_reason`` maps to its §5 Chat ``finish_reason``."""
-    scenario = Scenario(f"stop_{stop}", (Text(("x",)),), stop)
+    blocks: tuple[Text | Tool, ...] = (Text(("x",)),)
+    if stop == "tool_use":
+        blocks = (Tool("toolu_1", "f", ('{"a":', "1}")),)
+    scenario = Scenario(f"stop_{stop}", blocks, stop)
     out, _ = run(Case("messages", "chat", scenario))
     assert _chat_finish(out) == finish
+
+
+def test_a_tool_finish_without_a_tool_call_is_a_plain_stop() -> None:
+    """``tool_use`` / ``tool_calls`` with no call in the stream (some servers say it for any
+    turn of a request with tools): a client that branches on it would look for a call that is
+    not there; it is the plain stop of the other side (the mirror of a stop after calls
+    becoming ``tool_use``)."""
+    text_only = (Text(("x",)),)
+    out, _ = run(Case("messages", "chat", Scenario("tool_use_no_call", text_only, "tool_use")))
+    assert _chat_finish(out) == "stop"
+    out, _ = run(Case("chat", "messages", Scenario("tool_calls_no_call", text_only, "tool_calls")))
+    assert _messages_stop(out) == ("end_turn", None)
 
 
 @pytest.mark.parametrize(("finish", "stop"), sorted(CHAT_TO_MESSAGES.items()))
@@ -1470,7 +1485,9 @@ def test_input_tokens_estimate_fills_message_start_until_the_upstream_says(
     upstream: str, data: bytes | None
 ) -> None:
     """``input_tokens_estimate`` is the prompt's size in ``message_start`` where the upstream has
-    not said it by then; its own count (or none) goes to ``message_delta`` and the result."""
+    not said it by then; its own count goes to ``message_delta`` and the result. An upstream
+    that never says it leaves the estimate in ``message_delta`` too (the SDK copies that over
+    ``message_start``'s), the result keeping what the upstream said: nothing."""
     if data is None:
         # (A Responses upstream says its usage in ``response.completed`` only.)
         into = StreamAdapter(upstream_format="openai-chat", client_format="openai-responses")
@@ -1484,7 +1501,10 @@ def test_input_tokens_estimate_fills_message_start_until_the_upstream_says(
     delta = next(json.loads(e.data) for e in events if e.event == "message_delta")
     response = adapter.result.response
     assert response is not None
-    assert delta["usage"]["input_tokens"] == response["usage"]["input_tokens"] != 321
+    if adapter.content.usage_reported:
+        assert delta["usage"]["input_tokens"] == response["usage"]["input_tokens"] != 321
+    else:
+        assert (delta["usage"]["input_tokens"], response["usage"]["input_tokens"]) == (321, 0)
 
 
 def test_input_tokens_estimate_gives_way_to_the_upstreams_count() -> None:
@@ -1513,3 +1533,44 @@ def test_input_tokens_estimate_gives_way_to_the_upstreams_count() -> None:
             client_format="anthropic-messages",
             input_tokens_estimate=-1,
         )
+
+
+def test_parallel_calls_all_at_index_0_stay_apart() -> None:
+    """Some servers send every parallel call at ``index: 0`` (formats.md §14): a new id there is
+    a new call, and the fragments after it (no id) are its own, whether the read holds one
+    chunk or the whole stream (the argument template of the first call must not claim them)."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        body = {"id": "chatcmpl-i", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        compact = json.dumps({**body, "choices": [choice]}, separators=(",", ":"))
+        return f"data: {compact}\n\n".encode()  # (as the API sends it: templates apply)
+
+    def call(call_id: str | None, name: str | None, arguments: str) -> dict[str, Any]:
+        head: dict[str, Any] = {"id": call_id, "type": "function"} if call_id else {}
+        function = {"name": name, "arguments": arguments} if name else {"arguments": arguments}
+        return {"tool_calls": [{"index": 0, **head, "function": function}]}
+
+    data = b"".join(
+        [
+            chunk({"role": "assistant", **call("call_1", "read", "")}),
+            chunk(call(None, None, '{"a":')),
+            chunk(call(None, None, "1}")),
+            chunk(call("call_2", "write", "")),
+            chunk(call(None, None, '{"b":')),
+            chunk(call(None, None, "2}")),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    events = [block + b"\n\n" for block in data.split(b"\n\n") if block]
+    for reads in ([data], events):
+        adapter = StreamAdapter(upstream_format="openai-chat", client_format="anthropic-messages")
+        for read in reads:
+            adapter.feed(read)
+        adapter.close()
+        response = adapter.result.response
+        assert response is not None
+        calls = [(b["id"], b["name"], b["input"]) for b in response["content"]]
+        assert calls == [("call_1", "read", {"a": 1}), ("call_2", "write", {"b": 2})]
+        assert response["stop_reason"] == "tool_use"

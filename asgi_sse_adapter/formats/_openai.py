@@ -65,12 +65,13 @@ def finish_out(reason: FinishReason, had_tool_calls: bool, *, tools: bool = True
     """A canonical reason as an OpenAI ``finish_reason``.
 
     A plain stop after tool calls becomes ``tool_calls`` (some providers say ``stop``; clients
-    only run tools on ``tool_calls``). Without tool support (Completions) ``tool_use`` is ``stop``.
+    only run tools on ``tool_calls``), and ``tool_use`` without any call (or without tool support:
+    Completions) is ``stop``.
     """
     if had_tool_calls and reason in ("end_turn", "stop_sequence") and tools:
         return "tool_calls"
     out = FINISH_OUT[reason]
-    if out == "tool_calls" and not tools:
+    if out == "tool_calls" and not (tools and had_tool_calls):
         return "stop"
     return out
 

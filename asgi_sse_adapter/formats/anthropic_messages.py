@@ -596,6 +596,10 @@ class MessagesWriter(Writer):
             stop_sequence = choice.stop_sequence
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         usage = _anthropic.usage_out(self.content.usage)
+        estimate = self.options.input_tokens_estimate
+        if estimate is not None and not self.content.usage_reported:
+            # The upstream never said it: the SDK copies this over ``message_start``'s estimate.
+            usage["input_tokens"] = estimate
         out.append(
             frame({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
         )
@@ -607,6 +611,10 @@ class MessagesWriter(Writer):
         # (anthropics/claude-code#16785): it is a tool_use turn.
         if choice.tools and reason in ("end_turn", "stop_sequence"):
             return "tool_use"
+        if reason == "tool_use" and not choice.tools:
+            # (A ``tool_calls`` finish with no call in the stream: a client branching on
+            # ``tool_use`` would look for a block that is not there.)
+            return "end_turn"
         # OpenAI ends a refusal with a plain "stop": a turn whose only answer is a refusal is a
         # refusal (§4.2 row 8), whatever reasoning came before it (reasoning is no answer).
         if reason == "end_turn":

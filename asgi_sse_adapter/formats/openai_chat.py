@@ -311,6 +311,8 @@ class ChatReader(JSONReader):
         self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._implicit: dict[int, int] = {}  # choice → key of the last call without ``index``
+        # (choice, upstream index) → the key of the call that index now means (``_explicit_key``)
+        self._moved: dict[tuple[int, int], int] = {}
         # Choice → the signature of its open reasoning segment, held until the segment ends
         # (more reasoning after it, content, a call, a finish): signatures come last in a
         # segment and a later one replaces it (the Anthropic SDKs assign ``signature_delta``).
@@ -351,6 +353,10 @@ class ChatReader(JSONReader):
             if args is not None:
                 return [tool_call_delta(self._args_index, args)] if args else []
         parts = super().read_data(data, event)
+        if self._args_template is not None and any(type(p) is ToolCallStart for p in parts):
+            # A new call may come at the index the template names (every call at index 0:
+            # ``_explicit_key``): its fragments must not read as the old call's.
+            self._args_template = None
         if len(parts) == 1 and self._misfits < _MAX_MISFITS and hold:
             part = parts[0]
             if type(part) is TextDelta and part.choice == 0 and _CONTENT_MARK in data:
@@ -559,10 +565,24 @@ class ChatReader(JSONReader):
                 up = as_int(call.get("index"))
                 if up is None:
                     up = self._implicit_key(c, as_str(call.get("id")), pos)
+                else:
+                    up = self._explicit_key(c, up, as_str(call.get("id")))
                 self._call(c, up, call, parts)
         function_call = get("function_call")
         if isinstance(function_call, dict):  # legacy single-call form
             self._call(c, -1, {"function": function_call}, parts)
+
+    def _explicit_key(self, c: int, index: int, call_id: str | None) -> int:
+        """The key of a tool delta with ``index``: that index's call, unless the delta brings
+        another id than it has. Some servers send every parallel call at index 0 (formats.md
+        §14): a new id there is a new call, its fragments after it (no id) its own."""
+        key = self._moved.get((c, index), index)
+        state = self._calls.get((c, key))
+        if state is not None and call_id and state.id and call_id != state.id:
+            # (Negative keys: never an upstream index; -1 is the legacy ``function_call``.)
+            key = min(-1, *(k for choice, k in self._calls if choice == c)) - 1
+            self._moved[(c, index)] = key
+        return key
 
     def _implicit_key(self, c: int, call_id: str | None, pos: int) -> int:
         """The key of a tool delta without ``index`` (Ollama and others send whole calls that
