@@ -118,9 +118,10 @@ Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``
 ``stop``, ``reasoning_effort`` …), a nested field as a dotted path (``text.format``,
 ``metadata.user_id``, ``tool_choice.disable_parallel_tool_use`` …) or a content path:
 ``messages.image``, ``messages.tool_calls``, ``messages.tool_results``, ``messages.thinking``,
-``messages.name``, ``messages.document``, ``messages.prefill``, ``messages.<part type>``,
-``input.<item type>``, ``tool_result.is_error``, ``tool_result.image``, ``tool_result.content``,
-``image.detail``, ``tools.<tool type>``, ``tools.<field>``.
+``messages.name``, ``messages.document``, ``messages.prefill`` (``prompt.prefill`` from Text
+Completions), ``messages.tool_calls.arguments``, ``messages.<part type>``, ``input.<item
+type>``, ``tool_result.is_error``, ``tool_result.image``, ``tool_result.content``,
+``image.detail``, ``tools.<tool type>``, ``tools.<field>``, ``output_config.<field>``.
 """
 
 from __future__ import annotations
