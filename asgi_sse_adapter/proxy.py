@@ -1208,7 +1208,14 @@ async def _close_response(response: httpx.Response) -> None:
     nothing (7 of 600 early leavers in a soak). The request is then released here and its
     connection, in whatever state the cut left it, closed. Reads httpcore's internals; does
     nothing where they are not what it knows."""
-    await response.aclose()
+    try:
+        await response.aclose()
+    finally:
+        await _release_held(response)
+
+
+async def _release_held(response: httpx.Response) -> None:
+    """``_close_response``'s release (also when the close itself is cut)."""
     bound = getattr(response.stream, "_stream", None)
     stream = getattr(bound, "_httpcore_stream", None)
     pool = getattr(stream, "_pool", None)

@@ -1580,7 +1580,7 @@ def _openai_common(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) 
         out["top_p"] = req.top_p
     if req.top_k is not None:
         losses.add(_name(req, "top_k"))
-    if req.user is not None:
+    if req.user:  # (an empty id names no one: not sent)
         out["user"] = _user_id(req.user, _OPENAI_USER)
 
 
@@ -2026,7 +2026,7 @@ def _anthropic_sampling_out(
             out["top_k"] = req.top_k
     if stops:
         out["stop_sequences"] = stops
-    if req.user is not None:
+    if req.user:  # (an empty id names no one: not sent)
         out["metadata"] = {"user_id": _user_id(req.user, _ANTHROPIC_USER)}
 
 

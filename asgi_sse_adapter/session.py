@@ -93,6 +93,7 @@ class StreamSession:
         "_busy",
         "_bytes",
         "_context",
+        "_cut",
         "_due",
         "_end_on_close",
         "_first_body",
@@ -165,6 +166,7 @@ class StreamSession:
         """The final body message went out (or the client is gone): send nothing more."""
         self.disconnected = False
         self._gone: OSError | None = None  # what the server's send raised (ASGI 2.4)
+        self._cut = False  # a body (or head) send raised: what was fed last may not be out
         self._reported = False
 
     # -- sending ----------------------------------------------------------------------------
@@ -272,6 +274,7 @@ class StreamSession:
             await self._send(message)
         except OSError as exc:
             self._gone = exc
+            self._cut = True
             self.mark_disconnected()
             raise
         finally:
@@ -311,6 +314,7 @@ class StreamSession:
             except OSError as exc:
                 # As in ``_guarded``: the client is gone (ASGI 2.4).
                 self._gone = exc
+                self._cut = True
                 self.mark_disconnected()
                 raise
             if data:
@@ -355,6 +359,7 @@ class StreamSession:
         except OSError as exc:
             # ASGI 2.4: the client is gone. Stop everything and let the caller see it.
             self._gone = exc
+            self._cut = True
             self.mark_disconnected()
             raise
 
@@ -495,7 +500,8 @@ class StreamSession:
         outcome: Any = result.outcome
         if outcome is None:
             # (A client that left after the end, as SDKs do at ``[DONE]``, got it all.)
-            outcome = "complete" if self.adapter.said_its_end() else "disconnected"
+            whole = self.adapter.said_its_end() and not self._cut
+            outcome = "complete" if whole else "disconnected"
         now = time.monotonic()
         report = StreamReport(
             upstream_format=self.adapter.upstream_format.name,

@@ -1664,6 +1664,25 @@ async def test_a_client_leaving_after_the_end_got_a_complete_stream(
     assert [r.outcome for r in reports] == ["complete"]
 
 
+@pytest.mark.anyio
+async def test_a_terminator_whose_send_failed_is_no_complete_stream() -> None:
+    """Identity: the server's ``send`` raised (ASGI 2.4) on the message carrying ``[DONE]``: the
+    client never got it, so the stream is ``disconnected``, not ``complete``."""
+    reports: list[StreamReport] = []
+    events = upstream_events(OPENAI)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+
+    mw = middleware(app, OPENAI, OPENAI, on_complete=reports.append)
+    with contextlib.suppress(OSError):
+        await drive(mw, spec_version="2.4", send_fails_after=len(events))  # (the start: 1)
+    assert [r.outcome for r in reports] == ["disconnected"]
+
+
 # -- leaving other traffic alone -------------------------------------------------------------
 
 

@@ -1730,6 +1730,8 @@ def test_tool_arguments_that_are_no_object_go_to_anthropic_as_an_empty_input() -
         (MESSAGES, CHAT, "u" * 64, "same"),
         (CHAT, MESSAGES, "ada@example.com", "hash"),
         (CHAT, MESSAGES, "ada-1_2", "same"),
+        (CHAT, MESSAGES, "", "absent"),
+        (MESSAGES, CHAT, "", "absent"),
     ],
 )
 def test_end_user_ids_go_in_a_form_the_target_takes(
@@ -1748,10 +1750,14 @@ def test_end_user_ids_go_in_a_form_the_target_takes(
     else:
         body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": user}
     result = translate_request(body, source, target)
+    assert result.dropped == ()
+    if sent == "absent":  # (an empty id names no one: a hash of it would be everyone's)
+        assert "metadata" not in result.body
+        assert "user" not in result.body
+        return
     got = result.body["metadata"]["user_id"] if target == MESSAGES else result.body["user"]
     expected = user if sent == "same" else hashlib.sha256(user.encode()).hexdigest()
     assert got == expected
-    assert result.dropped == ()
 
 
 def test_parallel_tool_calls_and_disable_parallel_tool_use() -> None:

@@ -1536,9 +1536,10 @@ def test_input_tokens_estimate_gives_way_to_the_upstreams_count() -> None:
 
 
 def test_parallel_calls_all_at_index_0_stay_apart() -> None:
-    """Some servers send every parallel call at ``index: 0`` (formats.md §14): a new id there is
-    a new call, and the fragments after it (no id) are its own, whether the read holds one
-    chunk or the whole stream (the argument template of the first call must not claim them)."""
+    """Some servers send every parallel call at ``index: 0`` (formats.md §14): a new id with a
+    name there is a new call, and the fragments after it (no id) are its own, whether the read
+    holds one chunk or the whole stream (the argument template of the first call must not claim
+    them); a known id is its call's; a new id without a name continues the call."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -1563,6 +1564,38 @@ def test_parallel_calls_all_at_index_0_stay_apart() -> None:
             b"data: [DONE]\n\n",
         ]
     )
+    # A server that changes the id on every chunk of one call (poolsideai/pool#9, early vLLM):
+    # no name with the new id, so still the same call.
+    unstable = b"".join(
+        [
+            chunk({"role": "assistant", **call("call_A", "get", "")}),
+            chunk(call("call_B", None, '{"c":')),
+            chunk(call("call_C", None, "3}")),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    # Calls interleaved at index 0, each chunk naming its call's id: each fragment to its call.
+    interleaved = b"".join(
+        [
+            chunk({"role": "assistant", **call("call_1", "read", "")}),
+            chunk(call("call_2", "write", "")),
+            chunk(call("call_1", None, '{"a":1}')),
+            chunk(call("call_2", None, '{"b":2}')),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    for stream, expected in (
+        (unstable, [("call_A", "get", {"c": 3})]),
+        (interleaved, [("call_1", "read", {"a": 1}), ("call_2", "write", {"b": 2})]),
+    ):
+        adapter = StreamAdapter(upstream_format="openai-chat", client_format="anthropic-messages")
+        adapter.feed(stream)
+        adapter.close()
+        assert adapter.result.response is not None
+        content = adapter.result.response["content"]
+        assert [(b["id"], b["name"], b["input"]) for b in content] == expected
     events = [block + b"\n\n" for block in data.split(b"\n\n") if block]
     for reads in ([data], events):
         adapter = StreamAdapter(upstream_format="openai-chat", client_format="anthropic-messages")

@@ -566,22 +566,39 @@ class ChatReader(JSONReader):
                 if up is None:
                     up = self._implicit_key(c, as_str(call.get("id")), pos)
                 else:
-                    up = self._explicit_key(c, up, as_str(call.get("id")))
+                    up = self._explicit_key(c, up, call)
                 self._call(c, up, call, parts)
         function_call = get("function_call")
         if isinstance(function_call, dict):  # legacy single-call form
             self._call(c, -1, {"function": function_call}, parts)
 
-    def _explicit_key(self, c: int, index: int, call_id: str | None) -> int:
-        """The key of a tool delta with ``index``: that index's call, unless the delta brings
-        another id than it has. Some servers send every parallel call at index 0 (formats.md
-        §14): a new id there is a new call, its fragments after it (no id) its own."""
+    def _explicit_key(self, c: int, index: int, call: dict[str, Any]) -> int:
+        """The key of a tool delta with ``index``: that index's call, unless the delta names
+        another call. Some servers send every parallel call at index 0 (formats.md §14): a
+        delta there with a known call's id is that call's, and one with a new id and a name is
+        a new call, its fragments after it (no id) its own. A new id without a name continues
+        the call (servers that change the id on every chunk: poolsideai/pool#9, early vLLM)."""
         key = self._moved.get((c, index), index)
         state = self._calls.get((c, key))
-        if state is not None and call_id and state.id and call_id != state.id:
+        call_id = as_str(call.get("id"))
+        if state is None or not call_id or not state.id or call_id == state.id:
+            return key
+        known = next(
+            (
+                k
+                for (choice, k), other in self._calls.items()
+                if choice == c and other.id == call_id
+            ),
+            None,
+        )
+        if known is not None:
+            return known
+        if as_str(as_dict(call.get("function")).get("name")):
             # (Negative keys: never an upstream index; -1 is the legacy ``function_call``.)
             key = min(-1, *(k for choice, k in self._calls if choice == c)) - 1
             self._moved[(c, index)] = key
+            # The argument template names the index's old call: its fragments are no longer it.
+            self._args_template = None
         return key
 
     def _implicit_key(self, c: int, call_id: str | None, pos: int) -> int:
