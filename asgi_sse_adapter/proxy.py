@@ -1189,12 +1189,7 @@ async def _reclaim_pool(client: httpx.AsyncClient) -> None:
     for connection in orphans:
         connections.remove(connection)
     logger.debug("%d unused upstream connections reclaimed from the pool", len(orphans))
-    # Requests queued for a slot get the freed ones now, as when a connection closes.
-    assign = getattr(pool, "_assign_requests_to_connections", None)
-    closing = list(assign()) if callable(assign) else []
-    for connection in [*orphans, *closing]:
-        with contextlib.suppress(Exception):
-            await connection.aclose()
+    await _close_and_reassign(pool, orphans)
 
 
 async def _close_response(response: httpx.Response) -> None:
@@ -1226,10 +1221,16 @@ async def _release_held(response: httpx.Response) -> None:
     logger.debug("an upstream connection left held by a cut close released")
     requests.remove(request)
     connection = getattr(request, "connection", None)
-    if connection is not None:
+    await _close_and_reassign(pool, [connection] if connection is not None else [])
+
+
+async def _close_and_reassign(pool: Any, connections: list[Any]) -> None:
+    """Close ``connections`` (no request's any more), then hand the freed slots to requests
+    queued for one, as httpcore does when a connection closes (closed first: a half-closed
+    one must not be handed on; the pool drops closed connections as it assigns)."""
+    for connection in connections:
         with contextlib.suppress(Exception):
             await connection.aclose()
-    # Closed connections leave the pool, and requests queued for a slot get the freed one.
     assign = getattr(pool, "_assign_requests_to_connections", None)
     for closing in list(assign()) if callable(assign) else []:
         with contextlib.suppress(Exception):

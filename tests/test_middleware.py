@@ -458,6 +458,18 @@ def middleware(app: ASGIApp, upstream: str, client: str, **options: Any) -> SSEA
     return SSEAdapterMiddleware(app, upstream_format=upstream, client_format=client, **options)
 
 
+def early_heartbeats(app: ASGIApp, reports: list[StreamReport]) -> SSEAdapterMiddleware:
+    """Anthropic → OpenAI with ``heartbeat_before_start`` and 20 ms keep-alives, reporting."""
+    return middleware(
+        app,
+        ANTHROPIC,
+        OPENAI,
+        heartbeat_interval=0.02,
+        heartbeat_before_start=True,
+        on_complete=reports.append,
+    )
+
+
 def event_ends(raw: bytes) -> list[int]:
     """Offsets just past each event's blank line in an LF-only stream."""
     ends: list[int] = []
@@ -1298,14 +1310,7 @@ async def test_heartbeat_before_start_stops_when_the_client_leaves() -> None:
         if left.is_set() and message.get("body", b"").startswith(b":"):
             pings_after.append(time.monotonic())
 
-    mw = middleware(
-        app,
-        ANTHROPIC,
-        OPENAI,
-        heartbeat_interval=0.02,
-        heartbeat_before_start=True,
-        on_complete=reports.append,
-    )
+    mw = early_heartbeats(app, reports)
     before = len(asyncio.all_tasks())
     await mw(http_scope("/v1/chat/completions"), receive, send)
     await asyncio.sleep(0.05)  # the sync hook runs in a thread
@@ -1349,14 +1354,7 @@ async def test_heartbeat_before_start_leaves_a_complete_stream_alone() -> None:
             done.set()
 
     reports: list[StreamReport] = []
-    mw = middleware(
-        app,
-        ANTHROPIC,
-        OPENAI,
-        heartbeat_interval=0.02,
-        heartbeat_before_start=True,
-        on_complete=reports.append,
-    )
+    mw = early_heartbeats(app, reports)
     await mw(http_scope("/v1/chat/completions"), receive, send)
     await asyncio.sleep(0.05)
     assert raised == []

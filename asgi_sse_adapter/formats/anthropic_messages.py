@@ -398,13 +398,6 @@ class MessagesWriter(Writer):
             return
         self._started = True
         self._identity()
-        usage = _anthropic.usage_out(self.content.usage)
-        estimate = self.options.input_tokens_estimate
-        if estimate is not None and not self.content.usage_reported:
-            # Clients read the prompt's size here (Claude Code's context meter, the Vercel AI
-            # SDK): 0 from an upstream that says it only at the end broke them
-            # (router-for-me/CLIProxyAPI#1700). ``message_delta`` carries the upstream's count.
-            usage["input_tokens"] = estimate
         message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
@@ -413,9 +406,20 @@ class MessagesWriter(Writer):
             "model": self._model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": usage,
+            "usage": self._usage(),
         }
         out.append(frame({"type": "message_start", "message": message}, "message_start"))
+
+    def _usage(self) -> dict[str, Any]:
+        """The usage so far; until the upstream said any, the caller's estimate of the input:
+        clients read the prompt's size from ``message_start`` (Claude Code's context meter,
+        the Vercel AI SDK: 0 from an upstream that says it only at the end broke them,
+        router-for-me/CLIProxyAPI#1700), and the SDK copies ``message_delta``'s over it."""
+        usage = _anthropic.usage_out(self.content.usage)
+        estimate = self.options.input_tokens_estimate
+        if estimate is not None and not self.content.usage_reported:
+            usage["input_tokens"] = estimate
+        return usage
 
     def _block(self, kind: str, block: dict[str, Any], out: list[bytes], tool: int = -1) -> None:
         # Only the open block stops: what is queued stays queued (text and reasoning are
@@ -595,11 +599,7 @@ class MessagesWriter(Writer):
             stop_reason = self._stop_reason(choice.finish_reason, choice)
             stop_sequence = choice.stop_sequence
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
-        usage = _anthropic.usage_out(self.content.usage)
-        estimate = self.options.input_tokens_estimate
-        if estimate is not None and not self.content.usage_reported:
-            # The upstream never said it: the SDK copies this over ``message_start``'s estimate.
-            usage["input_tokens"] = estimate
+        usage = self._usage()
         out.append(
             frame({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
         )
