@@ -721,13 +721,12 @@ def _document_name(document: Document) -> str:
 
 
 def _image_url(image: Image) -> str:
-    if image.url is not None:
-        return image.url
-    return f"data:{image.media_type};base64,{image.data}"
+    return image.url if image.url is not None else _data_url(image)
 
 
-def _data_url(document: Document) -> str:
-    return f"data:{document.media_type or 'application/octet-stream'};base64,{document.data}"
+def _data_url(part: Image | Document) -> str:
+    """A base64 part as an RFC 2397 data URL."""
+    return f"data:{part.media_type or 'application/octet-stream'};base64,{part.data}"
 
 
 def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
