@@ -27,7 +27,7 @@ from ._checks import check_count
 from .content import Content
 from .errors import EventTooLarge
 from .formats import get_format
-from .formats.base import Format, MalformedEvent, Reader, Writer, WriterOptions
+from .formats.base import Format, MalformedEvent, Reader, Unwritable, Writer, WriterOptions
 from .parts import (
     ArgumentsRun,
     Done,
@@ -357,7 +357,9 @@ class StreamAdapter:
             if end:
                 self._events += count
                 if run is not None:
-                    self._apply_run(run, out)
+                    self._apply((run,), out)
+                    if self.ended:  # the writer refused it (``Unwritable``)
+                        return b"".join(out)
                 if end == len(text):
                     return b"".join(out)
                 text = text[end:]
@@ -406,7 +408,11 @@ class StreamAdapter:
                 break
             if kind not in dropped:
                 content.add(part)
-                writer.write(part, out)
+                try:
+                    writer.write(part, out)
+                except Unwritable as exc:
+                    self._end_with_error(exc.error, "failed", out)
+                    return b"".join(out)
         # A whole answer is complete by definition: a choice without a finish reason ended
         # normally (as a stream's explicit end does, ``_done``).
         content.done = True
@@ -568,21 +574,24 @@ class StreamAdapter:
         assert writer is not None
         content = self.content
         special = self._special
-        for part in parts:
-            kind = type(part)  # parts are final classes: ``is`` and ``in`` do for isinstance
-            if kind in special:
-                if kind is TextRun or kind is ArgumentsRun:
-                    self._apply_run(part, out)  # type: ignore[arg-type]
-                    continue
-                if kind is StreamError:
-                    self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
-                    return
-                if kind is Done:
-                    self._done(out)
-                    return
-                continue  # reasoning dropped
-            content.add(part)
-            writer.write(part, out)
+        try:
+            for part in parts:
+                kind = type(part)  # parts are final classes: ``is`` and ``in`` do for isinstance
+                if kind in special:
+                    if kind is TextRun or kind is ArgumentsRun:
+                        self._apply_run(part, out)  # type: ignore[arg-type]
+                        continue
+                    if kind is StreamError:
+                        self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
+                        return
+                    if kind is Done:
+                        self._done(out)
+                        return
+                    continue  # reasoning dropped
+                content.add(part)
+                writer.write(part, out)
+        except Unwritable as exc:
+            self._end_with_error(exc.error, "failed", out)
 
     def _apply_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         """A run: whole, if the writer writes runs; else as its single parts."""

@@ -49,10 +49,12 @@ from ..parts import (
     tool_call_delta,
 )
 from . import _anthropic
+from ._tool_input import ArgumentsError, ToolInputCheck, repaired
 from .base import (
     CallQueue,
     Format,
     JSONReader,
+    Unwritable,
     Writer,
     as_dict,
     as_int,
@@ -382,6 +384,8 @@ class MessagesWriter(Writer):
         self._queued = CallQueue()  # what waits for the open call's block to stop
         self._closed_tools: set[int] = set()
         self._tool_ids: dict[int, str] = {}
+        # Each call's name and the check of its arguments as they arrive (``_tool_input``).
+        self._inputs: dict[int, tuple[str, ToolInputCheck]] = {}
         self._id = ""
         self._model = ""
 
@@ -518,13 +522,21 @@ class MessagesWriter(Writer):
             strings = run.texts
         else:
             tool = run.index
-            if tool in self._queued or self._open != ("tool", tool):
-                # Queued behind the open call, or for a closed one: as ``write`` does each.
+            queued = tool in self._queued
+            if not queued and self._open != ("tool", tool):
+                # For a closed call: as ``write`` does each.
                 for fragment in run.fragments:
                     self._write_tool(ToolCallDelta(tool, fragment), out)
                 return
+            checked = self._checked
+            strings = [s for s in [checked(tool, f) for f in run.fragments] if s]
+            if queued:
+                for fragment in strings:
+                    self._write_tool(ToolCallDelta(tool, fragment), out)
+                return
+            if not strings:
+                return
             head = _JSON_DELTA % self._next
-            strings = run.fragments
         out.append(frame_strings(head, strings, b"}}\n\n"))
 
     def write(self, part: Part, out: list[bytes]) -> None:
@@ -532,6 +544,16 @@ class MessagesWriter(Writer):
             logger.debug("anthropic-messages has no choices: choice %s dropped", part.choice)  # type: ignore[union-attr]
             return
         if isinstance(part, _TOOL_PARTS):
+            if isinstance(part, ToolCallStart):
+                self._inputs[part.index] = (part.name, ToolInputCheck())
+            elif isinstance(part, ToolCallDelta) and (
+                part.index in self._queued or self._open == ("tool", part.index)
+            ):
+                arguments = self._checked(part.index, part.arguments)
+                if arguments is not part.arguments:
+                    if not arguments:
+                        return
+                    part = tool_call_delta(part.index, arguments, part.choice)
             self._write_tool(part, out)
         elif isinstance(part, _HELD_PARTS):
             if self._waits():
@@ -544,6 +566,24 @@ class MessagesWriter(Writer):
             self._close_all(out)
         elif isinstance(part, Extension | UsageUpdate):
             logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
+
+    def _checked(self, tool: int, fragment: str) -> str:
+        """What to send of an argument fragment of call ``tool`` (``ToolInputCheck.feed``):
+        arguments that can no longer become a JSON object are ``Unwritable``, as the SDK would
+        fail on them by itself, with no error event (module ``_tool_input``)."""
+        entry = self._inputs.get(tool)
+        if entry is None:
+            entry = self._inputs[tool] = ("", ToolInputCheck())
+        try:
+            return entry[1].feed(fragment)
+        except ArgumentsError as exc:
+            error = StreamError(
+                type="api_error",
+                message=f"upstream tool call {entry[0]!r}: {exc}",
+                code="malformed_tool_arguments",
+                status=502,
+            )
+            raise Unwritable(error) from None
 
     def _write_content(self, part: Part, out: list[bytes]) -> None:
         """Text, refusal or reasoning, with no call open or queued ahead of it."""
@@ -696,12 +736,13 @@ class MessagesWriter(Writer):
 
 
 def _arguments(text: str) -> Any:
-    """A tool call's JSON arguments decoded (``{}`` if there are none or they are no JSON), the
-    way the standard library reads them (``_json``: orjson refuses a lone surrogate escape)."""
+    """A tool call's JSON arguments decoded as the stream sent them (``repaired``; ``{}`` if
+    there are none or they are no JSON), the way the standard library reads them (``_json``:
+    orjson refuses a lone surrogate escape)."""
     if not text:
         return {}
     try:
-        return loads_lenient(text)
+        return loads_lenient(repaired(text))
     except (ValueError, RecursionError):
         return {}
 

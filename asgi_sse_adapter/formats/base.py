@@ -38,6 +38,7 @@ __all__ = [
     "JSONReader",
     "MalformedEvent",
     "Reader",
+    "Unwritable",
     "Writer",
     "WriterOptions",
     "as_dict",
@@ -74,6 +75,16 @@ def check_response(response: dict[str, Any], key: str, kind: type, what: str) ->
     if isinstance(error, dict) or response.get("type") == "error":
         return response
     raise MalformedEvent(f"not {what} (no {key})")
+
+
+class Unwritable(Exception):
+    """A writer's refusal of a part its client would fail on (tool arguments that can no
+    longer become JSON, for a client that parses every prefix): the adapter ends the stream
+    with ``error``'s tail, the events written before it sent."""
+
+    def __init__(self, error: StreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)

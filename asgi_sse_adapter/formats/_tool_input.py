@@ -1,0 +1,236 @@
+"""A tool call's JSON arguments checked as they stream, for a client that parses every prefix.
+
+The Anthropic SDK parses a ``tool_use`` block's ``input_json_delta`` fragments joined so far on
+each one (anthropic-sdk-python ``lib/streaming/_messages.py``: jiter ``from_json(buf,
+partial_mode=True)``), and raises a plain ``ValueError`` ("Unable to parse tool parameter JSON
+from model") at the first prefix that can no longer become JSON; ``input`` is an object
+(formats.md §2.4). Anthropic's own streams keep to that. An OpenAI-family upstream's arguments
+are whatever its model wrote, and open models served by vLLM or Ollama write raw newlines inside
+strings and commas before a closing bracket.
+
+``ToolInputCheck`` passes the arguments on as long as they can still become one JSON object,
+with the two repairs whose intent is plain: a raw control character inside a string goes as its
+escape, and a comma right before a closing bracket is dropped (a comma is held back until the
+next token says which). Anything else raises ``ArgumentsError`` naming the character, and the
+writer ends the stream with the error tail instead of a stream the SDK fails on by itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["ArgumentsError", "ToolInputCheck", "repaired"]
+
+
+class ArgumentsError(ValueError):
+    """The arguments can no longer become a JSON object."""
+
+
+# A string's characters that need no look (most of any argument's bytes).
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]+')
+_SPACE = frozenset(" \t\n\r")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SIMPLE_ESCAPES = frozenset('"\\/bfnrt')
+_WORDS = ("true", "false", "null")
+_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+# Where the check is: what may come next.
+_ROOT = 0  # the object's opening brace
+_FIRST_KEY = 1  # after "{": a key or "}"
+_KEY = 2  # after a comma in an object: a key
+_COLON = 3
+_VALUE = 4  # after ":" or a comma in an array
+_FIRST_ITEM = 5  # after "[": a value or "]"
+_AFTER = 6  # after a value: a comma or the closing bracket
+_COMMA = 7  # after a held comma: what follows decides whether it stays
+_STRING = 8
+_ESCAPE = 9  # after a backslash in a string
+_UNICODE = 10  # in a \\u escape's four hex digits
+_LITERAL = 11  # in true, false or null
+_NUMBER = 12
+_END = 13  # the object closed: whitespace only
+
+# A number's grammar (RFC 8259 §6) as steps between its states, named by what was read last:
+# "-" sign, "0" a leading zero, "1" integer digits, "." the point, "f" fraction digits, "e" the
+# exponent mark, "s" its sign, "x" exponent digits. A number may end in "0", "1", "f" or "x".
+_NUMBER_STEPS: dict[tuple[str, str], str] = {}
+for _d in "0123456789":
+    _NUMBER_STEPS["-", _d] = "0" if _d == "0" else "1"
+    for _state, _next in (("1", "1"), (".", "f"), ("f", "f"), ("e", "x"), ("s", "x"), ("x", "x")):
+        _NUMBER_STEPS[_state, _d] = _next
+for _state in "01":
+    _NUMBER_STEPS[_state, "."] = "."
+for _state in "01f":
+    _NUMBER_STEPS[_state, "e"] = _NUMBER_STEPS[_state, "E"] = "e"
+_NUMBER_STEPS["e", "+"] = _NUMBER_STEPS["e", "-"] = "s"
+_NUMBER_ENDS = frozenset("01fx")
+
+
+def _escaped(char: str) -> str:
+    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+class ToolInputCheck:
+    """One call's arguments, fragment by fragment: ``feed`` returns what to send on."""
+
+    __slots__ = ("_close", "_held", "_key", "_seen", "_state", "_token")
+
+    def __init__(self) -> None:
+        self._state = _ROOT
+        self._close: list[str] = []  # the closing brackets the open containers wait for
+        self._token = ""  # a literal's letters, a number's state, or a \\u escape's digits
+        self._key = False  # the open string is an object key
+        self._held = ""  # a comma (and whitespace after it) waiting for the next token
+        self._seen = 0  # characters of earlier fragments: errors name a position
+
+    def feed(self, text: str) -> str:
+        """The part of ``text`` to send now, repaired (maybe ``""``: a comma held back);
+        ``ArgumentsError`` once the arguments can no longer become a JSON object."""
+        state = self._state
+        pieces: list[str] = []
+        start = 0  # ``text[start:i]`` is checked and not yet in ``pieces``
+        i, n = 0, len(text)
+        while i < n:
+            if state == _STRING:
+                match = _PLAIN.match(text, i)
+                if match is not None:
+                    i = match.end()
+                    if i == n:
+                        break
+                char = text[i]
+                if char == '"':
+                    state = _COLON if self._key else _AFTER
+                elif char == "\\":
+                    state = _ESCAPE
+                else:  # a raw control character
+                    pieces.append(text[start:i])
+                    pieces.append(_escaped(char))
+                    start = i + 1
+                i += 1
+                continue
+            char = text[i]
+            if state == _ESCAPE:
+                if char == "u":
+                    state, self._token = _UNICODE, ""
+                elif char in _SIMPLE_ESCAPES:
+                    state = _STRING
+                else:
+                    raise self._error(i, char, "in an escape")
+                i += 1
+                continue
+            if state == _UNICODE:
+                if char not in _HEX:
+                    raise self._error(i, char, "in a \\u escape")
+                self._token += char
+                if len(self._token) == 4:
+                    state = _STRING
+                i += 1
+                continue
+            if state == _LITERAL:
+                word = self._token + char
+                if any(w.startswith(word) for w in _WORDS):
+                    self._token = word
+                    i += 1
+                    continue
+                if self._token not in _WORDS:
+                    raise self._error(i, char, f"after {self._token!r}")
+                state = _AFTER  # and ``char`` is read there
+            elif state == _NUMBER:
+                step = _NUMBER_STEPS.get((self._token, char))
+                if step is not None:
+                    self._token = step
+                    i += 1
+                    continue
+                if self._token not in _NUMBER_ENDS:
+                    raise self._error(i, char, "in a number")
+                state = _AFTER
+            if char in _SPACE:
+                i += 1
+                if state == _ROOT:
+                    # Not sent: the SDK fails on a whitespace-only prefix (jiter reads no
+                    # value in it, partial or not).
+                    start = i
+                continue
+            if state == _COMMA:
+                # The held comma and the whitespace after it go on, or the comma is dropped
+                # before a closing bracket.
+                held = self._held + text[start:i]
+                self._held = ""
+                start = i
+                if char == self._close[-1]:
+                    pieces.append(held[1:])
+                    state = _AFTER
+                else:
+                    pieces.append(held)
+                    state = _KEY if self._close[-1] == "}" else _VALUE
+            if state == _AFTER:
+                if char == ",":
+                    pieces.append(text[start:i])
+                    self._held = ","
+                    start = i + 1
+                    state = _COMMA
+                elif char == self._close[-1]:
+                    self._close.pop()
+                    state = _AFTER if self._close else _END
+                else:
+                    raise self._error(i, char, "after a value")
+            elif state in (_FIRST_KEY, _KEY) and char == '"':
+                state, self._key = _STRING, True
+            elif state == _FIRST_KEY and char == "}":
+                self._close.pop()
+                state = _AFTER if self._close else _END
+            elif state == _COLON and char == ":":
+                state = _VALUE
+            elif state == _FIRST_ITEM and char == "]":
+                self._close.pop()
+                state = _AFTER
+            elif state in (_VALUE, _FIRST_ITEM):
+                state = self._value(i, char)
+            elif state == _ROOT and char == "{":
+                self._close.append("}")
+                state = _FIRST_KEY
+            elif state == _ROOT:
+                raise self._error(i, char, "where the object should open")
+            elif state == _END:
+                raise self._error(i, char, "after the object")
+            else:
+                raise self._error(i, char, "where a key or a colon should be")
+            i += 1
+        self._state = state
+        self._seen += n
+        if state == _COMMA:
+            self._held += text[start:]
+        else:
+            pieces.append(text[start:])
+        return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+    def _value(self, i: int, char: str) -> int:
+        """The state a value opened by ``char`` starts in."""
+        if char == '"':
+            self._key = False
+            return _STRING
+        if char == "{":
+            self._close.append("}")
+            return _FIRST_KEY
+        if char == "[":
+            self._close.append("]")
+            return _FIRST_ITEM
+        if char in "tfn":
+            self._token = char
+            return _LITERAL
+        step = _NUMBER_STEPS.get(("-", char)) if char != "-" else "-"
+        if step is None:
+            raise self._error(i, char, "where a value should be")
+        self._token = step
+        return _NUMBER
+
+    def _error(self, i: int, char: str, where: str) -> ArgumentsError:
+        return ArgumentsError(
+            f"arguments are not a JSON object: {char!r} {where} at character {self._seen + i + 1}"
+        )
+
+
+def repaired(text: str) -> str:
+    """``text``, whole arguments, as ``ToolInputCheck`` passes them on (``ArgumentsError`` as it
+    raises): what a client of the stream parsed, for the response that stream stands for."""
+    return ToolInputCheck().feed(text)

@@ -1,0 +1,284 @@
+"""Tool-call arguments from OpenAI-family upstreams, as Anthropic Messages clients parse them.
+
+The Anthropic SDK parses a ``tool_use`` block's arguments joined so far on every
+``input_json_delta`` (jiter, partial mode) and raises a plain ``ValueError`` at the first prefix
+that cannot become JSON. Open models behind vLLM or Ollama write raw newlines in strings and
+trailing commas: those are repaired as they stream; anything else ends the stream with the error
+event, which the SDK raises as an ``APIStatusError`` naming the call, and never reaches the SDK's
+own parser.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import jiter
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asgi_sse_adapter.adapter import StreamAdapter
+from asgi_sse_adapter.formats._tool_input import ArgumentsError, ToolInputCheck, repaired
+from tests.test_text_runs import chat_body, chat_tool
+from tests.test_text_runs import sse as raw_sse
+from tests.test_translate import anthropic_client, counter_ids
+from tests.test_translate_fidelity import call, chat, payloads, sse
+
+MESSAGES = "anthropic-messages"
+PROMPT: Any = [{"role": "user", "content": "hi"}]
+
+# Arguments as open models write them, and the input the client must get.
+REPAIRED = {
+    "raw newline and tab in a string": (
+        '{"path": "a.py", "content": "def f():\n\treturn 1\n"}',
+        {"path": "a.py", "content": "def f():\n\treturn 1\n"},
+    ),
+    "trailing commas": (
+        '{"a": [1, 2, ], "b": {"c": null, }, }',
+        {"a": [1, 2], "b": {"c": None}},
+    ),
+    "leading whitespace": ('\n  {"q": "x"}', {"q": "x"}),
+    "a control character with no short escape": ('{"q": "a\x01b"}', {"q": "a\x01b"}),
+}
+MALFORMED = {
+    "not an object": ('["ls", "-l"]', "'\\[' where the object should open at character 1"),
+    "a bad literal": ('{"force": tru}', "'}' after 'tru' at character 14"),
+    "two objects": ('{"a": 1}{"b": 2}', "'{' after the object at character 9"),
+    "python quoting": ("{'a': 1}", '"\'" where a key or a colon should be at character 2'),
+    "a leading zero": ('{"n": 01}', "'1' after a value at character 8"),
+    "a double comma": ('{"a": 1,, "b": 2}', "',' where a key or a colon should be at character 9"),
+}
+
+
+def chat_call(arguments: str, *, pieces: int = 7, second: str | None = None) -> bytes:
+    """A Chat stream in OpenAI's exact chunk shape (which the adapter reads many at a time as
+    runs) of one call (two, interleaved, with ``second``) whose arguments come in ``pieces``
+    fragments, cut anywhere (a string's newline and its escape included)."""
+    step = max(1, -(-len(arguments) // pieces))
+    fragments = [arguments[i : i + step] for i in range(0, len(arguments), step)]
+    out = raw_sse(chat_body('{"role":"assistant","content":null}'))
+    out += chat_tool(0, call_id="call_1", name="write")
+    if second is not None:
+        out += chat_tool(1, call_id="call_2", name="other")
+    for i, fragment in enumerate(fragments):
+        out += chat_tool(0, args=fragment)
+        if second is not None and i == 0:
+            out += chat_tool(1, args=second)
+    return out + raw_sse(chat_body("{}", finish='"tool_calls"')) + b"data: [DONE]\n\n"
+
+
+def reads(raw: bytes, how: str) -> list[bytes]:
+    """The upstream bytes as the adapter may get them: whole (the many-events path), an event
+    per read (the one-event path), or a byte per read."""
+    if how == "whole":
+        return [raw]
+    if how == "events":
+        return [block + b"\n\n" for block in raw.split(b"\n\n") if block]
+    return [raw[i : i + 1] for i in range(len(raw))]
+
+
+def to_messages(raw: bytes, how: str, upstream: str = "openai-chat") -> tuple[bytes, StreamAdapter]:
+    adapter = StreamAdapter(
+        upstream_format=upstream,
+        client_format=MESSAGES,
+        clock=lambda: 1700000000.0,
+        id_factory=counter_ids(),
+    )
+    out = b"".join(adapter.feed(chunk) for chunk in reads(raw, how))
+    return out + adapter.close(), adapter
+
+
+def tool_inputs(out: bytes) -> list[Any]:
+    """What the Anthropic SDK's ``MessageStream`` accumulates for each tool_use block."""
+    with anthropic_client(out).messages.stream(
+        model="claude", max_tokens=100, messages=PROMPT
+    ) as stream:
+        message = stream.get_final_message()
+    return [block.input for block in message.content if block.type == "tool_use"]
+
+
+def partial_json(out: bytes) -> dict[int, str]:
+    """Each block's ``input_json_delta`` fragments joined."""
+    joined: dict[int, str] = {}
+    for event in payloads(out):
+        delta = event.get("delta", {})
+        if event["type"] == "content_block_delta" and delta.get("type") == "input_json_delta":
+            joined[event["index"]] = joined.get(event["index"], "") + delta["partial_json"]
+    return joined
+
+
+@pytest.mark.parametrize("how", ["whole", "events", "bytes"])
+@pytest.mark.parametrize("case", REPAIRED)
+def test_repairable_arguments_reach_the_sdk_repaired(case: str, how: str) -> None:
+    arguments, expected = REPAIRED[case]
+    out, adapter = to_messages(chat_call(arguments), how)
+    assert tool_inputs(out) == [expected]
+    assert adapter.result.outcome == "complete"
+    # The final response says what the stream said.
+    response = adapter.result.response
+    assert response is not None
+    blocks = response["content"]
+    assert [b["input"] for b in blocks if b["type"] == "tool_use"] == [expected]
+
+
+@pytest.mark.parametrize("how", ["whole", "events", "bytes"])
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_arguments_end_the_stream_with_an_error_the_sdk_raises(
+    case: str, how: str
+) -> None:
+    arguments, where = MALFORMED[case]
+    out, adapter = to_messages(chat_call(arguments), how)
+    # Not the SDK's own ValueError from its parse: the error event, naming the call.
+    with pytest.raises(anthropic.APIStatusError, match=rf"upstream tool call 'write'.*{where}"):
+        tool_inputs(out)
+    assert adapter.result.outcome == "failed"
+    assert adapter.result.error is not None
+    assert adapter.result.error.code == "malformed_tool_arguments"
+    # Every prefix the client was sent parses, as the SDK parses it.
+    for joined in partial_json(out).values():
+        if joined:
+            jiter.from_json(joined.encode(), partial_mode=True)
+    assert out.endswith(b"event: error\n" + out.rsplit(b"event: error\n", 1)[1])
+    assert b"content_block_stop" not in out.rsplit(b"content_block_start", 1)[1]
+
+
+@pytest.mark.parametrize("how", ["whole", "events"])
+def test_a_queued_calls_malformed_arguments_fail_the_stream(how: str) -> None:
+    """The second of two interleaved calls waits for the first's block to stop; its arguments
+    are checked as they arrive, so the stream fails before any of it is sent."""
+    out, adapter = to_messages(chat_call('{"a": 1}', second="[1, 2]"), how)
+    with pytest.raises(anthropic.APIStatusError, match="upstream tool call 'other'"):
+        tool_inputs(out)
+    assert adapter.result.outcome == "failed"
+    assert b'"name":"other"' not in out
+
+
+def test_a_queued_calls_repaired_arguments_reach_the_sdk() -> None:
+    out, _ = to_messages(chat_call('{"a": 1,}', second='{"b": "x\ny",}'), "events")
+    assert tool_inputs(out) == [{"a": 1}, {"b": "x\ny"}]
+
+
+def test_responses_upstream_arguments_are_checked_too() -> None:
+    def event(payload: dict[str, Any]) -> bytes:
+        return sse(payload, payload["type"])
+
+    item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "write"}
+    raw = event({"type": "response.created", "response": {"id": "resp_1", "model": "m"}})
+    raw += event({"type": "response.output_item.added", "output_index": 0, "item": item})
+    for fragment in ('{"a": ', "1,", "}"):
+        raw += event(
+            {
+                "type": "response.function_call_arguments.delta",
+                "output_index": 0,
+                "item_id": "fc_1",
+                "delta": fragment,
+            }
+        )
+    done = {**item, "arguments": '{"a": 1,}'}
+    raw += event({"type": "response.output_item.done", "output_index": 0, "item": done})
+    raw += event(
+        {"type": "response.completed", "response": {"id": "resp_1", "status": "completed"}}
+    )
+    out, _ = to_messages(raw, "events", upstream="openai-responses")
+    assert tool_inputs(out) == [{"a": 1}]
+
+
+def test_a_call_cut_by_the_token_limit_keeps_its_valid_prefix() -> None:
+    """Incomplete is not malformed: the SDK reads the prefix (as Anthropic's own streams at
+    ``max_tokens``), and a comma held back at the cut is simply not sent."""
+    raw = chat({"role": "assistant"}) + call(0, "", "call_1", "write")
+    raw += call(0, '{"a": 1, "b": "x",') + chat(finish="length") + b"data: [DONE]\n\n"
+    out, adapter = to_messages(raw, "events")
+    assert partial_json(out) == {0: '{"a": 1, "b": "x"'}
+    assert tool_inputs(out) == [{"a": 1, "b": "x"}]
+    assert adapter.result.outcome == "complete"
+
+
+# -- the check itself --------------------------------------------------------------------------
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(st.characters(codec="utf-8"), max_size=12),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _sloppy(value: Any, draw: Any) -> str:
+    """``value`` as an open model might write it: random whitespace, trailing commas, raw
+    control characters in strings, ``E`` exponents."""
+
+    def gap() -> str:
+        return str(draw(st.sampled_from(["", " ", "\n", "\t ", "\r\n  "])))
+
+    def comma() -> str:
+        return str(draw(st.sampled_from(["", ",", ", ", ",\n"])))
+
+    if isinstance(value, dict):
+        items = [
+            f"{gap()}{json.dumps(k)}{gap()}:{gap()}{_sloppy(v, draw)}" for k, v in value.items()
+        ]
+        return "{" + ",".join(items) + (comma() if items else "") + gap() + "}"
+    if isinstance(value, list):
+        items = [gap() + _sloppy(v, draw) for v in value]
+        return "[" + ",".join(items) + (comma() if items else "") + gap() + "]"
+    if isinstance(value, str):
+        # Raw control characters, as a model writes them; everything else escaped or not.
+        escaped = json.dumps(value, ensure_ascii=draw(st.booleans()))
+        if draw(st.booleans()):
+            for char in "\n\t\r\x01":
+                escaped = escaped.replace(json.dumps(char)[1:-1], char)
+        return escaped
+    text = json.dumps(value)
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return text.replace("e", "E") if numeric and draw(st.booleans()) else text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _values, max_size=5), st.data())
+def test_sloppy_objects_are_repaired_to_themselves_in_any_fragments(
+    obj: dict[str, Any], data: Any
+) -> None:
+    text = data.draw(st.sampled_from(["", " ", "\n"])) + _sloppy(obj, data.draw)
+    whole = repaired(text)
+    assert json.loads(whole) == obj
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
+    check = ToolInputCheck()
+    sent = ""
+    for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
+        sent += check.feed(text[start:end])
+        if sent:  # what the SDK parses after each fragment
+            jiter.from_json(sent.encode(), partial_mode=True)
+    assert sent == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}[]":,\\ \n0123456789-.eEtrufalsn', max_size=30))
+def test_whatever_passes_is_a_prefix_the_sdk_parses(text: str) -> None:
+    """Arbitrary bytes: either refused, or every prefix sent parses (and a complete one is
+    JSON)."""
+    check = ToolInputCheck()
+    sent = ""
+    for char in text:
+        try:
+            sent += check.feed(char)
+        except ArgumentsError:
+            return
+        if sent:
+            value = jiter.from_json(sent.encode(), partial_mode=True)
+            assert isinstance(value, dict)
+    try:
+        complete = json.loads(sent)
+    except ValueError:
+        return
+    assert isinstance(complete, dict)
