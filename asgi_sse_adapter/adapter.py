@@ -39,6 +39,7 @@ from .parts import (
     StreamError,
     TextRun,
     ToolCallDelta,
+    Unrepresentable,
     Usage,
     text_delta,
 )
@@ -406,6 +407,9 @@ class StreamAdapter:
                 return b"".join(out)
             if kind is Done:
                 break
+            if kind is Unrepresentable:
+                self._end_with_error(self._unrepresentable(part), "failed", out)  # type: ignore[arg-type]
+                return b"".join(out)
             if kind not in dropped:
                 content.add(part)
                 try:
@@ -587,11 +591,21 @@ class StreamAdapter:
                     if kind is Done:
                         self._done(out)
                         return
+                    if kind is Unrepresentable:
+                        self._end_with_error(self._unrepresentable(part), "failed", out)  # type: ignore[arg-type]
+                        return
                     continue  # reasoning dropped
                 content.add(part)
                 writer.write(part, out)
         except Unwritable as exc:
             self._end_with_error(exc.error, "failed", out)
+
+    def _unrepresentable(self, part: Unrepresentable) -> StreamError:
+        return _error(
+            "unsupported_upstream_output",
+            f"the upstream answered with {part.what}, which {self.client_format.name} clients"
+            " cannot receive",
+        )
 
     def _apply_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         """A run: whole, if the writer writes runs; else as its single parts."""
@@ -806,7 +820,9 @@ class StreamAdapter:
         return b"".join(out)
 
 
-_SPECIAL: frozenset[type[Part]] = frozenset({StreamError, Done, TextRun, ArgumentsRun})
+_SPECIAL: frozenset[type[Part]] = frozenset(
+    {StreamError, Done, TextRun, ArgumentsRun, Unrepresentable}
+)
 _REASONING: frozenset[type[Part]] = frozenset(
     {ReasoningDelta, ReasoningSignature, RedactedReasoning}
 )

@@ -41,6 +41,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
+    "Unrepresentable",
     "Usage",
     "UsageUpdate",
     "text_delta",
@@ -280,6 +281,16 @@ class Extension:
 
 
 @dataclass(frozen=True, slots=True)
+class Unrepresentable:
+    """Something in the upstream's answer that its client must act on and the canonical model
+    has no form for (a Responses ``custom_tool_call`` or ``mcp_approval_request``, a Chat custom
+    tool call): left out, the turn would end as if answered. A translated stream ends there
+    with the error tail; ``what`` says what it was."""
+
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     """The upstream's explicit end of stream (``[DONE]``, ``message_stop``, a terminal event)."""
 
@@ -300,5 +311,6 @@ Part: TypeAlias = (
     | Finish
     | StreamError
     | Extension
+    | Unrepresentable
     | Done
 )

@@ -6,7 +6,8 @@
 * usage in the first chunk reaches Messages' ``message_start``;
 * JSON that only the standard library reads (a lone surrogate escape) streams the same with
   orjson installed as without it;
-* ``reasoning_field`` must name a field the Chat delta does not already use.
+* ``reasoning_field`` must name a field the Chat delta does not already use;
+* what the client must act on but cannot receive (a custom tool's call) fails the stream.
 """
 
 from __future__ import annotations
@@ -1039,3 +1040,150 @@ def test_queued_calls_whose_end_was_read_are_complete_when_the_stream_fails() ->
     ]
     (failed,) = [e["response"] for e in events if e["type"] == "response.failed"]
     assert [i["status"] for i in failed["output"]] == ["completed", "completed"]
+
+
+# -- what the client must act on but cannot receive ----------------------------------------------
+
+CUSTOM_CALL = {
+    "type": "custom_tool_call",
+    "id": "ctc_1",
+    "call_id": "call_c1",
+    "name": "apply_patch",
+    "input": "*** Begin Patch",
+    "status": "completed",
+}
+APPROVAL = {
+    "type": "mcp_approval_request",
+    "id": "mcpr_1",
+    "server_label": "deepwiki",
+    "name": "ask_question",
+    "arguments": "{}",
+}
+WEB_SEARCH = {"type": "web_search_call", "id": "ws_1", "status": "completed"}
+
+
+def responses_with(item: dict[str, Any]) -> bytes:
+    """A Responses stream: a text message, then ``item``, then ``response.completed``."""
+    message = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Patching.", "annotations": []}],
+    }
+    completed = {**RESPONSE, "status": "completed", "output": [message, item]}
+    return (
+        responses("response.created", 0, response={**RESPONSE, "status": "in_progress"})
+        + responses("response.output_item.added", 1, output_index=0, item=message)
+        + responses(
+            "response.output_text.delta",
+            2,
+            item_id="msg_1",
+            output_index=0,
+            content_index=0,
+            delta="Patching.",
+        )
+        + responses("response.output_item.done", 3, output_index=0, item=message)
+        + responses("response.output_item.added", 4, output_index=1, item=item)
+        + responses("response.output_item.done", 5, output_index=1, item=item)
+        + responses("response.completed", 6, response=completed)
+    )
+
+
+def chat_custom_call() -> bytes:
+    """A Chat stream whose answer is a custom tool's call (free-form input)."""
+    custom = {"index": 0, "id": "call_c1", "type": "custom"}
+    first = {**custom, "custom": {"name": "apply_patch", "input": ""}}
+    more = {"index": 0, "custom": {"input": "*** Begin Patch"}}
+    return (
+        ROLE
+        + chat({"content": "Patching."})
+        + chat({"tool_calls": [first]})
+        + chat({"tool_calls": [more]})
+        + chat(finish="tool_calls")
+        + b"data: [DONE]\n\n"
+    )
+
+
+UNREPRESENTABLE = {
+    "responses-custom": (RESPONSES, responses_with(CUSTOM_CALL), "custom_tool_call item"),
+    "responses-approval": (RESPONSES, responses_with(APPROVAL), "mcp_approval_request item"),
+    "chat-custom": (CHAT, chat_custom_call(), "custom tool call"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "client"),
+    [
+        (name, client)
+        for name, (upstream, _, _) in UNREPRESENTABLE.items()
+        for client in TOOL_CLIENTS
+        if client != upstream
+    ],
+)
+def test_what_the_client_must_act_on_but_cannot_receive_fails_the_stream(
+    name: str, client: str
+) -> None:
+    """A call the client must run (or an MCP call it must approve) that its format has no form
+    for: the turn must not end as if answered (``stop``, ``end_turn``) with the call lost; the
+    text before it is delivered, then the error the SDK raises names it."""
+    upstream, raw, what = UNREPRESENTABLE[name]
+    out, a = translate(upstream, client, raw)
+    assert a.result.outcome == "failed"
+    assert a.result.error is not None
+    assert a.result.error.code == "unsupported_upstream_output"
+    assert what in a.result.error.message
+    seen: list[Any] = []
+    if client == MESSAGES:
+        with (
+            anthropic_client(out).messages.stream(
+                model="claude", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+            ) as stream,
+            pytest.raises(anthropic.APIStatusError, match=what),
+        ):
+            drain(stream, seen)
+        assert "Patching." in "".join(e.text for e in seen if e.type == "text")
+    elif client == RESPONSES:
+        with (
+            openai_client(out).responses.stream(model="gpt-5", input="hi") as rstream,
+            pytest.raises(openai.APIError, match=what),
+        ):
+            drain(rstream, seen)
+        assert "Patching." in "".join(
+            e.delta for e in seen if e.type == "response.output_text.delta"
+        )
+    else:
+        chunks = openai_client(out).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match=what):
+            drain(chunks, seen)
+        assert "Patching." in "".join(c.delta.content or "" for s in seen for c in s.choices)
+        assert all(c.finish_reason is None for s in seen for c in s.choices)
+
+
+@pytest.mark.parametrize("client", [CHAT, MESSAGES])
+def test_an_unreceivable_item_in_a_whole_response_fails_it(client: str) -> None:
+    """The same in an upstream's JSON answer (``feed_response``): failed, so a caller answers
+    with the error body rather than an empty success."""
+    raw = responses_with(CUSTOM_CALL)
+    completed = payloads(raw)[-1]["response"]
+    a = adapter(RESPONSES, client)
+    a.feed_response(completed)
+    assert a.result.outcome == "failed"
+    assert a.result.error is not None
+    assert "custom_tool_call item (apply_patch)" in a.result.error.message
+
+
+@pytest.mark.parametrize("client", [CHAT, MESSAGES])
+def test_server_run_items_do_not_fail_the_stream(client: str) -> None:
+    out, a = translate(RESPONSES, client, responses_with(WEB_SEARCH))
+    assert a.result.outcome == "complete"
+    assert b"Patching." in out
+
+
+def test_identity_passes_what_only_its_own_clients_receive() -> None:
+    raw = responses_with(CUSTOM_CALL)
+    out, a = translate(RESPONSES, RESPONSES, raw)
+    assert out == raw
+    assert a.result.outcome == "complete"

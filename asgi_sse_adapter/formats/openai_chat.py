@@ -35,6 +35,7 @@ from ..parts import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    Unrepresentable,
     UsageUpdate,
     text_delta,
     tool_call_delta,
@@ -562,6 +563,13 @@ class ChatReader(JSONReader):
         if isinstance(tool_calls, list):
             for pos, call in enumerate(tool_calls):
                 call = as_dict(call)
+                if call.get("type") == "custom" or "custom" in call:
+                    # A custom tool's call (free-form input): no canonical form carries it.
+                    name = as_str(as_dict(call.get("custom")).get("name"))
+                    parts.append(
+                        Unrepresentable(f"a custom tool call{f' ({name})' if name else ''}")
+                    )
+                    continue
                 up = as_int(call.get("index"))
                 if up is None:
                     up = self._implicit_key(c, as_str(call.get("id")), pos)

@@ -60,6 +60,7 @@ from ..parts import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    Unrepresentable,
     Usage,
     UsageUpdate,
     text_delta,
@@ -102,6 +103,18 @@ _INCOMPLETE: dict[FinishReason, str] = {
     "refusal": "content_filter",
 }
 # What shows a call whose end was read complete (``ResponsesWriter._settle``).
+# Output items the client must act on (run a tool, approve an MCP call; the openai SDK's
+# ``ResponseOutputItem`` union): only a Responses client can (``Unrepresentable``).
+_CLIENT_ITEMS = frozenset(
+    {
+        "custom_tool_call",
+        "computer_call",
+        "local_shell_call",
+        "shell_call",
+        "apply_patch_call",
+        "mcp_approval_request",
+    }
+)
 _SETTLES = (TextDelta, RefusalDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallEnd)
 _INCOMPLETE_IN: dict[str, FinishReason] = {
     "max_output_tokens": "max_tokens",
@@ -452,8 +465,11 @@ class ResponsesReader(JSONReader):
                 # Valid only for OpenAI: kept for writers that can carry it, never re-encoded.
                 data = {"id": as_str(item.get("id")), "encrypted_content": encrypted}
                 parts.append(Extension("openai.reasoning_encrypted", data))
+        elif seen.type in _CLIENT_ITEMS:
+            name = as_str(item.get("name")) or as_str(item.get("server_label"))
+            parts.append(Unrepresentable(f"a {seen.type} item{f' ({name})' if name else ''}"))
         else:
-            # Built-in tools (web_search_call, file_search_call, mcp_*…) ran on OpenAI's side:
+            # Built-in tools (web_search_call, file_search_call, mcp_call…) ran on OpenAI's side:
             # an extension, never a call for the client to run.
             parts.append(Extension("openai.output_item", item))
 
