@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--forward-credentials",
         action="store_true",
-        help="forward the client's own Authorization / x-api-key headers to the upstream",
+        help="forward the client's own Authorization / x-api-key headers to the upstream "
+        "(not with --api-key-env)",
     )
     parser.add_argument(
         "--heartbeat",
@@ -197,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .proxy import UpstreamProxy
 
     api_key = None
+    if args.api_key_env and args.forward_credentials:
+        # The proxy forwards clients' credentials only without a key of its own: both would
+        # quietly mean the key.
+        parser.error("argument --forward-credentials: not allowed with --api-key-env")
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:

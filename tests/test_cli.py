@@ -120,6 +120,18 @@ def test_a_number_out_of_range_is_a_usage_error(
     assert repr(value) in message
 
 
+def test_forwarded_credentials_and_a_key_of_its_own_are_a_usage_error(
+    busy_port: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy forwards clients' credentials only without a key of its own: given both, the
+    upstream got the key and the flag was quietly ignored."""
+    monkeypatch.setenv("SERVER_KEY", "server-key")
+    argv = ["--upstream", "http://127.0.0.1:1", "--upstream-format", "openai-chat"]
+    argv += ["--port", str(busy_port), "--api-key-env", "SERVER_KEY", "--forward-credentials"]
+    message = usage_error(argv, capsys)
+    assert message == "argument --forward-credentials: not allowed with --api-key-env"
+
+
 @pytest.mark.parametrize("port", ["99999", "-5", "http"])
 def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
     """(A subprocess: an out-of-range port used to get as far as uvicorn, which failed with a
