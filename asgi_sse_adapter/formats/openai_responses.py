@@ -979,7 +979,9 @@ class ResponsesWriter(Writer):
         choice = self.content.choices.get(0)
         reason = choice.finish_reason if choice is not None else None
         incomplete = _INCOMPLETE.get(reason) if reason is not None else None
-        usage = usage_out(self.content.usage)
+        # No usage is no usage (an Anthropic Text upstream has none): ``null``, as Responses
+        # allows, rather than counts of 0 that billing would take at their word.
+        usage = usage_out(self.content.usage) if self.content.usage_reported else None
         output = [item.json() for item in self._items]
         if incomplete is None:
             self._final = self._response("completed", output, usage)
@@ -1094,7 +1096,6 @@ class ResponsesWriter(Writer):
         reason = choice.finish_reason if choice is not None else None
         if reason is None:
             return self._response("in_progress", self._output("in_progress"), usage)
-        usage = usage_out(c.usage)
         incomplete = _INCOMPLETE.get(reason)
         if incomplete is not None:
             details = {"reason": incomplete}
