@@ -41,6 +41,7 @@ REPAIRED = {
     ),
     "leading whitespace": ('\n  {"q": "x"}', {"q": "x"}),
     "a control character with no short escape": ('{"q": "a\x01b"}', {"q": "a\x01b"}),
+    "an escaped surrogate pair": ('{"q": "\\ud83d\\ude00"}', {"q": "\U0001f600"}),
 }
 MALFORMED = {
     "not an object": ('["ls", "-l"]', "'\\[' where the object should open at character 1"),
@@ -49,6 +50,10 @@ MALFORMED = {
     "python quoting": ("{'a': 1}", '"\'" where a key or a colon should be at character 2'),
     "a leading zero": ('{"n": 01}', "'1' after a value at character 8"),
     "a double comma": ('{"a": 1,, "b": 2}', "',' where a key or a colon should be at character 9"),
+    # The standard library reads lone surrogate escapes; the SDK's parser (jiter) does not.
+    "a lone high surrogate": ('{"q": "\\ud83dx"}', "'x' after a lone surrogate escape"),
+    "a lone low surrogate": ('{"q": "\\ude00"}', "'0' ending a lone surrogate escape"),
+    "two high surrogates": ('{"q": "\\ud83d\\ud83d"}', "'d' ending a lone surrogate escape"),
 }
 
 

@@ -49,6 +49,8 @@ _UNICODE = 10  # in a \\u escape's four hex digits
 _LITERAL = 11  # in true, false or null
 _NUMBER = 12
 _END = 13  # the object closed: whitespace only
+_PAIR_SLASH = 14  # after a high surrogate's escape: the backslash of its low one
+_PAIR_U = 15  # and its "u"
 
 # A number's grammar (RFC 8259 §6) as steps between its states, named by what was read last:
 # "-" sign, "0" a leading zero, "1" integer digits, "." the point, "f" fraction digits, "e" the
@@ -73,13 +75,14 @@ def _escaped(char: str) -> str:
 class ToolInputCheck:
     """One call's arguments, fragment by fragment: ``feed`` returns what to send on."""
 
-    __slots__ = ("_close", "_held", "_key", "_seen", "_state", "_token")
+    __slots__ = ("_close", "_held", "_key", "_low", "_seen", "_state", "_token")
 
     def __init__(self) -> None:
         self._state = _ROOT
         self._close: list[str] = []  # the closing brackets the open containers wait for
         self._token = ""  # a literal's letters, a number's state, or a \\u escape's digits
         self._key = False  # the open string is an object key
+        self._low = False  # the \\u escape read must be a low surrogate
         self._held = ""  # a comma (and whitespace after it) waiting for the next token
         self._seen = 0  # characters of earlier fragments: errors name a position
 
@@ -123,7 +126,17 @@ class ToolInputCheck:
                     raise self._error(i, char, "in a \\u escape")
                 self._token += char
                 if len(self._token) == 4:
-                    state = _STRING
+                    state = self._escaped_unit(i, char)
+                i += 1
+                continue
+            if state in (_PAIR_SLASH, _PAIR_U):
+                # The SDK's parser refuses a lone surrogate (the standard library reads it).
+                if char != ("\\" if state == _PAIR_SLASH else "u"):
+                    raise self._error(i, char, "after a lone surrogate escape")
+                if state == _PAIR_SLASH:
+                    state = _PAIR_U
+                else:
+                    state, self._token, self._low = _UNICODE, "", True
                 i += 1
                 continue
             if state == _LITERAL:
@@ -203,6 +216,15 @@ class ToolInputCheck:
         else:
             pieces.append(text[start:])
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+    def _escaped_unit(self, i: int, char: str) -> int:
+        """The state after a \\u escape's last digit: a high surrogate wants its low one."""
+        unit = int(self._token, 16)
+        low = 0xDC00 <= unit <= 0xDFFF
+        if low is not self._low:
+            raise self._error(i, char, "ending a lone surrogate escape")
+        self._low = False
+        return _PAIR_SLASH if 0xD800 <= unit <= 0xDBFF else _STRING
 
     def _value(self, i: int, char: str) -> int:
         """The state a value opened by ``char`` starts in."""
