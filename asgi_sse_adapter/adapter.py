@@ -772,14 +772,17 @@ class StreamAdapter:
         """``_identity_ending`` for a stream whose last event is its terminator, starting at
         ``end`` in the last chunk: complete unless the event before it was an error event."""
         if end:
-            # The block before, searched in place: from the LF LF before it, or the chunk's
-            # start (maybe earlier, with CR line ends, which only makes the test stricter).
+            # The block before: from the LF LF before it, or the chunk's start (maybe earlier,
+            # with CR line ends, which only makes the test stricter).
             chunk = self._last
             start = chunk.rfind(b"\n\n", 0, end - 1)
-            error = chunk.rfind(b"error", start + 2 if start >= 0 else 0, end) >= 0
+            before = chunk[start + 2 if start >= 0 else 0 : end]
         else:
-            error = b"error" in tail_blocks(self._previous, 1)
-        return self._decoded_ending() if error else (True, True, None)
+            before = tail_blocks(self._previous, 1)
+        # A keep-alive comment or a blank line between an error event and the terminator hides
+        # the error from this look: the events are then read.
+        unsure = b"error" in before or not before.strip() or before.lstrip().startswith(b":")
+        return self._decoded_ending() if unsure else (True, True, None)
 
     def _close_identity(self) -> bytes:
         framer = self._framer

@@ -791,6 +791,19 @@ def test_identity_error_before_the_terminator(pieces: list[bytes]) -> None:
     assert adapter.result.error.message == "overloaded"
 
 
+@pytest.mark.parametrize("between", [b"\n", b": keep-alive\n\n", b"\n: keep-alive\n\n"])
+def test_identity_error_then_a_comment_or_blank_line_before_the_terminator(between: bytes) -> None:
+    """A keep-alive comment or a stray blank line between the error event and ``[DONE]`` (in
+    one read) does not make the failed stream look complete (``on_complete`` reports it)."""
+    role, error, done = IDENTITY_CHAT_ERROR
+    raw = role + error + between + done
+    adapter = StreamAdapter(upstream_format="openai-chat", client_format="openai-chat")
+    assert adapter.feed(raw) + adapter.close() == raw
+    assert adapter.result.outcome == "failed"
+    assert adapter.result.error is not None
+    assert adapter.result.error.message == "overloaded"
+
+
 def test_passes_answers_for_whole_events_only() -> None:
     """``StreamAdapter.passes``: true only for identity without response collection, once
     running, with nothing pending and whole events within the bound; a chunk it passes counts as
