@@ -310,7 +310,8 @@ class _Responder:
                 # Headers are out: the server's 500 path cannot help. End the stream the way
                 # the client's protocol expects and log the exception.
                 logger.exception("application raised mid-stream; sending the error tail")
-                await session.fail(f"the application failed mid-stream ({_exception_name(exc)})")
+                reason = f"the application failed mid-stream ({_exception_name(exc)})"
+                await session.bounded(session.fail(reason))
         finally:
             await self._finish()
 
@@ -341,7 +342,7 @@ class _Responder:
         elif not session.finished and self.mode != "passthrough":
             # The app returned without ending its body: close() reports truncation if the
             # stream had not said how it ends.
-            await session.close()
+            await session.bounded(session.close())
         await session.report()
 
     def _new_session(self) -> StreamSession:

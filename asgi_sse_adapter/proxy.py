@@ -43,7 +43,7 @@ from .formats.anthropic_text import FORMAT_2023_01_01
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
 from .requests import RequestTranslationError, estimate_input_tokens, translate_request
-from .session import HEARTBEAT_SEND_TIMEOUT, OnComplete, StreamReport, StreamSession, publish
+from .session import OnComplete, StreamReport, StreamSession, publish
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["UpstreamProxy"]
@@ -998,7 +998,8 @@ class _Exchange:
             elif idle.fired:
                 _uncancel(task)
                 logger.warning("upstream idle for %gs: stream ended", idle.limit)
-                await _farewell(session, f"upstream sent nothing for {idle.limit:g} seconds")
+                reason = f"upstream sent nothing for {idle.limit:g} seconds"
+                await session.bounded(session.fail(reason))
             elif session.disconnected:
                 _uncancel(task)  # our watcher's cancellation: the client left
             else:
@@ -1006,7 +1007,9 @@ class _Exchange:
         except httpx.HTTPError as exc:
             # Mid-stream failures are expected conditions in a proxy: tell the client, log.
             logger.warning("upstream failed mid-stream: %s", exc.__class__.__name__)
-            await _farewell(session, f"upstream stream failed ({exc.__class__.__name__})")
+            await session.bounded(
+                session.fail(f"upstream stream failed ({exc.__class__.__name__})")
+            )
         except OSError:
             session.mark_disconnected()
         finally:
@@ -1143,16 +1146,6 @@ async def _drain(chunks: AsyncIterator[bytes], task: asyncio.Task[Any]) -> None:
         pass
     finally:
         guard.cancel()
-
-
-async def _farewell(session: StreamSession, reason: str) -> None:
-    """The error tail after an upstream failure, bounded like a heartbeat: a client that
-    stopped reading must not hold the exchange (and its upstream connection) open."""
-    try:
-        await asyncio.wait_for(session.fail(reason), HEARTBEAT_SEND_TIMEOUT)
-    except asyncio.TimeoutError:
-        logger.warning("error tail not delivered: client not reading; stream abandoned")
-        session.mark_disconnected()
 
 
 def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["client", "idle"] | None:

@@ -46,7 +46,8 @@ logger = logging.getLogger("asgi_sse_adapter")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-# A heartbeat to a client that stopped reading must not hang: bound each heartbeat send.
+# A send of ours to a client that stopped reading must not hang: bound each heartbeat send, and
+# the ending sent after the app or upstream is done (``StreamSession.bounded``).
 HEARTBEAT_SEND_TIMEOUT = 10.0
 # How late a heartbeat may go out, at most: deadlines are rounded up to buckets this wide (or an
 # eighth of the interval, if that is shorter), so that streams share loop timers.
@@ -297,6 +298,18 @@ class StreamSession:
         """The upstream broke: the error tail as the final message."""
         if not self.finished:
             await self._final(self.adapter.fail(reason))
+
+    async def bounded(self, ending: Awaitable[None]) -> None:
+        """Await ``ending`` (``fail`` or ``close``: the ending sent after the app or upstream is
+        done, with no one left to bound it), for at most ``HEARTBEAT_SEND_TIMEOUT``: a client
+        that stopped reading must not hold the request, and what it holds, open
+        (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout`` raises in the app, and
+        its error tail then waited on that client for good). Then the stream is abandoned."""
+        try:
+            await asyncio.wait_for(ending, HEARTBEAT_SEND_TIMEOUT)
+        except asyncio.TimeoutError:
+            logger.warning("stream end not delivered: client not reading; stream abandoned")
+            self.mark_disconnected()
 
     async def _body(self, data: bytes, *, more: bool) -> None:
         # The per-event hot path: one send at a time (a keep-alive may be waiting on the client),

@@ -1218,6 +1218,49 @@ async def test_an_abandoned_stream_raises_into_the_apps_next_send(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("ending", ["raises", "returns"])
+async def test_the_ending_to_a_client_that_stopped_reading_is_bounded(
+    ending: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app gives up on a client that stopped reading (sse-starlette's ``send_timeout``
+    raises in it) or returns without its terminal event: the error tail the adapter then sends
+    on its own is bounded like a keep-alive, so the request ends instead of waiting on that
+    client for good (it held the request task, the connection and the app's state)."""
+    monkeypatch.setattr(session_module, "HEARTBEAT_SEND_TIMEOUT", 0.2)
+    events = upstream_events(ANTHROPIC)
+    reports: list[StreamReport] = []
+    sends = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [SSE]})
+        await send({"type": "http.response.body", "body": events[0], "more_body": True})
+        await send({"type": "http.response.body", "body": events[1], "more_body": True})
+        if ending == "raises":
+            raise TimeoutError("send timed out")  # the app's own write guard
+
+    async def receive() -> Message:
+        return request_message(b"{}")
+
+    async def send(message: Message) -> None:
+        nonlocal sends
+        if message["type"] == "http.response.body":
+            sends += 1
+            if sends > 1:
+                await asyncio.sleep(3600)  # the client's socket buffer is full and stays full
+
+    mw = middleware(app, ANTHROPIC, OPENAI, heartbeat_interval=None, on_complete=reports.append)
+    before = len(asyncio.all_tasks())
+    with caplog.at_level(logging.WARNING, logger="asgi_sse_adapter"):
+        await asyncio.wait_for(mw(http_scope("/v1/chat/completions"), receive, send), 5)
+    await asyncio.sleep(0.05)  # the sync hook runs in a thread; let the report land
+    assert "stream end not delivered: client not reading" in caplog.text
+    # (What the stream was, though the client never got its ending.)
+    assert [r.outcome for r in reports] == ["failed" if ending == "raises" else "truncated"]
+    assert len(asyncio.all_tasks()) == before
+
+
+@pytest.mark.anyio
 async def test_blocked_body_send_does_not_spin_the_heartbeat(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
