@@ -1187,3 +1187,62 @@ def test_identity_passes_what_only_its_own_clients_receive() -> None:
     out, a = translate(RESPONSES, RESPONSES, raw)
     assert out == raw
     assert a.result.outcome == "complete"
+
+
+# -- Messages upstreams that repeat or never stop a tool block ---------------------------------
+
+
+def _final_calls(client: str, out: bytes) -> list[tuple[str, str, str]]:
+    """(id, name, arguments) of each call, as the client's SDK accumulates them."""
+    if client == RESPONSES:
+        with openai_client(out).responses.stream(model="gpt-5", input="hi") as stream:
+            final = stream.get_final_response()
+        return [(i.call_id, i.name, i.arguments) for i in final.output if i.type == "function_call"]
+    with openai_client(out).chat.completions.stream(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+    ) as cstream:
+        message = cstream.get_final_completion().choices[0].message
+    return [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []]
+
+
+def _tool_turn(*blocks: bytes) -> bytes:
+    delta = messages("message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 9})
+    return MESSAGE_START + b"".join(blocks) + delta + messages("message_stop")
+
+
+@pytest.mark.parametrize("client", [CHAT, RESPONSES])
+def test_a_repeated_tool_block_start_is_one_call(client: str) -> None:
+    """A relay that sends a ``content_block_start`` twice must not make the call run twice."""
+    raw = _tool_turn(
+        tool_start(0, "toolu_1", "get"),
+        tool_start(0, "toolu_1", "get"),
+        tool_args(0, '{"a":1}'),
+        messages("content_block_stop", index=0),
+    )
+    out, _ = translate(MESSAGES, client, raw)
+    assert _final_calls(client, out) == [("toolu_1", "get", '{"a":1}')]
+
+
+@pytest.mark.parametrize("client", [CHAT, RESPONSES])
+def test_two_tool_blocks_with_one_id_get_two_ids(client: str) -> None:
+    """Clients match results to calls by id; ``responses.stream()`` refuses two items with one
+    ``call_id`` (RuntimeError "conflicting output identities"): the second gets a fresh one."""
+    raw = _tool_turn(
+        tool_block(0, "toolu_1", "get", '{"a":1}'), tool_block(1, "toolu_1", "put", '{"b":2}')
+    )
+    out, _ = translate(MESSAGES, client, raw)
+    calls = _final_calls(client, out)
+    assert [(name, args) for _, name, args in calls] == [("get", '{"a":1}'), ("put", '{"b":2}')]
+    assert calls[0][0] == "toolu_1"
+    assert len({call_id for call_id, _, _ in calls}) == 2
+
+
+@pytest.mark.parametrize("client", [CHAT, RESPONSES])
+def test_a_tool_block_never_stopped_keeps_its_input(client: str) -> None:
+    """A relay that drops ``content_block_stop`` (formats.md §14): the message's end ends the
+    block, with the input its start carried (formats.md §4.1)."""
+    use = {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {"a": 1}}
+    raw = _tool_turn(messages("content_block_start", index=0, content_block=use))
+    out, a = translate(MESSAGES, client, raw)
+    assert _final_calls(client, out) == [("toolu_1", "get", '{"a":1}')]
+    assert a.result.outcome == "complete"

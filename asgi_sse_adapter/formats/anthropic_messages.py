@@ -142,9 +142,11 @@ class MessagesReader(JSONReader):
     done_ends_stream = False  # foreign to Messages: message_stop ends it
 
     def __init__(self) -> None:
-        # block index → ("text" | "thinking" | "tool" | "other", tool index, args seen, input)
+        # block index → ("text" | "thinking" | "tool" | "other", tool index, args seen, input,
+        # id)
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
+        self._tool_ids: set[str] = set()
         self._usage = _anthropic.UsageState()
         self._text_data = ""  # for the last text block started (see ``_text_shape``)
         self._text_open = ""  # the same with the text's opening quote
@@ -263,7 +265,12 @@ class MessagesReader(JSONReader):
         if kind == "content_block_stop":
             return self._block_stop(obj)
         if kind == "message_delta":
+            # The message is over: a tool block a relay never stopped is whole (its start
+            # block's input included), as the stop would have said.
             parts: list[Part] = []
+            for block in self._blocks.values():
+                if block[0] == "tool":
+                    self._end_tool(block, parts)
             usage = obj.get("usage")
             if isinstance(usage, dict):
                 parts.append(UsageUpdate(self._usage.update(usage)))
@@ -317,14 +324,28 @@ class MessagesReader(JSONReader):
             self._blocks[key] = ["other"]
             return [RedactedReasoning(as_str(block.get("data")) or "")]
         if btype == "tool_use":
+            tool_id = as_str(block.get("id"))
+            known = self._blocks.get(key)
+            if known is not None and known[0] in ("tool", "done") and known[4] == tool_id:
+                logger.info("repeated tool_use block start in the upstream stream skipped")
+                return []  # a relay's duplicate: the call would be run twice
+            if tool_id in self._tool_ids:
+                # Clients match results to calls by id (``responses.stream()`` refuses two items
+                # with one ``call_id``): the writer makes a fresh one, as for Chat upstreams.
+                logger.info(
+                    "tool call id %.40r repeated in the upstream stream; a new one made", tool_id
+                )
+                tool_id = None
+            elif tool_id:
+                self._tool_ids.add(tool_id)
             tool = self._tools
             self._tools += 1
-            entry = self._blocks[key] = ["tool", tool, False, block.get("input")]
+            entry = self._blocks[key] = ["tool", tool, False, block.get("input"), tool_id]
             if index is not None:
                 self._json_data = _JSON_DELTA_DATA % index
                 self._json_bytes = _JSON_DELTA % index + b'"'
                 self._json_block = entry
-            return [ToolCallStart(tool, as_str(block.get("id")), as_str(block.get("name")) or "")]
+            return [ToolCallStart(tool, tool_id, as_str(block.get("name")) or "")]
         # server_tool_use, *_tool_result, container_upload…: executed by Anthropic, so an
         # OpenAI client must never see them as calls to run.
         self._blocks[key] = ["other"]
@@ -356,16 +377,19 @@ class MessagesReader(JSONReader):
 
     def _block_stop(self, obj: dict[str, Any]) -> list[Part]:
         block = self._blocks.get(as_int(obj.get("index")) or 0)
-        if block is None or block[0] != "tool":
-            return []
         parts: list[Part] = []
+        if block is not None and block[0] == "tool":
+            self._end_tool(block, parts)
+        return parts
+
+    @staticmethod
+    def _end_tool(block: list[Any], parts: list[Part]) -> None:
         start_input = block[3]
         if not block[2] and isinstance(start_input, dict) and start_input:
             # Arguments that came whole in the start block (formats.md §4.1).
             parts.append(ToolCallDelta(block[1], dumps_lenient(start_input).decode()))
         parts.append(ToolCallEnd(block[1]))
         block[0] = "done"
-        return parts
 
 
 class MessagesWriter(Writer):
