@@ -358,8 +358,10 @@ class StreamAdapter:
             if end:
                 self._events += count
                 if run is not None:
-                    self._apply((run,), out)
-                    if self.ended:  # the writer refused it (``Unwritable``)
+                    try:
+                        self._apply_run(run, out)
+                    except Unwritable as exc:
+                        self._end_with_error(exc.error, "failed", out)
                         return b"".join(out)
                 if end == len(text):
                     return b"".join(out)

@@ -239,11 +239,15 @@ def _sloppy(value: Any, draw: Any) -> str:
         return "[" + ",".join(items) + (comma() if items else "") + gap() + "]"
     if isinstance(value, str):
         # Raw control characters, as a model writes them; everything else escaped or not.
-        escaped = json.dumps(value, ensure_ascii=draw(st.booleans()))
-        if draw(st.booleans()):
-            for char in "\n\t\r\x01":
-                escaped = escaped.replace(json.dumps(char)[1:-1], char)
-        return escaped
+        ascii_only, raw = draw(st.booleans()), draw(st.booleans())
+        return (
+            '"'
+            + "".join(
+                c if raw and c in "\n\t\r\x01" else json.dumps(c, ensure_ascii=ascii_only)[1:-1]
+                for c in value
+            )
+            + '"'
+        )
     text = json.dumps(value)
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     return text.replace("e", "E") if numeric and draw(st.booleans()) else text

@@ -34,7 +34,8 @@ _SIMPLE_ESCAPES = frozenset('"\\/bfnrt')
 _WORDS = ("true", "false", "null")
 _SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
-# Where the check is: what may come next.
+# Where the check is: what may come next. Grouped (the loop tests a group at a time): the
+# structure, then a literal or number, then inside a string.
 _ROOT = 0  # the object's opening brace
 _FIRST_KEY = 1  # after "{": a key or "}"
 _KEY = 2  # after a comma in an object: a key
@@ -43,12 +44,12 @@ _VALUE = 4  # after ":" or a comma in an array
 _FIRST_ITEM = 5  # after "[": a value or "]"
 _AFTER = 6  # after a value: a comma or the closing bracket
 _COMMA = 7  # after a held comma: what follows decides whether it stays
-_STRING = 8
-_ESCAPE = 9  # after a backslash in a string
-_UNICODE = 10  # in a \\u escape's four hex digits
-_LITERAL = 11  # in true, false or null
-_NUMBER = 12
-_END = 13  # the object closed: whitespace only
+_END = 8  # the object closed: whitespace only
+_LITERAL = 9  # in true, false or null
+_NUMBER = 10
+_STRING = 11
+_ESCAPE = 12  # after a backslash in a string
+_UNICODE = 13  # in a \\u escape's four hex digits
 _PAIR_SLASH = 14  # after a high surrogate's escape: the backslash of its low one
 _PAIR_U = 15  # and its "u"
 
@@ -90,73 +91,54 @@ class ToolInputCheck:
         """The part of ``text`` to send now, repaired (maybe ``""``: a comma held back);
         ``ArgumentsError`` once the arguments can no longer become a JSON object."""
         state = self._state
+        if state == _STRING and _PLAIN.fullmatch(text) is not None:
+            # A fragment inside a string, the usual case: nothing to look at.
+            self._seen += len(text)
+            return text
+        close = self._close
         pieces: list[str] = []
         start = 0  # ``text[start:i]`` is checked and not yet in ``pieces``
         i, n = 0, len(text)
         while i < n:
-            if state == _STRING:
-                match = _PLAIN.match(text, i)
-                if match is not None:
-                    i = match.end()
-                    if i == n:
-                        break
-                char = text[i]
-                if char == '"':
-                    state = _COLON if self._key else _AFTER
-                elif char == "\\":
-                    state = _ESCAPE
-                else:  # a raw control character
-                    pieces.append(text[start:i])
-                    pieces.append(_escaped(char))
-                    start = i + 1
+            if state >= _STRING:  # inside a string
+                if state == _STRING:
+                    match = _PLAIN.match(text, i)
+                    if match is not None:
+                        i = match.end()
+                        if i == n:
+                            break
+                    char = text[i]
+                    if char == '"':
+                        state = _COLON if self._key else _AFTER
+                    elif char == "\\":
+                        state = _ESCAPE
+                    else:  # a raw control character
+                        pieces.append(text[start:i])
+                        pieces.append(_escaped(char))
+                        start = i + 1
+                else:
+                    state = self._escape(i, text[i], state)
                 i += 1
                 continue
             char = text[i]
-            if state == _ESCAPE:
-                if char == "u":
-                    state, self._token = _UNICODE, ""
-                elif char in _SIMPLE_ESCAPES:
-                    state = _STRING
+            if state >= _LITERAL:  # in a literal or a number
+                if state == _LITERAL:
+                    word = self._token + char
+                    if any(w.startswith(word) for w in _WORDS):
+                        self._token = word
+                        i += 1
+                        continue
+                    if self._token not in _WORDS:
+                        raise self._error(i, char, f"after {self._token!r}")
                 else:
-                    raise self._error(i, char, "in an escape")
-                i += 1
-                continue
-            if state == _UNICODE:
-                if char not in _HEX:
-                    raise self._error(i, char, "in a \\u escape")
-                self._token += char
-                if len(self._token) == 4:
-                    state = self._escaped_unit(i, char)
-                i += 1
-                continue
-            if state in (_PAIR_SLASH, _PAIR_U):
-                # The SDK's parser refuses a lone surrogate (the standard library reads it).
-                if char != ("\\" if state == _PAIR_SLASH else "u"):
-                    raise self._error(i, char, "after a lone surrogate escape")
-                if state == _PAIR_SLASH:
-                    state = _PAIR_U
-                else:
-                    state, self._token, self._low = _UNICODE, "", True
-                i += 1
-                continue
-            if state == _LITERAL:
-                word = self._token + char
-                if any(w.startswith(word) for w in _WORDS):
-                    self._token = word
-                    i += 1
-                    continue
-                if self._token not in _WORDS:
-                    raise self._error(i, char, f"after {self._token!r}")
+                    step = _NUMBER_STEPS.get((self._token, char))
+                    if step is not None:
+                        self._token = step
+                        i += 1
+                        continue
+                    if self._token not in _NUMBER_ENDS:
+                        raise self._error(i, char, "in a number")
                 state = _AFTER  # and ``char`` is read there
-            elif state == _NUMBER:
-                step = _NUMBER_STEPS.get((self._token, char))
-                if step is not None:
-                    self._token = step
-                    i += 1
-                    continue
-                if self._token not in _NUMBER_ENDS:
-                    raise self._error(i, char, "in a number")
-                state = _AFTER
             if char in _SPACE:
                 i += 1
                 if state == _ROOT:
@@ -170,37 +152,34 @@ class ToolInputCheck:
                 held = self._held + text[start:i]
                 self._held = ""
                 start = i
-                if char == self._close[-1]:
+                if char == close[-1]:
                     pieces.append(held[1:])
                     state = _AFTER
                 else:
                     pieces.append(held)
-                    state = _KEY if self._close[-1] == "}" else _VALUE
+                    state = _KEY if close[-1] == "}" else _VALUE
             if state == _AFTER:
                 if char == ",":
                     pieces.append(text[start:i])
                     self._held = ","
                     start = i + 1
                     state = _COMMA
-                elif char == self._close[-1]:
-                    self._close.pop()
-                    state = _AFTER if self._close else _END
+                elif char == close[-1]:
+                    close.pop()
+                    state = _AFTER if close else _END
                 else:
                     raise self._error(i, char, "after a value")
-            elif state in (_FIRST_KEY, _KEY) and char == '"':
-                state, self._key = _STRING, True
-            elif state == _FIRST_KEY and char == "}":
-                self._close.pop()
-                state = _AFTER if self._close else _END
             elif state == _COLON and char == ":":
                 state = _VALUE
-            elif state == _FIRST_ITEM and char == "]":
-                self._close.pop()
-                state = _AFTER
-            elif state in (_VALUE, _FIRST_ITEM):
+            elif state <= _KEY and char == '"' and state != _ROOT:
+                state, self._key = _STRING, True
+            elif state == _VALUE or (state == _FIRST_ITEM and char != "]"):
                 state = self._value(i, char)
+            elif (state == _FIRST_KEY and char == "}") or (state == _FIRST_ITEM and char == "]"):
+                close.pop()
+                state = _AFTER if close else _END
             elif state == _ROOT and char == "{":
-                self._close.append("}")
+                close.append("}")
                 state = _FIRST_KEY
             elif state == _ROOT:
                 raise self._error(i, char, "where the object should open")
@@ -216,6 +195,29 @@ class ToolInputCheck:
         else:
             pieces.append(text[start:])
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+    def _escape(self, i: int, char: str, state: int) -> int:
+        """The state after ``char`` in an escape (``state``: where in it)."""
+        if state == _ESCAPE:
+            if char == "u":
+                self._token = ""
+                return _UNICODE
+            if char in _SIMPLE_ESCAPES:
+                return _STRING
+            raise self._error(i, char, "in an escape")
+        if state == _UNICODE:
+            if char not in _HEX:
+                raise self._error(i, char, "in a \\u escape")
+            self._token += char
+            return self._escaped_unit(i, char) if len(self._token) == 4 else _UNICODE
+        # After a high surrogate's escape: the SDK's parser refuses a lone surrogate (the
+        # standard library reads it).
+        if char != ("\\" if state == _PAIR_SLASH else "u"):
+            raise self._error(i, char, "after a lone surrogate escape")
+        if state == _PAIR_SLASH:
+            return _PAIR_U
+        self._token, self._low = "", True
+        return _UNICODE
 
     def _escaped_unit(self, i: int, char: str) -> int:
         """The state after a \\u escape's last digit: a high surrogate wants its low one."""

@@ -552,8 +552,7 @@ class MessagesWriter(Writer):
                 for fragment in run.fragments:
                     self._write_tool(ToolCallDelta(tool, fragment), out)
                 return
-            checked = self._checked
-            strings = [s for s in [checked(tool, f) for f in run.fragments] if s]
+            strings = self._checked(tool, run.fragments)
             if queued:
                 for fragment in strings:
                     self._write_tool(ToolCallDelta(tool, fragment), out)
@@ -573,11 +572,11 @@ class MessagesWriter(Writer):
             elif isinstance(part, ToolCallDelta) and (
                 part.index in self._queued or self._open == ("tool", part.index)
             ):
-                arguments = self._checked(part.index, part.arguments)
-                if arguments is not part.arguments:
-                    if not arguments:
-                        return
-                    part = tool_call_delta(part.index, arguments, part.choice)
+                checked = self._checked(part.index, (part.arguments,))
+                if not checked:
+                    return
+                if checked[0] is not part.arguments:
+                    part = tool_call_delta(part.index, checked[0], part.choice)
             self._write_tool(part, out)
         elif isinstance(part, _HELD_PARTS):
             if self._waits():
@@ -591,15 +590,17 @@ class MessagesWriter(Writer):
         elif isinstance(part, Extension | UsageUpdate):
             logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
 
-    def _checked(self, tool: int, fragment: str) -> str:
-        """What to send of an argument fragment of call ``tool`` (``ToolInputCheck.feed``):
-        arguments that can no longer become a JSON object are ``Unwritable``, as the SDK would
-        fail on them by itself, with no error event (module ``_tool_input``)."""
+    def _checked(self, tool: int, fragments: Sequence[str]) -> list[str]:
+        """What to send of argument fragments of call ``tool`` (``ToolInputCheck.feed``, the
+        empty ones left out): arguments that can no longer become a JSON object are
+        ``Unwritable``, as the SDK would fail on them by itself, with no error event (module
+        ``_tool_input``)."""
         entry = self._inputs.get(tool)
         if entry is None:
             entry = self._inputs[tool] = ("", ToolInputCheck())
+        feed = entry[1].feed
         try:
-            return entry[1].feed(fragment)
+            checked = [feed(fragment) for fragment in fragments]
         except ArgumentsError as exc:
             error = StreamError(
                 type="api_error",
@@ -608,6 +609,7 @@ class MessagesWriter(Writer):
                 status=502,
             )
             raise Unwritable(error) from None
+        return checked if all(checked) else [c for c in checked if c]
 
     def _write_content(self, part: Part, out: list[bytes]) -> None:
         """Text, refusal or reasoning, with no call open or queued ahead of it."""
