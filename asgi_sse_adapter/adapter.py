@@ -91,14 +91,15 @@ class StreamResult:
             ``stop_reason: null``; Responses ``status: "failed"``).
         usage: the token usage reported by the upstream (``None`` if it reported none).
         error: the error the client was told about, if the stream failed or was truncated.
-        events: number of upstream events read (identity mode: raw event blocks).
+        events: number of upstream events read; ``None`` where none are counted (identity
+            mode without ``collect_response`` re-frames raw event blocks and reads none).
     """
 
     outcome: Outcome | None
     response: dict[str, Any] | None
     usage: Usage | None
     error: StreamError | None
-    events: int
+    events: int | None
 
 
 class StreamAdapter:
@@ -284,7 +285,7 @@ class StreamAdapter:
             response=response,
             usage=self.content.usage if self.content.usage_reported else None,
             error=self._error,
-            events=self._events,
+            events=None if self.identity and not self._collect else self._events,
         )
 
     def feed(self, data: bytes) -> bytes:

@@ -91,6 +91,7 @@ RESPONSE_HEADER_ALLOW = (
 )
 RESPONSE_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 MAX_ERROR_BODY = 1024 * 1024
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 # What is read of an upstream body after its last event ended the client's stream (``_drain``).
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 64 * 1024
@@ -402,6 +403,13 @@ class _Exchange:
                 # ``[DONE]`` (formats.md §4.4); the upstream is asked for ours and translated.
                 client_format = FORMAT_2023_01_01
         self.client_format = client_format
+        # Anthropic's token count, for an upstream without one (``_count_tokens``).
+        self.counts_tokens = (
+            path == COUNT_TOKENS_PATH
+            and scope.get("method") == "POST"
+            and proxy.upstream.family == "openai"
+            and "/v1/messages" in proxy.clients
+        )
         self.bytes_sent = 0  # of the answers sent whole (``_json``, ``_synthesize``)
         # An Anthropic client's prompt size for its ``message_start``, when the upstream (of
         # another format) says it only at the end.
@@ -412,6 +420,9 @@ class _Exchange:
         client_format = self.client_format
         body = await self._read_body()
         if body is None:
+            return
+        if self.counts_tokens:
+            await self._count_tokens(body)
             return
         headers = self._forward_headers(rewritten=client_format is not None)
         dropped: tuple[str, ...] = ()
@@ -463,6 +474,23 @@ class _Exchange:
             content = json.dumps(translated.body).encode()
             headers.append((b"content-type", b"application/json"))
         await self._forward(url, headers, content, client_format, stream, include_usage, dropped)
+
+    async def _count_tokens(self, body: bytes) -> None:
+        """Anthropic's ``/v1/messages/count_tokens`` for an OpenAI-family upstream, which has no
+        such endpoint: answered here with ``estimate_input_tokens``, the estimate the stream's
+        ``message_start`` states. Claude Code calls it often (BerriAI/litellm#13252; dozens at
+        a VS Code start, Wei-Shaw/claude-relay-service#731); forwarded, each call would be a
+        404 that costs the upstream's rate limit."""
+        self.client_format = get_format("anthropic-messages")  # errors in its form
+        try:
+            payload = json.loads(body) if body else None
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
+            message = "request body must be a JSON object with a messages list"
+            await self._error(400, "invalid_request_error", message)
+            return
+        await self._json(200, {"input_tokens": estimate_input_tokens(payload)}, [])
 
     # -- request ----------------------------------------------------------------------------
 

@@ -65,8 +65,8 @@ class StreamReport:
         response: the final non-streamed response object in the client format, if collected.
         usage: token usage reported by the upstream, if any.
         error: the error the client was sent (failed or truncated streams).
-        events: upstream events read (0 for a whole JSON answer); bytes_sent: body bytes sent
-            to the client.
+        events: upstream events read (0 for a whole JSON answer; ``None``: not counted, in
+            identity mode without ``on_complete``); bytes_sent: body bytes sent to the client.
         time_to_first_event: seconds from the request to the first body bytes sent (``None`` if
             none were sent); duration: seconds from the request to the end of the stream.
     """
@@ -77,7 +77,7 @@ class StreamReport:
     response: dict[str, Any] | None
     usage: Usage | None
     error: StreamError | None
-    events: int
+    events: int | None
     bytes_sent: int
     time_to_first_event: float | None
     duration: float
@@ -537,12 +537,12 @@ async def publish(report: StreamReport, hook: OnComplete | None, what: str = "ss
     """Log ``report``'s INFO line and hand it to ``hook``: awaited if async, else run in a thread
     (asgiref). A hook's exception is logged, never raised: the answer was already sent."""
     logger.info(
-        "%s %s -> %s: %s, %d events, %d bytes, first event %s, %.3fs",
+        "%s %s -> %s: %s, %s events, %d bytes, first event %s, %.3fs",
         what,
         report.upstream_format,
         report.client_format,
         report.outcome,
-        report.events,
+        "-" if report.events is None else report.events,
         report.bytes_sent,
         "-" if report.time_to_first_event is None else f"{report.time_to_first_event:.3f}s",
         report.duration,

@@ -1629,6 +1629,24 @@ async def test_on_complete_hooks(kind: str, caplog: pytest.LogCaptureFixture) ->
 
 
 @pytest.mark.anyio
+async def test_identity_stream_line_does_not_claim_zero_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Identity without ``on_complete`` re-frames raw blocks and reads no event: its INFO line
+    says the count is unknown (it said 0); with a hook, the events are read and counted."""
+    raw = b"".join(upstream_events(OPENAI))
+    caplog.set_level(logging.INFO, LOG)
+    reports: list[StreamReport] = []
+    for hook in (None, reports.append):
+        app = ScriptedApp([raw])
+        exchange = await drive(middleware(app, OPENAI, OPENAI, on_complete=hook), scripted=app)
+        exchange.assert_well_formed()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sse stream")]
+    assert [line.split(", ")[1] for line in lines] == ["- events", f"{reports[0].events} events"]
+    assert reports[0].events == len(upstream_events(OPENAI))
+
+
+@pytest.mark.anyio
 async def test_on_complete_failure_is_logged_and_harmless(caplog: pytest.LogCaptureFixture) -> None:
     """A raising hook is logged; the stream it reports on is unaffected."""
 

@@ -186,6 +186,38 @@ def test_anthropic_client_gets_a_prompt_size_at_message_start(
     assert final.usage.cache_read_input_tokens == SCRIPTS["text"].usage.cache_read_input_tokens
 
 
+def test_count_tokens_is_answered_for_an_openai_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """Anthropic's ``/v1/messages/count_tokens`` (Claude Code calls it often, plain and with
+    ``?beta=true``) has no OpenAI counterpart: the proxy answers it with the estimate its
+    ``message_start`` states, and the upstream sees no request (forwarded, each was a 404)."""
+    _, proxy = _proxy(servers, fake, "openai-chat")
+    client = _anthropic(proxy.url)
+    prompt: list[MessageParam] = [{"role": "user", "content": "word " * 400}]
+    tool: Any = {"name": "get", "description": "d", "input_schema": {"type": "object"}}
+    counted = client.messages.count_tokens(
+        model="gpt-x", messages=prompt, system="be brief", tools=[tool]
+    )
+    beta = client.beta.messages.count_tokens(model="gpt-x", messages=list(prompt))  # type: ignore[arg-type]
+    expected = estimate_input_tokens({"system": "be brief", "messages": prompt, "tools": [tool]})
+    assert counted.input_tokens == expected
+    assert beta.input_tokens == estimate_input_tokens({"messages": prompt})
+    assert fake.requests == 0
+    with pytest.raises(anthropic.BadRequestError, match="messages list"):
+        client.post("/v1/messages/count_tokens", body={"model": "gpt-x"}, cast_to=object)
+
+
+def test_count_tokens_is_forwarded_to_an_anthropic_upstream(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """An Anthropic upstream counts for itself."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    with contextlib.suppress(anthropic.APIStatusError):  # (whatever the fake answers)
+        _anthropic(proxy.url).messages.count_tokens(model="claude-x", messages=MESSAGES)
+    assert fake.last_path == "/v1/messages/count_tokens"
+
+
 def test_anthropic_client_streams_tool_calls_from_openai_chat_upstream(
     servers: ServerFactory, fake: FakeUpstream
 ) -> None:
@@ -1623,7 +1655,7 @@ def test_on_complete_reports_every_kind_of_answer(
     assert report.response is not None
     assert report.response["choices"][0]["message"]["content"] == TEXT
     assert report.response["id"] == chunks[0].id
-    assert (report.events > 0) is kinds["stream"]
+    assert ((report.events or 0) > 0) is kinds["stream"]
     assert report.bytes_sent > 0
     assert report.time_to_first_event is not None
     assert report.error is None
@@ -1634,7 +1666,7 @@ def test_on_complete_reports_every_kind_of_answer(
     assert report.usage is not None
     assert report.usage.output_tokens == usage.output_tokens
     assert report.response == completion.model_dump(exclude_unset=True)
-    assert (report.events > 0) is kinds["json"]  # flipped: the upstream streamed
+    assert ((report.events or 0) > 0) is kinds["json"]  # flipped: the upstream streamed
     assert report.bytes_sent == len(json.dumps(report.response).encode())
 
     message = _anthropic(proxy.url).messages.create(model="m", max_tokens=10, messages=MESSAGES)
