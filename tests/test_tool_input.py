@@ -42,6 +42,11 @@ REPAIRED = {
     "leading whitespace": ('\n  {"q": "x"}', {"q": "x"}),
     "a control character with no short escape": ('{"q": "a\x01b"}', {"q": "a\x01b"}),
     "an escaped surrogate pair": ('{"q": "\\ud83d\\ude00"}', {"q": "\U0001f600"}),
+    # Some servers send the object's text as a JSON string.
+    "double-encoded": (
+        json.dumps('{"path": "a.py", "n": [1, 2,],}'),
+        {"path": "a.py", "n": [1, 2]},
+    ),
 }
 MALFORMED = {
     "not an object": ('["ls", "-l"]', "'\\[' where the object should open at character 1"),
@@ -54,6 +59,8 @@ MALFORMED = {
     "a lone high surrogate": ('{"q": "\\ud83dx"}', "'x' after a lone surrogate escape"),
     "a lone low surrogate": ('{"q": "\\ude00"}', "'0' ending a lone surrogate escape"),
     "two high surrogates": ('{"q": "\\ud83d\\ud83d"}', "'d' ending a lone surrogate escape"),
+    "a string holding no object": ('"ls -l"', "a string holding no JSON object: 'l' where"),
+    "more after a string": ('"{}" x', "'x' after the"),
 }
 
 
@@ -291,3 +298,35 @@ def test_whatever_passes_is_a_prefix_the_sdk_parses(text: str) -> None:
     except ValueError:
         return
     assert isinstance(complete, dict)
+
+
+@pytest.mark.parametrize("client", [MESSAGES, "openai-responses"])
+def test_arguments_sent_as_an_object_are_the_calls_arguments(client: str) -> None:
+    """Some OpenAI-compatible servers send ``function.arguments`` as a JSON object instead of
+    its text (sipeed/picoclaw#1287); the reader dropped them, and the call ran with none."""
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get", "arguments": {"city": "Zürich"}},
+            }
+        ],
+    }
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+    }
+    adapter = StreamAdapter(upstream_format="openai-chat", client_format=client)
+    adapter.feed_response(answer)
+    response = adapter.result.response
+    assert response is not None
+    if client == MESSAGES:
+        assert [b["input"] for b in response["content"]] == [{"city": "Zürich"}]
+    else:
+        assert [json.loads(i["arguments"]) for i in response["output"]] == [{"city": "Zürich"}]

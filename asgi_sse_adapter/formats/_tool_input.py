@@ -9,14 +9,17 @@ are whatever its model wrote, and open models served by vLLM or Ollama write raw
 strings and commas before a closing bracket.
 
 ``ToolInputCheck`` passes the arguments on as long as they can still become one JSON object,
-with the two repairs whose intent is plain: a raw control character inside a string goes as its
-escape, and a comma right before a closing bracket is dropped (a comma is held back until the
-next token says which). Anything else raises ``ArgumentsError`` naming the character, and the
-writer ends the stream with the error tail instead of a stream the SDK fails on by itself.
+with the repairs whose intent is plain: a raw control character inside a string goes as its
+escape, a comma right before a closing bracket is dropped (a comma is held back until the next
+token says which), and arguments sent as a JSON string holding the object's text (double-encoded,
+quarkiverse/quarkus-langchain4j#2569) are held until the string ends, then sent as that object.
+Anything else raises ``ArgumentsError`` naming the character, and the writer ends the stream
+with the error tail instead of a stream the SDK fails on by itself.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 __all__ = ["ArgumentsError", "ToolInputCheck", "repaired"]
@@ -28,6 +31,8 @@ class ArgumentsError(ValueError):
 
 # A string's characters that need no look (most of any argument's bytes).
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]+')
+# A JSON string's body, up to its closing quote (or a backslash its escape has yet to follow).
+_STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
 _SPACE = frozenset(" \t\n\r")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = frozenset('"\\/bfnrt')
@@ -52,6 +57,7 @@ _ESCAPE = 12  # after a backslash in a string
 _UNICODE = 13  # in a \\u escape's four hex digits
 _PAIR_SLASH = 14  # after a high surrogate's escape: the backslash of its low one
 _PAIR_U = 15  # and its "u"
+_ENCODED = 16  # in a JSON string that holds the object's text (double-encoded arguments)
 
 # A number's grammar (RFC 8259 §6) as steps between its states, named by what was read last:
 # "-" sign, "0" a leading zero, "1" integer digits, "." the point, "f" fraction digits, "e" the
@@ -76,7 +82,7 @@ def _escaped(char: str) -> str:
 class ToolInputCheck:
     """One call's arguments, fragment by fragment: ``feed`` returns what to send on."""
 
-    __slots__ = ("_close", "_held", "_key", "_low", "_seen", "_state", "_token")
+    __slots__ = ("_close", "_held", "_key", "_low", "_scan", "_seen", "_state", "_token")
 
     def __init__(self) -> None:
         self._state = _ROOT
@@ -84,13 +90,17 @@ class ToolInputCheck:
         self._token = ""  # a literal's letters, a number's state, or a \\u escape's digits
         self._key = False  # the open string is an object key
         self._low = False  # the \\u escape read must be a low surrogate
-        self._held = ""  # a comma (and whitespace after it) waiting for the next token
+        self._held = ""  # a comma (and whitespace after it) waiting for the next token, or
+        # the double-encoded arguments so far
+        self._scan = 1  # where in those the search for the closing quote goes on
         self._seen = 0  # characters of earlier fragments: errors name a position
 
     def feed(self, text: str) -> str:
         """The part of ``text`` to send now, repaired (maybe ``""``: a comma held back);
         ``ArgumentsError`` once the arguments can no longer become a JSON object."""
         state = self._state
+        if state == _ENCODED:
+            return self._encoded(text)
         if state == _STRING and _PLAIN.fullmatch(text) is not None:
             # A fragment inside a string, the usual case: nothing to look at.
             self._seen += len(text)
@@ -181,6 +191,12 @@ class ToolInputCheck:
             elif state == _ROOT and char == "{":
                 close.append("}")
                 state = _FIRST_KEY
+            elif state == _ROOT and char == '"':
+                # The object's text as a JSON string, which some servers send (a double-encoded
+                # object): held whole, then sent as the object it holds.
+                self._state = _ENCODED
+                self._seen += i
+                return self._encoded(text[i:])
             elif state == _ROOT:
                 raise self._error(i, char, "where the object should open")
             elif state == _END:
@@ -195,6 +211,32 @@ class ToolInputCheck:
         else:
             pieces.append(text[start:])
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+    def _encoded(self, text: str) -> str:
+        """Double-encoded arguments: ``""`` until their string closes, then the object's text
+        it holds (checked: it must be an object's)."""
+        held = self._held = self._held + text
+        body = _STRING_BODY.match(held, self._scan)
+        assert body is not None  # (it matches the empty string)
+        end = body.end()
+        if end == len(held) or held[end] != '"':
+            self._scan = end  # not closed yet
+            return ""
+        self._held = ""
+        self._state = _END
+        if held[end + 1 :].strip():
+            raise self._error(end + 1, held[end + 1 :].strip()[0], "after the string")
+        try:
+            inner = json.loads(held[: end + 1], strict=False)
+        except ValueError:
+            raise ArgumentsError("arguments are a string that is no JSON string") from None
+        try:
+            return repaired(inner)
+        except ArgumentsError as exc:
+            where = str(exc).removeprefix("arguments are not a JSON object: ")
+            raise ArgumentsError(
+                f"arguments are a string holding no JSON object: {where}"
+            ) from None
 
     def _escape(self, i: int, char: str, state: int) -> int:
         """The state after ``char`` in an escape (``state``: where in it)."""

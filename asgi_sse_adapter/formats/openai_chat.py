@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import decode_strings, dumps, dumps_fallback, loads
+from .._json import decode_strings, dumps, dumps_fallback, dumps_lenient, loads
 from ..content import ChoiceContent, Content
 from ..parts import (
     MAX_CHOICES,
@@ -624,7 +624,10 @@ class ChatReader(JSONReader):
     def _call(self, c: int, up: int, call: dict[str, Any], parts: list[Part]) -> None:
         fn = as_dict(call.get("function"))
         name = as_str(fn.get("name"))
-        args = as_str(fn.get("arguments"))
+        raw = fn.get("arguments")
+        # Some OpenAI-compatible servers send the arguments as a JSON object, not its text
+        # (sipeed/picoclaw#1287): the call's arguments all the same.
+        args = dumps_lenient(raw).decode() if isinstance(raw, dict) else as_str(raw)
         state = self._calls.get((c, up))
         if state is None:
             state = self._calls[(c, up)] = _Call(as_str(call.get("id")), name or None)
