@@ -60,6 +60,10 @@ MALFORMED = {
     "a lone low surrogate": ('{"q": "\\ude00"}', "'0' ending a lone surrogate escape"),
     "two high surrogates": ('{"q": "\\ud83d\\ud83d"}', "'d' ending a lone surrogate escape"),
     "a string holding no object": ('"ls -l"', "a string holding no JSON object: 'l' where"),
+    # Limits of the SDK's parser (jiter): nesting, an integer's digits, a lone surrogate.
+    "nested too deep": ('{"a": ' + "[" * 201, "nested deeper than 201"),
+    "an integer too long": ('{"n": ' + "9" * 4301 + "}", "in an integer over 4300 digits"),
+    "a lone surrogate": ('{"q": "a\ud800b"}', r"\(a lone surrogate\) in a string"),
     "more after a string": ('"{}" x', "'x' after the"),
 }
 
@@ -195,6 +199,31 @@ def test_responses_upstream_arguments_are_checked_too() -> None:
     )
     out, _ = to_messages(raw, "events", upstream="openai-responses")
     assert tool_inputs(out) == [{"a": 1}]
+
+
+def test_a_surrogate_pair_cut_between_two_fragments_reaches_the_sdk_whole() -> None:
+    """A server that cuts text in UTF-16 units (JavaScript's) may end one argument fragment
+    with a high surrogate and open the next with its low one; sent apart, the SDK fails to
+    encode the first to UTF-8 (a plain ``UnicodeEncodeError``). They go out together."""
+    raw = raw_sse(chat_body('{"role":"assistant","content":null}'))
+    raw += chat_tool(0, call_id="call_1", name="write")
+    for fragment in ('{"q": "a\ud83d', '\ude00b"}'):
+        raw += chat_tool(0, args=fragment)
+    raw += raw_sse(chat_body("{}", finish='"tool_calls"')) + b"data: [DONE]\n\n"
+    for how in ("whole", "events"):
+        out, adapter = to_messages(raw, how)
+        assert tool_inputs(out) == [{"q": "a\U0001f600b"}]
+        assert adapter.result.outcome == "complete"
+
+
+def test_whitespace_held_after_a_comma_is_bounded() -> None:
+    """A comma waits for the next token, with the whitespace after it; a model stuck writing
+    whitespace there (a JSON-mode failure) must not grow what is held (it went quadratic)."""
+    check = ToolInputCheck()
+    assert check.feed('{"a": 1,') == '{"a": 1'
+    for _ in range(10_000):
+        assert check.feed(" ") == ""
+    assert check.feed('"b": 2}') == "," + " " * 63 + '"b": 2}'
 
 
 def test_a_call_cut_by_the_token_limit_keeps_its_valid_prefix() -> None:

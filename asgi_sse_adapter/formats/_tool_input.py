@@ -30,9 +30,15 @@ class ArgumentsError(ValueError):
 
 
 # A string's characters that need no look (most of any argument's bytes).
-_PLAIN = re.compile(r'[^"\\\x00-\x1f]+')
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]+')
 # A JSON string's body, up to its closing quote (or a backslash its escape has yet to follow).
 _STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
+# The SDK's parser (jiter) refuses more nested containers than this (the object included) and
+# an integer of more digits (the standard library too).
+MAX_DEPTH = 201
+MAX_DIGITS = 4300
+# Whitespace held after a held comma, at most: more is not sent (it means nothing).
+_HELD_SPACE = 64
 _SPACE = frozenset(" \t\n\r")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = frozenset('"\\/bfnrt')
@@ -58,6 +64,7 @@ _UNICODE = 13  # in a \\u escape's four hex digits
 _PAIR_SLASH = 14  # after a high surrogate's escape: the backslash of its low one
 _PAIR_U = 15  # and its "u"
 _ENCODED = 16  # in a JSON string that holds the object's text (double-encoded arguments)
+_EMPTY_END = 17  # that string closed, holding nothing: whitespace only, and none of it sent
 
 # A number's grammar (RFC 8259 §6) as steps between its states, named by what was read last:
 # "-" sign, "0" a leading zero, "1" integer digits, "." the point, "f" fraction digits, "e" the
@@ -82,7 +89,19 @@ def _escaped(char: str) -> str:
 class ToolInputCheck:
     """One call's arguments, fragment by fragment: ``feed`` returns what to send on."""
 
-    __slots__ = ("_close", "_held", "_key", "_low", "_scan", "_seen", "_state", "_token")
+    __slots__ = (
+        "_close",
+        "_digits",
+        "_encoded_parts",
+        "_escaping",
+        "_held",
+        "_key",
+        "_low",
+        "_seen",
+        "_state",
+        "_surrogate",
+        "_token",
+    )
 
     def __init__(self) -> None:
         self._state = _ROOT
@@ -90,9 +109,12 @@ class ToolInputCheck:
         self._token = ""  # a literal's letters, a number's state, or a \\u escape's digits
         self._key = False  # the open string is an object key
         self._low = False  # the \\u escape read must be a low surrogate
-        self._held = ""  # a comma (and whitespace after it) waiting for the next token, or
-        # the double-encoded arguments so far
-        self._scan = 1  # where in those the search for the closing quote goes on
+        self._held = ""  # a comma (and whitespace after it) waiting for the next token
+        self._digits = 0  # of the integer being read
+        self._surrogate = ""  # a high surrogate that ended the last fragment
+        # Double-encoded arguments so far, and whether they end in a backslash.
+        self._encoded_parts: list[str] = []
+        self._escaping = False
         self._seen = 0  # characters of earlier fragments: errors name a position
 
     def feed(self, text: str) -> str:
@@ -101,6 +123,9 @@ class ToolInputCheck:
         state = self._state
         if state == _ENCODED:
             return self._encoded(text)
+        if self._surrogate:
+            text, self._surrogate = self._surrogate + text, ""
+            self._seen -= 1
         if state == _STRING and _PLAIN.fullmatch(text) is not None:
             # A fragment inside a string, the usual case: nothing to look at.
             self._seen += len(text)
@@ -122,10 +147,21 @@ class ToolInputCheck:
                         state = _COLON if self._key else _AFTER
                     elif char == "\\":
                         state = _ESCAPE
-                    else:  # a raw control character
+                    elif char < " ":  # a raw control character
                         pieces.append(text[start:i])
                         pieces.append(_escaped(char))
                         start = i + 1
+                    elif "\ud800" <= char < "\udc00" and i + 1 == n:
+                        # A high surrogate ending the fragment: a server that cuts text in
+                        # UTF-16 units (JavaScript's) sends its low one next. Sent with it: the
+                        # SDK cannot encode a lone surrogate to UTF-8.
+                        pieces.append(text[start:i])
+                        self._surrogate = char
+                        start = n
+                    elif "\ud800" <= char < "\udc00" and "\udc00" <= text[i + 1] <= "\udfff":
+                        i += 1  # a pair: as the character it stands for
+                    else:
+                        raise self._error(i, char, "(a lone surrogate) in a string")
                 else:
                     state = self._escape(i, text[i], state)
                 i += 1
@@ -144,6 +180,12 @@ class ToolInputCheck:
                     step = _NUMBER_STEPS.get((self._token, char))
                     if step is not None:
                         self._token = step
+                        if step == "1":
+                            self._digits += 1
+                            if self._digits > MAX_DIGITS:
+                                raise self._error(
+                                    i, char, f"in an integer over {MAX_DIGITS} digits"
+                                )
                         i += 1
                         continue
                     if self._token not in _NUMBER_ENDS:
@@ -151,7 +193,7 @@ class ToolInputCheck:
                 state = _AFTER  # and ``char`` is read there
             if char in _SPACE:
                 i += 1
-                if state == _ROOT:
+                if state in (_ROOT, _EMPTY_END):
                     # Not sent: the SDK fails on a whitespace-only prefix (jiter reads no
                     # value in it, partial or not).
                     start = i
@@ -199,7 +241,7 @@ class ToolInputCheck:
                 return self._encoded(text[i:])
             elif state == _ROOT:
                 raise self._error(i, char, "where the object should open")
-            elif state == _END:
+            elif state in (_END, _EMPTY_END):
                 raise self._error(i, char, "after the object")
             else:
                 raise self._error(i, char, "where a key or a colon should be")
@@ -207,36 +249,44 @@ class ToolInputCheck:
         self._state = state
         self._seen += n
         if state == _COMMA:
-            self._held += text[start:]
+            if len(self._held) < _HELD_SPACE:
+                self._held += text[start : start + _HELD_SPACE]
         else:
             pieces.append(text[start:])
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
     def _encoded(self, text: str) -> str:
-        """Double-encoded arguments: ``""`` until their string closes, then the object's text
-        it holds (checked: it must be an object's)."""
-        held = self._held = self._held + text
-        body = _STRING_BODY.match(held, self._scan)
+        """Double-encoded arguments (``text`` opens with their quote the first time): ``""``
+        until their string closes, then the object's text it holds (checked: it must be an
+        object's)."""
+        parts = self._encoded_parts
+        begin = 1 if not parts else int(self._escaping)  # past the quote or an escaped char
+        body = _STRING_BODY.match(text, min(begin, len(text)))
         assert body is not None  # (it matches the empty string)
         end = body.end()
-        if end == len(held) or held[end] != '"':
-            self._scan = end  # not closed yet
+        if end == len(text) or text[end] != '"':  # not closed (maybe a backslash at the end)
+            self._escaping = end < len(text) or (begin > len(text) and self._escaping)
+            parts.append(text)
             return ""
-        self._held = ""
-        self._state = _END
-        if held[end + 1 :].strip():
-            raise self._error(end + 1, held[end + 1 :].strip()[0], "after the string")
+        held = "".join(parts) + text[: end + 1]
+        parts.clear()
+        after = text[end + 1 :]  # whitespace: sent after an object, as in ``_END``
+        rest = after.strip(" \t\n\r")
+        if rest:
+            raise self._error(end + 1, rest[0], "after the string")
         try:
-            inner = json.loads(held[: end + 1], strict=False)
+            inner = json.loads(held, strict=False)
         except ValueError:
             raise ArgumentsError("arguments are a string that is no JSON string") from None
         try:
-            return repaired(inner)
+            sent = repaired(inner)
         except ArgumentsError as exc:
             where = str(exc).removeprefix("arguments are not a JSON object: ")
             raise ArgumentsError(
                 f"arguments are a string holding no JSON object: {where}"
             ) from None
+        self._state = _END if sent else _EMPTY_END
+        return sent + after if sent else ""
 
     def _escape(self, i: int, char: str, state: int) -> int:
         """The state after ``char`` in an escape (``state``: where in it)."""
@@ -275,12 +325,11 @@ class ToolInputCheck:
         if char == '"':
             self._key = False
             return _STRING
-        if char == "{":
-            self._close.append("}")
-            return _FIRST_KEY
-        if char == "[":
-            self._close.append("]")
-            return _FIRST_ITEM
+        if char in "{[":
+            if len(self._close) == MAX_DEPTH:
+                raise self._error(i, char, f"nested deeper than {MAX_DEPTH}")
+            self._close.append("}" if char == "{" else "]")
+            return _FIRST_KEY if char == "{" else _FIRST_ITEM
         if char in "tfn":
             self._token = char
             return _LITERAL
@@ -288,6 +337,7 @@ class ToolInputCheck:
         if step is None:
             raise self._error(i, char, "where a value should be")
         self._token = step
+        self._digits = step != "-"
         return _NUMBER
 
     def _error(self, i: int, char: str, where: str) -> ArgumentsError:
