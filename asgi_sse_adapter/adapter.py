@@ -411,8 +411,9 @@ class StreamAdapter:
             if kind is Done:
                 break
             if kind is Unrepresentable:
-                self._end_with_error(self._unrepresentable(part), "failed", out)  # type: ignore[arg-type]
-                return b"".join(out)
+                if self._unrepresentable(part, out):  # type: ignore[arg-type]
+                    return b"".join(out)
+                continue
             if kind not in dropped:
                 content.add(part)
                 try:
@@ -595,20 +596,24 @@ class StreamAdapter:
                         self._done(out)
                         return
                     if kind is Unrepresentable:
-                        self._end_with_error(self._unrepresentable(part), "failed", out)  # type: ignore[arg-type]
-                        return
+                        if self._unrepresentable(part, out):  # type: ignore[arg-type]
+                            return
+                        continue
                     continue  # reasoning dropped
                 content.add(part)
                 writer.write(part, out)
         except Unwritable as exc:
             self._end_with_error(exc.error, "failed", out)
 
-    def _unrepresentable(self, part: Unrepresentable) -> StreamError:
-        return _error(
-            "unsupported_upstream_output",
-            f"the upstream answered with {part.what}, which {self.client_format.name} clients"
-            " cannot receive",
-        )
+    def _unrepresentable(self, part: Unrepresentable, out: list[bytes]) -> bool:
+        """End the stream for ``part`` (``True``), unless its choice is one the client does not
+        get anyway."""
+        client = self.client_format
+        if part.choice != 0 and not client.choices:
+            return False
+        what = f"the upstream answered with {part.what}, which {client.name} clients cannot receive"
+        self._end_with_error(_error("unsupported_upstream_output", what), "failed", out)
+        return True
 
     def _apply_run(self, run: TextRun | ArgumentsRun, out: list[bytes]) -> None:
         """A run: whole, if the writer writes runs; else as its single parts."""
@@ -782,9 +787,10 @@ class StreamAdapter:
             before = chunk[start + 2 if start >= 0 else 0 : end]
         else:
             before = tail_blocks(self._previous, 1)
-        # A keep-alive comment or a blank line between an error event and the terminator hides
-        # the error from this look: the events are then read.
-        unsure = b"error" in before or not before.strip() or before.lstrip().startswith(b":")
+        # A block that is no event (a keep-alive comment, a blank line, ``retry:`` or ``id:``
+        # alone) between an error event and the terminator hides the error from this look:
+        # the events are then read.
+        unsure = b"error" in before or not before.startswith((b"data:", b"event:"))
         return self._decoded_ending() if unsure else (True, True, None)
 
     def _close_identity(self) -> bytes:

@@ -285,9 +285,11 @@ class Unrepresentable:
     """Something in the upstream's answer that its client must act on and the canonical model
     has no form for (a Responses ``custom_tool_call`` or ``mcp_approval_request``, a Chat custom
     tool call): left out, the turn would end as if answered. A translated stream ends there
-    with the error tail; ``what`` says what it was."""
+    with the error tail; ``what`` says what it was. Like any part of choice ``choice``, it is
+    dropped for a client that shows another choice only."""
 
     what: str
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)

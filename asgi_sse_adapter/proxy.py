@@ -43,7 +43,7 @@ from .formats.anthropic_text import FORMAT_2023_01_01
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
 from .requests import RequestTranslationError, estimate_input_tokens, translate_request
-from .session import OnComplete, StreamReport, StreamSession, publish
+from .session import OnComplete, StreamReport, StreamSession, publish, uncancel
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["UpstreamProxy"]
@@ -581,7 +581,7 @@ class _Exchange:
         except asyncio.CancelledError:
             if not head.fired:
                 raise
-            _uncancel(task)
+            uncancel(task)
             logger.warning("upstream timed out before answering (%gs)", first_byte)
             await self._error(504, "api_error", f"upstream did not answer within {first_byte:g} s")
             return
@@ -640,7 +640,7 @@ class _Exchange:
             # (The client leaving, the first-byte limit, or the server's shutdown.)
             await _reclaim_pool(client)
             if watch.left:
-                _uncancel(task)
+                uncancel(task)
                 logger.info("client disconnected before the upstream answered")
                 return None
             raise
@@ -1020,16 +1020,16 @@ class _Exchange:
                 # Not the upstream but the client went quiet: the send waited the whole idle
                 # limit for it to read. Treated as gone (no farewell, which would wait too),
                 # so the upstream is closed instead of held open, generating, indefinitely.
-                _uncancel(task)
+                uncancel(task)
                 logger.warning("client read nothing for %gs: stream abandoned", idle.limit)
                 session.mark_disconnected()
             elif idle.fired:
-                _uncancel(task)
+                uncancel(task)
                 logger.warning("upstream idle for %gs: stream ended", idle.limit)
                 reason = f"upstream sent nothing for {idle.limit:g} seconds"
                 await session.bounded(session.fail(reason))
             elif session.disconnected:
-                _uncancel(task)  # our watcher's cancellation: the client left
+                uncancel(task)  # our watcher's cancellation: the client left
             else:
                 raise
         except httpx.HTTPError as exc:
@@ -1169,7 +1169,7 @@ async def _drain(chunks: AsyncIterator[bytes], task: asyncio.Task[Any]) -> None:
     except asyncio.CancelledError:
         if not expired:
             raise
-        _uncancel(task)
+        uncancel(task)
     except httpx.HTTPError:
         pass
     finally:
@@ -1181,11 +1181,11 @@ def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["clie
     taken back: the client leaving (logged), the idle timeout, or neither (``None``: the caller
     re-raises, the cancellation is someone else's)."""
     if watch.left:
-        _uncancel(idle.task)
+        uncancel(idle.task)
         logger.info("client disconnected %s", doing)
         return "client"
     if idle.fired:
-        _uncancel(idle.task)
+        uncancel(idle.task)
         return "idle"
     return None
 
@@ -1268,14 +1268,6 @@ def _never_used(connection: Any) -> bool:
         return connection._connect_failed is False
     state = getattr(inner, "_state", None)
     return getattr(state, "name", None) == "NEW" and getattr(inner, "_request_count", 1) == 0
-
-
-def _uncancel(task: asyncio.Task[Any]) -> None:
-    # A cancellation we caused and handled must not leak into the caller's structured
-    # concurrency (Task.uncancel exists from Python 3.11).
-    uncancel = getattr(task, "uncancel", None)
-    if uncancel is not None:
-        uncancel()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -305,11 +305,31 @@ class StreamSession:
         that stopped reading must not hold the request, and what it holds, open
         (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout`` raises in the app, and
         its error tail then waited on that client for good). Then the stream is abandoned."""
+        # A guard that cancels this task, as for a keep-alive (``_run_heartbeat``): no task of
+        # its own, and no window where the task's own cancellation is lost
+        # (``asyncio.wait_for`` before Python 3.12, python/cpython#86296).
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        guard = self._loop.call_later(HEARTBEAT_SEND_TIMEOUT, expire)
         try:
-            await asyncio.wait_for(ending, HEARTBEAT_SEND_TIMEOUT)
-        except asyncio.TimeoutError:
+            await ending
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            uncancel(task)
+            if getattr(task, "cancelling", lambda: 0)():
+                raise  # (cancelled by someone else too)
             logger.warning("stream end not delivered: client not reading; stream abandoned")
             self.mark_disconnected()
+        finally:
+            guard.cancel()
 
     async def _body(self, data: bytes, *, more: bool) -> None:
         # The per-event hot path: one send at a time (a keep-alive may be waiting on the client),
@@ -531,6 +551,14 @@ class StreamSession:
             duration=now - self._started_at,
         )
         await publish(report, self._on_complete)
+
+
+def uncancel(task: asyncio.Task[Any]) -> None:
+    """Take back a cancellation we caused and handled, so it does not leak into the caller's
+    structured concurrency (``Task.uncancel`` exists from Python 3.11)."""
+    undo = getattr(task, "uncancel", None)
+    if undo is not None:
+        undo()
 
 
 async def publish(report: StreamReport, hook: OnComplete | None, what: str = "sse stream") -> None:

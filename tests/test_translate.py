@@ -791,7 +791,10 @@ def test_identity_error_before_the_terminator(pieces: list[bytes]) -> None:
     assert adapter.result.error.message == "overloaded"
 
 
-@pytest.mark.parametrize("between", [b"\n", b": keep-alive\n\n", b"\n: keep-alive\n\n"])
+@pytest.mark.parametrize(
+    "between",
+    [b"\n", b": keep-alive\n\n", b"\n: keep-alive\n\n", b"retry: 1000\n\n", b"id: 7\n\n"],
+)
 def test_identity_error_then_a_comment_or_blank_line_before_the_terminator(between: bytes) -> None:
     """A keep-alive comment or a stray blank line between the error event and ``[DONE]`` (in
     one read) does not make the failed stream look complete (``on_complete`` reports it)."""

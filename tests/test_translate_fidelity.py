@@ -1246,3 +1246,34 @@ def test_a_tool_block_never_stopped_keeps_its_input(client: str) -> None:
     out, a = translate(MESSAGES, client, raw)
     assert _final_calls(client, out) == [("toolu_1", "get", '{"a":1}')]
     assert a.result.outcome == "complete"
+
+
+@pytest.mark.parametrize("client", [MESSAGES, RESPONSES])
+def test_an_unreceivable_call_in_a_choice_the_client_does_not_get(client: str) -> None:
+    """A custom tool's call in choice 1 of an ``n > 1`` Chat stream: a client shown choice 0
+    only gets that choice whole (as it would for any part of choice 1)."""
+
+    def chunk(choice: dict[str, Any]) -> bytes:
+        return sse(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1700000000,
+                "model": "gpt-4o",
+                "choices": [{"logprobs": None, "finish_reason": None, **choice}],
+            }
+        )
+
+    custom = {"index": 0, "id": "call_c1", "type": "custom", "custom": {"name": "apply_patch"}}
+    raw = (
+        chunk({"index": 0, "delta": {"role": "assistant", "content": "hi"}})
+        + chunk({"index": 1, "delta": {"role": "assistant", "tool_calls": [custom]}})
+        + chunk({"index": 0, "delta": {}, "finish_reason": "stop"})
+        + chunk({"index": 1, "delta": {}, "finish_reason": "tool_calls"})
+        + b"data: [DONE]\n\n"
+    )
+    out, a = translate(CHAT, client, raw)
+    assert a.result.outcome == "complete"
+    assert b"hi" in out
+    _, completions = translate(CHAT, COMPLETIONS, raw)
+    assert completions.result.outcome == "failed"  # (it shows choice 1)

@@ -353,6 +353,9 @@ class Format:
     response_parts: Callable[[dict[str, Any]], list[Part]] | None = None
     """A non-streamed response of this format as canonical parts (for translating JSON replies:
     the client format's writer then renders them with ``response()``)."""
+    choices: bool = False
+    """Whether the format carries ``n > 1`` choices (its writer drops choices other than 0 if
+    not)."""
 
 
 # Anthropic error type → (status to Anthropic clients, status to OpenAI clients, OpenAI code)

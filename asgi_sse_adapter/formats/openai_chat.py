@@ -566,9 +566,8 @@ class ChatReader(JSONReader):
                 if call.get("type") == "custom" or "custom" in call:
                     # A custom tool's call (free-form input): no canonical form carries it.
                     name = as_str(as_dict(call.get("custom")).get("name"))
-                    parts.append(
-                        Unrepresentable(f"a custom tool call{f' ({name})' if name else ''}")
-                    )
+                    what = f"a custom tool call{f' ({name})' if name else ''}"
+                    parts.append(Unrepresentable(what, c))
                     continue
                 up = as_int(call.get("index"))
                 if up is None:
@@ -929,4 +928,5 @@ FORMAT = Format(
     done_after_error=True,
     terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
     response_parts=response_parts,
+    choices=True,
 )

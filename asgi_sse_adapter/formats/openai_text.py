@@ -241,5 +241,6 @@ FORMAT = Format(
     terminator=b"data: [DONE]\n\n",
     done_after_error=True,
     response_parts=response_parts,
+    choices=True,
     terminator_prefixes=(b"data: [DONE]", b"data:[DONE]"),
 )
