@@ -65,6 +65,11 @@ MALFORMED = {
     "an integer too long": ('{"n": ' + "9" * 4301 + "}", "in an integer over 4300 digits"),
     "a lone surrogate": ('{"q": "a\ud800b"}', r"\(a lone surrogate\) in a string"),
     "more after a string": ('"{}" x', "'x' after the"),
+    # Stopped short with a plain finish (a cut, ``length``, keeps its prefix: below).
+    "unclosed": (
+        '{"path": "a.py", "content": "print(1)',
+        "arguments ended before their object did",
+    ),
 }
 
 

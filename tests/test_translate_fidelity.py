@@ -773,7 +773,9 @@ def test_lone_surrogate_escape_streams_alike_under_both_json_backends(
 ) -> None:
     """orjson refuses a lone surrogate escape, which the standard library (and so the SDKs)
     reads: every client gets a complete stream, byte for byte the same with orjson installed
-    as without it, the value written as its escape again."""
+    as without it, the value written as its escape again. Except in tool arguments to
+    Anthropic clients, whose SDK encodes them to UTF-8 and fails on a lone surrogate: there
+    the stream ends with the error event (``_tool_input``)."""
     upstream, raw = LONE_SURROGATES[name]
     clients = [c for c in ALL_CLIENTS if c != upstream]
     got: dict[str, list[bytes]] = {}
@@ -781,6 +783,11 @@ def test_lone_surrogate_escape_streams_alike_under_both_json_backends(
         got[backend] = []
         for client in clients:
             out, a = run_whole_and_split(upstream, client, raw)
+            if name == "chat-arguments" and client == MESSAGES:
+                assert a.result.error is not None
+                assert a.result.error.code == "malformed_tool_arguments"
+                assert "lone surrogate" in a.result.error.message
+                continue
             assert a.result.outcome == "complete", (backend, client, out[-300:])
             payloads(out)  # every event is JSON the standard library reads
             got[backend].append(out)
@@ -788,7 +795,11 @@ def test_lone_surrogate_escape_streams_alike_under_both_json_backends(
     # Where the client format carries the value (the text ones have no reasoning or tools).
     carried = [
         out
-        for client, out in zip(clients, got["installed"], strict=True)
+        for client, out in zip(
+            [c for c in clients if not (name == "chat-arguments" and c == MESSAGES)],
+            got["installed"],
+            strict=True,
+        )
         if client in TOOL_CLIENTS or name in TEXT_VALUES
     ]
     assert all(b"\\ud8" in out or b"\\udf" in out for out in carried), name

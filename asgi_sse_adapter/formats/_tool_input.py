@@ -255,6 +255,11 @@ class ToolInputCheck:
             pieces.append(text[start:])
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
+    @property
+    def complete(self) -> bool:
+        """Whether what was sent is a whole object, or nothing (no arguments: ``{}``)."""
+        return self._state in (_END, _EMPTY_END, _ROOT)
+
     def _encoded(self, text: str) -> str:
         """Double-encoded arguments (``text`` opens with their quote the first time): ``""``
         until their string closes, then the object's text it holds (checked: it must be an

@@ -81,6 +81,9 @@ _JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
 _TEXT_PARTS = (TextDelta, RefusalDelta)  # what goes into text blocks
 _TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
 # What waits behind an open or queued call (``MessagesWriter._waits``).
+# Finishes that cut the answer short: a call's arguments may stop short too (as Anthropic's own
+# streams at ``max_tokens``).
+_CUT = frozenset({"max_tokens", "context_window_exceeded"})
 _HELD_PARTS = (TextDelta, RefusalDelta, ReasoningDelta, ReasoningSignature, RedactedReasoning)
 # A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
 # index %d, up to the text (see ``MessagesReader.read_data``).
@@ -586,9 +589,23 @@ class MessagesWriter(Writer):
         elif isinstance(part, MessageStart):
             self._start(out)
         elif isinstance(part, Finish):
+            if part.reason not in _CUT:
+                self._check_complete()
             self._close_all(out)
         elif isinstance(part, Extension | UsageUpdate):
             logger.debug("anthropic-messages writer holds/skips %s", type(part).__name__)
+
+    def _check_complete(self) -> None:
+        """At a finish other than a cut: a call whose arguments stopped short of their object's
+        end is ``Unwritable`` (its block is still open: ``_write_tool``). Stopped, the SDK
+        would hand the tool the object's prefix as its input."""
+        for name, check in self._inputs.values():
+            if not check.complete:
+                message = f"upstream tool call {name!r}: arguments ended before their object did"
+                error = StreamError(
+                    type="api_error", message=message, code="malformed_tool_arguments", status=502
+                )
+                raise Unwritable(error)
 
     def _checked(self, tool: int, fragments: Sequence[str]) -> list[str]:
         """What to send of argument fragments of call ``tool`` (``ToolInputCheck.feed``, the
@@ -651,9 +668,11 @@ class MessagesWriter(Writer):
         elif isinstance(part, ToolCallDelta):
             if part.arguments:
                 self._emit_string_delta(_JSON_DELTA, part.arguments, out)
-        else:
+        elif tool not in self._inputs or self._inputs[tool][1].complete:
             self._close(out)
             self._advance_queue(out)
+        # Else its arguments stopped short: the block stays open until the finish says whether
+        # the call was cut (``_check_complete``).
 
     def end(self, out: list[bytes]) -> None:
         self._start(out)
