@@ -780,17 +780,20 @@ class StreamAdapter:
         """``_identity_ending`` for a stream whose last event is its terminator, starting at
         ``end`` in the last chunk: complete unless the event before it was an error event."""
         if end:
-            # The block before: from the LF LF before it, or the chunk's start (maybe earlier,
-            # with CR line ends, which only makes the test stricter).
+            # The block before, searched in place: from the LF LF before it, or the chunk's
+            # start (maybe earlier, with CR line ends, which only makes the test stricter).
             chunk = self._last
             start = chunk.rfind(b"\n\n", 0, end - 1)
-            before = chunk[start + 2 if start >= 0 else 0 : end]
+            begin = start + 2 if start >= 0 else 0
         else:
-            before = tail_blocks(self._previous, 1)
+            chunk = tail_blocks(self._previous, 1)
+            begin, end = 0, len(chunk)
         # A block that is no event (a keep-alive comment, a blank line, ``retry:`` or ``id:``
         # alone) between an error event and the terminator hides the error from this look:
         # the events are then read.
-        unsure = b"error" in before or not before.startswith((b"data:", b"event:"))
+        unsure = chunk.find(b"error", begin, end) >= 0 or not chunk.startswith(
+            (b"data:", b"event:"), begin
+        )
         return self._decoded_ending() if unsure else (True, True, None)
 
     def _close_identity(self) -> bytes:
