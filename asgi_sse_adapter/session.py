@@ -299,15 +299,18 @@ class StreamSession:
         if not self.finished:
             await self._final(self.adapter.fail(reason))
 
-    async def bounded(self, ending: Awaitable[None]) -> None:
-        """Await ``ending`` (``fail`` or ``close``: the ending sent after the app or upstream is
-        done, with no one left to bound it), for at most ``HEARTBEAT_SEND_TIMEOUT``: a client
-        that stopped reading must not hold the request, and what it holds, open
-        (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout`` raises in the app, and
-        its error tail then waited on that client for good). Then the stream is abandoned."""
-        # A guard that cancels this task, as for a keep-alive (``_run_heartbeat``): no task of
-        # its own, and no window where the task's own cancellation is lost
-        # (``asyncio.wait_for`` before Python 3.12, python/cpython#86296).
+    async def bounded(
+        self, ending: Awaitable[None], what: str = "stream end not delivered"
+    ) -> None:
+        """Await ``ending``, a send of ours (a keep-alive; ``fail`` or ``close``: the ending sent
+        after the app or upstream is done, with no one left to bound it), for at most
+        ``HEARTBEAT_SEND_TIMEOUT``: a client that stopped reading must not hold the request, and
+        what it holds, open (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout``
+        raises in the app, and its error tail then waited on that client for good). Then the
+        stream is abandoned, ``what`` logged."""
+        # A guard that cancels this task: no task of its own, and no window where the task's
+        # own cancellation is lost (``asyncio.wait_for`` before Python 3.12,
+        # python/cpython#86296).
         task = asyncio.current_task()
         assert task is not None
         expired = False
@@ -326,8 +329,10 @@ class StreamSession:
             uncancel(task)
             if getattr(task, "cancelling", lambda: 0)():
                 raise  # (cancelled by someone else too)
-            logger.warning("stream end not delivered: client not reading; stream abandoned")
-            self.mark_disconnected()
+            logger.warning("%s: client not reading; stream abandoned", what)
+            # As if the server's send had raised (ASGI 2.4): the app's next send raises, so it
+            # stops generating, and an upstream behind it with it.
+            self.mark_disconnected(ConnectionAbortedError("client not reading"))
         finally:
             guard.cancel()
 
@@ -458,27 +463,7 @@ class StreamSession:
                 waiting = coro.send(None)
             except StopIteration:
                 return
-            task = asyncio.current_task()
-            assert task is not None
-            timed_out = False
-
-            def expire() -> None:
-                nonlocal timed_out
-                timed_out = True
-                task.cancel()
-
-            guard = self._loop.call_later(HEARTBEAT_SEND_TIMEOUT, expire)
-            try:
-                await _Resumed(coro, waiting)
-            except asyncio.CancelledError:
-                if not timed_out:
-                    raise
-                logger.warning("heartbeat send timed out: client not reading; stream abandoned")
-                # As if the server's send had raised (ASGI 2.4): the app's next send raises,
-                # so it stops generating, and an upstream behind it with it.
-                self.mark_disconnected(ConnectionAbortedError("client not reading"))
-            finally:
-                guard.cancel()
+            await self.bounded(_Resumed(coro, waiting), "heartbeat send timed out")
         finally:
             self._heartbeat_task = None
 
