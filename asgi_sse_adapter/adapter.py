@@ -359,10 +359,8 @@ class StreamAdapter:
             if end:
                 self._events += count
                 if run is not None:
-                    try:
-                        self._apply_run(run, out)
-                    except Unwritable as exc:
-                        self._end_with_error(exc.error, "failed", out)
+                    self._apply((run,), out)
+                    if self.ended:  # the writer refused it (``Unwritable``)
                         return b"".join(out)
                 if end == len(text):
                     return b"".join(out)
