@@ -80,10 +80,10 @@ _TEXT_DELTA = _DELTA_HEAD + b'{"type":"text_delta","text":'
 _JSON_DELTA = _DELTA_HEAD + b'{"type":"input_json_delta","partial_json":'
 _TEXT_PARTS = (TextDelta, RefusalDelta)  # what goes into text blocks
 _TOOL_PARTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
-# What waits behind an open or queued call (``MessagesWriter._waits``).
 # Finishes that cut the answer short: a call's arguments may stop short too (as Anthropic's own
 # streams at ``max_tokens``).
 _CUT = frozenset({"max_tokens", "context_window_exceeded"})
+# What waits behind an open or queued call (``MessagesWriter._waits``).
 _HELD_PARTS = (TextDelta, RefusalDelta, ReasoningDelta, ReasoningSignature, RedactedReasoning)
 # A text delta's ``data`` as the API sends it (compact JSON, keys in this order) for the block at
 # index %d, up to the text (see ``MessagesReader.read_data``).
