@@ -102,7 +102,6 @@ _INCOMPLETE: dict[FinishReason, str] = {
     "content_filter": "content_filter",
     "refusal": "content_filter",
 }
-# What shows a call whose end was read complete (``ResponsesWriter._settle``).
 # Output items the client must act on (run a tool, approve an MCP call; the openai SDK's
 # ``ResponseOutputItem`` union): only a Responses client can (``Unrepresentable``).
 _CLIENT_ITEMS = frozenset(
@@ -115,6 +114,7 @@ _CLIENT_ITEMS = frozenset(
         "mcp_approval_request",
     }
 )
+# What shows a call whose end was read complete (``ResponsesWriter._settle``).
 _SETTLES = (TextDelta, RefusalDelta, ReasoningDelta, ToolCallStart, ToolCallDelta, ToolCallEnd)
 _INCOMPLETE_IN: dict[str, FinishReason] = {
     "max_output_tokens": "max_tokens",
