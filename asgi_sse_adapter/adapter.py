@@ -401,32 +401,32 @@ class StreamAdapter:
             parts = [_error(MALFORMED_RESPONSE, f"malformed upstream response: {_describe(exc)}")]
         content = self.content
         dropped = self._special - _SPECIAL
-        for part in parts:
-            kind = type(part)
-            if kind is StreamError:
-                self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
-                return b"".join(out)
-            if kind is Done:
-                break
-            if kind is Unrepresentable:
-                if self._unrepresentable(part, out):  # type: ignore[arg-type]
+        try:
+            for part in parts:
+                kind = type(part)
+                if kind is StreamError:
+                    self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
                     return b"".join(out)
-                continue
-            if kind not in dropped:
-                content.add(part)
-                try:
+                if kind is Done:
+                    break
+                if kind is Unrepresentable:
+                    if self._unrepresentable(part, out):  # type: ignore[arg-type]
+                        return b"".join(out)
+                    continue
+                if kind not in dropped:
+                    content.add(part)
                     writer.write(part, out)
-                except Unwritable as exc:
-                    self._end_with_error(exc.error, "failed", out)
-                    return b"".join(out)
-        # A whole answer is complete by definition: a choice without a finish reason ended
-        # normally (as a stream's explicit end does, ``_done``).
-        content.done = True
-        for choice in list(content.choices) or [0]:
-            if content.choice(choice).finish_reason is None:
-                finish = Finish("end_turn", choice=choice)
-                content.add(finish)
-                writer.write(finish, out)
+            # A whole answer is complete by definition: a choice without a finish reason ended
+            # normally (as a stream's explicit end does, ``_done``).
+            content.done = True
+            for choice in list(content.choices) or [0]:
+                if content.choice(choice).finish_reason is None:
+                    finish = Finish("end_turn", choice=choice)
+                    content.add(finish)
+                    writer.write(finish, out)
+        except Unwritable as exc:
+            self._end_with_error(exc.error, "failed", out)
+            return b"".join(out)
         writer.end(out)
         self._end("complete")
         return b"".join(out)
@@ -640,6 +640,8 @@ class StreamAdapter:
             for choice in list(content.choices) or [0]:
                 if content.choice(choice).finish_reason is None:
                     self._apply([Finish("end_turn", choice=choice)], out)
+            if self.ended:  # the writer refused the finish (``Unwritable``)
+                return
         self._finish_normally(out)
 
     def _finish_normally(self, out: list[bytes]) -> None:

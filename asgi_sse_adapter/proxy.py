@@ -1027,6 +1027,7 @@ class _Exchange:
                 uncancel(task)
                 logger.warning("upstream idle for %gs: stream ended", idle.limit)
                 reason = f"upstream sent nothing for {idle.limit:g} seconds"
+                watch.stop()  # (the ending's send is bounded: no other cancellation of ours)
                 await session.bounded(session.fail(reason))
             elif session.disconnected:
                 uncancel(task)  # our watcher's cancellation: the client left
@@ -1035,6 +1036,8 @@ class _Exchange:
         except httpx.HTTPError as exc:
             # Mid-stream failures are expected conditions in a proxy: tell the client, log.
             logger.warning("upstream failed mid-stream: %s", exc.__class__.__name__)
+            idle.cancel()  # (the ending's send is bounded: no other cancellation of ours)
+            watch.stop()
             await session.bounded(
                 session.fail(f"upstream stream failed ({exc.__class__.__name__})")
             )

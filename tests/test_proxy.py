@@ -12,7 +12,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from importlib.util import find_spec
 from typing import Any
 
@@ -31,9 +31,11 @@ from starlette.routing import Mount
 
 from asgi_sse_adapter import SSEDecoder, StreamReport, UpstreamProxy
 from asgi_sse_adapter import proxy as proxy_module
+from asgi_sse_adapter import session as session_module
 from asgi_sse_adapter.proxy import _close_response, _reclaim_pool
 from asgi_sse_adapter.requests import estimate_input_tokens
 from example_app.fake_upstream import SCRIPTS, FakeUpstream
+from tests.reliability._support import http_scope
 from tests.servers import LiveServer, ServerFactory, server_pool
 
 
@@ -2071,3 +2073,38 @@ def test_cors_middleware_in_front_of_the_proxy(servers: ServerFactory, fake: Fak
     )
     assert text == TEXT
     assert fake.requests == 1
+
+
+@pytest.mark.anyio
+async def test_the_idle_timer_does_not_cut_a_bounded_error_tail(
+    servers: ServerFactory, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream breaks mid-stream and the error tail's send waits on a client that stopped
+    reading: the idle timer, still armed, fired inside that bounded send and its cancellation
+    escaped the app (no one took it for its own). The timers are off before the ending: the
+    send is abandoned at its own bound, and the app returns."""
+    monkeypatch.setattr(session_module, "HEARTBEAT_SEND_TIMEOUT", 1.0)
+    upstream = servers(fake)
+    proxy = UpstreamProxy(
+        upstream.url, upstream_format="openai-chat", heartbeat_interval=None, idle_timeout=0.3
+    )
+    body = json.dumps({"model": "m", "max_tokens": 5, "stream": True, "messages": MESSAGES})
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body.encode(), "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and b"event: error" in message["body"]:
+            await asyncio.Event().wait()  # and stops reading: the error tail's send waits
+
+    headers = [(b"content-type", b"application/json"), (b"x-fake-fail-after", b"3")]
+    started = time.monotonic()
+    await asyncio.wait_for(proxy(http_scope("/v1/messages", headers=headers), receive, send), 5)
+    assert time.monotonic() - started < 4
+    await proxy.aclose()

@@ -66,6 +66,10 @@ MALFORMED = {
     "a lone surrogate": ('{"q": "a\ud800b"}', r"\(a lone surrogate\) in a string"),
     "more after a string": ('"{}" x', "'x' after the"),
     # Stopped short with a plain finish (a cut, ``length``, keeps its prefix: below).
+    "a string holding an object that stops short": (
+        json.dumps('{"city": "Par'),
+        "a string holding an object that stops short",
+    ),
     "unclosed": (
         '{"path": "a.py", "content": "print(1)',
         "arguments ended before their object did",
@@ -219,6 +223,48 @@ def test_a_surrogate_pair_cut_between_two_fragments_reaches_the_sdk_whole() -> N
         out, adapter = to_messages(raw, how)
         assert tool_inputs(out) == [{"q": "a\U0001f600b"}]
         assert adapter.result.outcome == "complete"
+
+
+def test_done_without_a_finish_after_arguments_that_stop_short_is_failed() -> None:
+    """``[DONE]`` with no finish reason is a normal end (``end_turn``): a call whose arguments
+    stop short then fails the stream, and nothing follows the error event."""
+    raw = raw_sse(chat_body('{"role":"assistant","content":null}'))
+    raw += chat_tool(0, call_id="call_1", name="get") + chat_tool(0, args='{"city": "Par')
+    raw += b"data: [DONE]\n\n"
+    out, adapter = to_messages(raw, "events")
+    assert adapter.result.outcome == "failed"
+    assert out.rstrip(b"\n").rsplit(b"\n\n", 1)[-1].startswith(b"event: error")
+    with pytest.raises(anthropic.APIStatusError, match="arguments ended before their object"):
+        tool_inputs(out)
+
+
+def test_a_whole_answer_whose_arguments_stop_short_is_failed_not_raised() -> None:
+    """``feed_response`` of a Chat answer with no finish reason whose call stops short: a failed
+    stream the caller can answer with its error body (it raised out of ``feed_response``)."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "get", "arguments": '{"a'}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": None}],
+    }
+    adapter = StreamAdapter(upstream_format="openai-chat", client_format=MESSAGES)
+    out = adapter.feed_response(answer)
+    assert adapter.result.outcome == "failed"
+    assert adapter.result.error is not None
+    assert adapter.result.error.code == "malformed_tool_arguments"
+    assert b"event: error" in out
+
+
+@pytest.mark.parametrize(("after", "sent"), [(" ", ""), ("\n\t", "")])
+def test_an_empty_double_encoded_string_sends_nothing(after: str, sent: str) -> None:
+    check = ToolInputCheck()
+    assert check.feed('""') + check.feed(after) == sent
+    assert check.complete
+    with pytest.raises(ArgumentsError, match="after the object"):
+        check.feed("udc00")
 
 
 def test_whitespace_held_after_a_comma_is_bounded() -> None:

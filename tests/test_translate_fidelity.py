@@ -1288,3 +1288,20 @@ def test_an_unreceivable_call_in_a_choice_the_client_does_not_get(client: str) -
     assert b"hi" in out
     _, completions = translate(CHAT, COMPLETIONS, raw)
     assert completions.result.outcome == "failed"  # (it shows choice 1)
+
+
+def test_a_tool_id_repeated_after_its_block_index_was_reused_gets_a_new_id() -> None:
+    """A relay that reuses block index 0 (a call, text, the same call id again): the id is
+    still known, and ``responses.stream()`` gets two distinct ``call_id``s."""
+    text = {"type": "text", "text": ""}
+    raw = _tool_turn(
+        tool_block(0, "toolu_A", "get", '{"a":1}'),
+        messages("content_block_start", index=0, content_block=text),
+        messages("content_block_stop", index=0),
+        tool_block(0, "toolu_A", "get", '{"a":2}'),
+    )
+    out, _ = translate(MESSAGES, RESPONSES, raw)
+    calls = _final_calls(RESPONSES, out)
+    assert [args for _, _, args in calls] == ['{"a":1}', '{"a":2}']
+    assert calls[0][0] == "toolu_A"
+    assert calls[1][0] != "toolu_A"

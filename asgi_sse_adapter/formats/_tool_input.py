@@ -56,15 +56,15 @@ _FIRST_ITEM = 5  # after "[": a value or "]"
 _AFTER = 6  # after a value: a comma or the closing bracket
 _COMMA = 7  # after a held comma: what follows decides whether it stays
 _END = 8  # the object closed: whitespace only
-_LITERAL = 9  # in true, false or null
-_NUMBER = 10
-_STRING = 11
-_ESCAPE = 12  # after a backslash in a string
-_UNICODE = 13  # in a \\u escape's four hex digits
-_PAIR_SLASH = 14  # after a high surrogate's escape: the backslash of its low one
-_PAIR_U = 15  # and its "u"
-_ENCODED = 16  # in a JSON string that holds the object's text (double-encoded arguments)
-_EMPTY_END = 17  # that string closed, holding nothing: whitespace only, and none of it sent
+_EMPTY_END = 9  # a double-encoded string closed, holding nothing: whitespace only, none sent
+_LITERAL = 10  # in true, false or null
+_NUMBER = 11
+_STRING = 12
+_ESCAPE = 13  # after a backslash in a string
+_UNICODE = 14  # in a \\u escape's four hex digits
+_PAIR_SLASH = 15  # after a high surrogate's escape: the backslash of its low one
+_PAIR_U = 16  # and its "u"
+_ENCODED = 17  # in a JSON string that holds the object's text (``_encoded``, never the loop)
 
 # A number's grammar (RFC 8259 §6) as steps between its states, named by what was read last:
 # "-" sign, "0" a leading zero, "1" integer digits, "." the point, "f" fraction digits, "e" the
@@ -283,13 +283,16 @@ class ToolInputCheck:
             inner = json.loads(held, strict=False)
         except ValueError:
             raise ArgumentsError("arguments are a string that is no JSON string") from None
+        check = ToolInputCheck()
         try:
-            sent = repaired(inner)
+            sent = check.feed(inner)
         except ArgumentsError as exc:
             where = str(exc).removeprefix("arguments are not a JSON object: ")
             raise ArgumentsError(
                 f"arguments are a string holding no JSON object: {where}"
             ) from None
+        if not check.complete:  # (the string is whole: so must the object in it be)
+            raise ArgumentsError("arguments are a string holding an object that stops short")
         self._state = _END if sent else _EMPTY_END
         return sent + after if sent else ""
 

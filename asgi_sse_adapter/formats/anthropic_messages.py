@@ -149,6 +149,7 @@ class MessagesReader(JSONReader):
         # id)
         self._blocks: dict[int, list[Any]] = {}
         self._tools = 0
+        self._tool_ids: set[str] | None = None  # made at the first tool block: most have none
         self._usage = _anthropic.UsageState()
         self._text_data = ""  # for the last text block started (see ``_text_shape``)
         self._text_open = ""  # the same with the text's opening quote
@@ -331,15 +332,17 @@ class MessagesReader(JSONReader):
             if known is not None and known[0] in ("tool", "done") and known[4] == tool_id:
                 logger.info("repeated tool_use block start in the upstream stream skipped")
                 return []  # a relay's duplicate: the call would be run twice
-            if tool_id and any(
-                b[0] in ("tool", "done") and b[4] == tool_id for b in self._blocks.values()
-            ):
+            if self._tool_ids is None:
+                self._tool_ids = set()
+            if tool_id in self._tool_ids:
                 # Clients match results to calls by id (``responses.stream()`` refuses two items
                 # with one ``call_id``): the writer makes a fresh one, as for Chat upstreams.
                 logger.info(
                     "tool call id %.40r repeated in the upstream stream; a new one made", tool_id
                 )
                 tool_id = None
+            elif tool_id:
+                self._tool_ids.add(tool_id)
             tool = self._tools
             self._tools += 1
             entry = self._blocks[key] = ["tool", tool, False, block.get("input"), tool_id]
