@@ -425,6 +425,7 @@ class StreamAdapter:
                     content.add(finish)
                     writer.write(finish, out)
         except Unwritable as exc:
+            self._events -= exc.unread
             self._end_with_error(exc.error, "failed", out)
             return b"".join(out)
         writer.end(out)
@@ -601,6 +602,7 @@ class StreamAdapter:
                 content.add(part)
                 writer.write(part, out)
         except Unwritable as exc:
+            self._events -= exc.unread
             self._end_with_error(exc.error, "failed", out)
 
     def _unrepresentable(self, part: Unrepresentable, out: list[bytes]) -> bool:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from asgi_sse_adapter.adapter import StreamAdapter
 from asgi_sse_adapter.formats._tool_input import ArgumentsError, ToolInputCheck, repaired
-from tests.test_text_runs import chat_body, chat_tool
+from tests.test_text_runs import assert_same, chat_body, chat_tool
 from tests.test_text_runs import sse as raw_sse
 from tests.test_translate import anthropic_client, counter_ids
 from tests.test_translate_fidelity import call, chat, payloads, sse
@@ -410,3 +410,16 @@ def test_arguments_sent_as_an_object_are_the_calls_arguments(client: str) -> Non
         assert [b["input"] for b in response["content"]] == [{"city": "Zürich"}]
     else:
         assert [json.loads(i["arguments"]) for i in response["output"]] == [{"city": "Zürich"}]
+
+
+def test_a_run_refused_partway_counts_the_events_read_one_at_a_time() -> None:
+    """Arguments refused inside a run of argument events (a read holding many): the same bytes
+    and the same ``result``, ``events`` included, as the stream read an event at a time, which
+    never reads the run's events after the refused one (found by a random-stream test)."""
+    role = raw_sse(chat_body('{"role":"assistant","content":""}'))
+    call = [chat_tool(0, call_id="call_a", name="f")] + [
+        chat_tool(0, args=fragment) for fragment in ('{"q":', '"x', 'y\\\\"}', '"', "}")
+    ]
+    events = [role, *call, role, *call]  # the second time round: a second object
+    events += [raw_sse(chat_body("{}", finish='"stop"')), b"data: [DONE]\n\n"]
+    assert_same("openai-chat", MESSAGES, events, {}, [[b"".join(events)]])

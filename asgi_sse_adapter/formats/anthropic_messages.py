@@ -548,7 +548,7 @@ class MessagesWriter(Writer):
                     self._queued.hold(text_delta(text))
                 return
             head = self._text_head or self._text_block(out)
-            strings = run.texts
+            out.append(frame_strings(head, run.texts, b"}}\n\n"))
         else:
             tool = run.index
             queued = tool in self._queued
@@ -557,15 +557,14 @@ class MessagesWriter(Writer):
                 for fragment in run.fragments:
                     self._write_tool(ToolCallDelta(tool, fragment), out)
                 return
-            strings = self._checked(tool, run.fragments)
+            strings, refused = self._checked(tool, run.fragments)
             if queued:
                 for fragment in strings:
                     self._write_tool(ToolCallDelta(tool, fragment), out)
-                return
-            if not strings:
-                return
-            head = _JSON_DELTA % self._next
-        out.append(frame_strings(head, strings, b"}}\n\n"))
+            elif strings:
+                out.append(frame_strings(_JSON_DELTA % self._next, strings, b"}}\n\n"))
+            if refused is not None:  # after what came before it, as event by event
+                raise refused
 
     def write(self, part: Part, out: list[bytes]) -> None:
         if getattr(part, "choice", 0) != 0:
@@ -577,7 +576,9 @@ class MessagesWriter(Writer):
             elif isinstance(part, ToolCallDelta) and (
                 part.index in self._queued or self._open == ("tool", part.index)
             ):
-                checked = self._checked(part.index, (part.arguments,))
+                checked, refused = self._checked(part.index, (part.arguments,))
+                if refused is not None:
+                    raise refused
                 if not checked:
                     return
                 if checked[0] is not part.arguments:
@@ -609,17 +610,20 @@ class MessagesWriter(Writer):
                 )
                 raise Unwritable(error)
 
-    def _checked(self, tool: int, fragments: Sequence[str]) -> list[str]:
+    def _checked(self, tool: int, fragments: Sequence[str]) -> tuple[list[str], Unwritable | None]:
         """What to send of argument fragments of call ``tool`` (``ToolInputCheck.feed``, the
-        empty ones left out): arguments that can no longer become a JSON object are
-        ``Unwritable``, as the SDK would fail on them by itself, with no error event (module
-        ``_tool_input``)."""
+        empty ones left out), and, if the arguments can no longer become a JSON object, the
+        refusal to raise once the fragments before it are written: the SDK would fail on them
+        by itself, with no error event (module ``_tool_input``)."""
         entry = self._inputs.get(tool)
         if entry is None:
             entry = self._inputs[tool] = ("", ToolInputCheck())
         feed = entry[1].feed
+        checked: list[str] = []
+        refused = None
         try:
-            checked = [feed(fragment) for fragment in fragments]
+            for fragment in fragments:
+                checked.append(feed(fragment))
         except ArgumentsError as exc:
             error = StreamError(
                 type="api_error",
@@ -627,8 +631,8 @@ class MessagesWriter(Writer):
                 code="malformed_tool_arguments",
                 status=502,
             )
-            raise Unwritable(error) from None
-        return checked if all(checked) else [c for c in checked if c]
+            refused = Unwritable(error, len(fragments) - len(checked) - 1)
+        return (checked if all(checked) else [c for c in checked if c]), refused
 
     def _write_content(self, part: Part, out: list[bytes]) -> None:
         """Text, refusal or reasoning, with no call open or queued ahead of it."""

@@ -80,11 +80,13 @@ def check_response(response: dict[str, Any], key: str, kind: type, what: str) ->
 class Unwritable(Exception):
     """A writer's refusal of a part its client would fail on (tool arguments that can no
     longer become JSON, for a client that parses every prefix): the adapter ends the stream
-    with ``error``'s tail, the events written before it sent."""
+    with ``error``'s tail, the events written before it sent. ``unread``: the events of a run
+    after the refused one, which a read event by event would never have read."""
 
-    def __init__(self, error: StreamError) -> None:
+    def __init__(self, error: StreamError, unread: int = 0) -> None:
         super().__init__(error.message)
         self.error = error
+        self.unread = unread
 
 
 @dataclass(frozen=True, slots=True)
