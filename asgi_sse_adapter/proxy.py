@@ -43,7 +43,7 @@ from .formats.anthropic_text import FORMAT_2023_01_01
 from .formats.base import MAX_QUOTED, Format
 from .parts import StreamError
 from .requests import RequestTranslationError, estimate_input_tokens, translate_request
-from .session import OnComplete, StreamReport, StreamSession, publish, uncancel
+from .session import OnComplete, StreamReport, StreamSession, publish, uncancel, within
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["UpstreamProxy"]
@@ -1048,7 +1048,7 @@ class _Exchange:
             watch.stop()
             await session.report()
         if drain:
-            await _drain(chunks, task)
+            await _drain(chunks)
 
     # -- error answers ----------------------------------------------------------------------
 
@@ -1151,32 +1151,20 @@ class _Idle:
             self.handle = None
 
 
-async def _drain(chunks: AsyncIterator[bytes], task: asyncio.Task[Any]) -> None:
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read what is left of an upstream body after the client's stream ended, bounded by
     ``DRAIN_SECONDS`` and ``DRAIN_BYTES``: a body read to its end keeps its pooled connection
     (closing it early costs the next request a new TCP and TLS handshake)."""
-    expired = False
 
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    guard = asyncio.get_running_loop().call_later(DRAIN_SECONDS, expire)
-    size = 0
-    try:
+    async def read() -> None:
+        size = 0
         async for chunk in chunks:
             size += len(chunk)
             if size > DRAIN_BYTES:
                 return
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        uncancel(task)
-    except httpx.HTTPError:
-        pass
-    finally:
-        guard.cancel()
+
+    with contextlib.suppress(httpx.HTTPError):
+        await within(DRAIN_SECONDS, read())
 
 
 def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["client", "idle"] | None:

@@ -308,33 +308,11 @@ class StreamSession:
         what it holds, open (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout``
         raises in the app, and its error tail then waited on that client for good). Then the
         stream is abandoned, ``what`` logged."""
-        # A guard that cancels this task: no task of its own, and no window where the task's
-        # own cancellation is lost (``asyncio.wait_for`` before Python 3.12,
-        # python/cpython#86296).
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        guard = self._loop.call_later(HEARTBEAT_SEND_TIMEOUT, expire)
-        try:
-            await ending
-        except asyncio.CancelledError:
-            if not expired:
-                raise
-            uncancel(task)
-            if getattr(task, "cancelling", lambda: 0)():
-                raise  # (cancelled by someone else too)
+        if not await within(HEARTBEAT_SEND_TIMEOUT, ending):
             logger.warning("%s: client not reading; stream abandoned", what)
             # As if the server's send had raised (ASGI 2.4): the app's next send raises, so it
             # stops generating, and an upstream behind it with it.
             self.mark_disconnected(ConnectionAbortedError("client not reading"))
-        finally:
-            guard.cancel()
 
     async def _body(self, data: bytes, *, more: bool) -> None:
         # The per-event hot path: one send at a time (a keep-alive may be waiting on the client),
@@ -536,6 +514,35 @@ class StreamSession:
             duration=now - self._started_at,
         )
         await publish(report, self._on_complete)
+
+
+async def within(seconds: float, awaitable: Awaitable[Any]) -> bool:
+    """Await ``awaitable`` for at most ``seconds``: whether it finished in time. At the limit a
+    timer cancels the current task and the cancellation is taken back (anyone else's is
+    re-raised): no task of its own, and no window where the task's own cancellation is lost
+    (``asyncio.wait_for`` before Python 3.12, python/cpython#86296)."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    guard = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        uncancel(task)
+        if getattr(task, "cancelling", lambda: 0)():
+            raise  # (cancelled by someone else too)
+        return False
+    finally:
+        guard.cancel()
+    return True
 
 
 def uncancel(task: asyncio.Task[Any]) -> None:
