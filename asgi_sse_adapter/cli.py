@@ -4,11 +4,14 @@ extra)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .formats import FORMATS
 
@@ -160,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="SECONDS",
         help=(
-            "on Ctrl-C/SIGTERM, seconds open streams get to finish before they are cut "
-            "(default 10; 0: cut at once)"
+            "on Ctrl-C/SIGTERM, seconds open answers get to finish before they are ended "
+            "with the client's error (default 10; 0: at once)"
         ),
     )
     parser.add_argument(
@@ -193,9 +196,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         import uvicorn
+        from uvicorn.config import STARTUP_FAILURE
     except ImportError:  # pragma: no cover - depends on the installed extras
         sys.exit("asgi-sse-adapter needs uvicorn: pip install 'asgi-sse-adapter[cli]'")
-    from .proxy import UpstreamProxy
+    from .proxy import CUT_SEND_TIMEOUT, UpstreamProxy
 
     api_key = None
     if args.api_key_env and args.forward_credentials:
@@ -235,11 +239,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
+    deadline = args.shutdown_timeout
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # At uvicorn's own deadline it cancels what is still open: a stream's body cut off
+            # (the SDKs see a broken connection), a traceback logged for each. The proxy ends
+            # those answers itself just before, as each client's format says, and reports
+            # them; uvicorn's cancellation stays the backstop.
+            timer = asyncio.get_running_loop().call_later(deadline, app.end_streams)
+            try:
+                await super().shutdown(sockets)
+            finally:
+                timer.cancel()
+
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         lifespan="on",
-        timeout_graceful_shutdown=args.shutdown_timeout,
+        timeout_graceful_shutdown=deadline + CUT_SEND_TIMEOUT + 1.0,
     )
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # (as ``uvicorn.run``)
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)  # (as ``uvicorn.run``: the port taken, say)

@@ -24,7 +24,15 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from typing import Any, Literal
 
 import httpx
@@ -98,6 +106,9 @@ DRAIN_BYTES = 64 * 1024
 # The most of an upstream answer read whole: JSON, or an event stream answering a request that
 # did not ask for one (``_aggregate``).
 MAX_AGGREGATED_BODY = 64 * MAX_ERROR_BODY
+# How long the end of an answer ``end_streams`` cut may take to send (a client that stopped
+# reading must not hold the server's shutdown).
+CUT_SEND_TIMEOUT = 1.0
 _SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -257,6 +268,23 @@ class UpstreamProxy:
         }
         self._client = client
         self._owns_client = client is None
+        # What ``end_streams`` may end now: the task serving each exchange (``cuttable``).
+        self._cuttable: dict[asyncio.Task[Any], _Exchange] = {}
+
+    def end_streams(self, reason: str = "the server is shutting down") -> int:
+        """End every translated answer still waiting on the upstream, now: a stream with its
+        client format's error tail (``reason`` as its message), an answer not begun with that
+        format's 503 error JSON, which the SDKs retry; each upstream request is closed and each
+        answer reported (outcome ``failed``). Call it when the server's graceful shutdown is
+        about to run out (the CLI does, at ``--shutdown-timeout``): the server's own
+        cancellation cuts the response body instead, which the client sees as a broken
+        connection. Untranslated paths are left to the server. Returns how many were ended."""
+        cut = list(self._cuttable.items())
+        self._cuttable.clear()
+        for task, exchange in cut:
+            exchange.cut = reason
+            task.cancel()
+        return len(cut)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -414,6 +442,21 @@ class _Exchange:
         # An Anthropic client's prompt size for its ``message_start``, when the upstream (of
         # another format) says it only at the end.
         self.input_estimate: int | None = None
+        self.cut: str | None = None  # why ``end_streams`` ended this exchange
+
+    @contextlib.contextmanager
+    def cuttable(self) -> Iterator[None]:
+        """A wait for the upstream that ``end_streams`` may end: it cancels this task and sets
+        ``cut``, which the handler of that cancellation looks at. Left before the handler runs,
+        so nothing cancels the answer it then sends."""
+        task = asyncio.current_task()
+        assert task is not None
+        cuttable = self.proxy._cuttable
+        cuttable[task] = self
+        try:
+            yield
+        finally:
+            cuttable.pop(task, None)
 
     async def run(self) -> None:
         proxy = self.proxy
@@ -577,8 +620,14 @@ class _Exchange:
         # the first-byte limit here, the body's reads to the idle limit (``_stream``, ``_idle``).
         head = _Idle(first_byte, first_byte, task)
         try:
-            response = await self._send_upstream(request)
+            with self.cuttable():
+                response = await self._send_upstream(request)
         except asyncio.CancelledError:
+            if self.cut is not None:
+                uncancel(task)
+                head.cancel()
+                await self._answer_cut()
+                return
             if not head.fired:
                 raise
             uncancel(task)
@@ -664,9 +713,10 @@ class _Exchange:
         watch = _ClientWatch(self.receive, idle.task)
         failure: httpx.HTTPError | None = None
         try:
-            return await _read_bounded(response, limit, idle)
+            with self.cuttable():
+                return await _read_bounded(response, limit, idle)
         except asyncio.CancelledError:
-            cause = _cancelled_by(watch, idle, "while the upstream answered")
+            cause = _cancelled_by(watch, idle, "while the upstream answered", self.cut)
             if cause is None:
                 raise
             if cause == "client":
@@ -679,7 +729,10 @@ class _Exchange:
 
     async def _upstream_failed(self, exc: httpx.HTTPError | None, idle: _Idle) -> StreamError:
         """The upstream broke (``exc``) or went silent (``idle`` fired) while its answer was
-        read whole: 504 on a timeout or silence, else 502. Returns the error answered."""
+        read whole: 504 on a timeout or silence, else 502; or ``end_streams`` ended the read.
+        Returns the error answered."""
+        if self.cut is not None:
+            return await self._answer_cut()
         if exc is None:
             logger.warning("upstream idle for %gs while answering", idle.limit)
             return await self._error(
@@ -908,18 +961,19 @@ class _Exchange:
         limit = MAX_AGGREGATED_BODY
         size = 0
         try:
-            async for chunk in response.aiter_bytes():
-                idle.touch()
-                size += len(chunk)
-                if size > limit:
-                    adapter.fail(f"upstream answer larger than {limit} bytes")
-                    break
-                adapter.feed(chunk)
-                if adapter.ended:
-                    break
+            with self.cuttable():
+                async for chunk in response.aiter_bytes():
+                    idle.touch()
+                    size += len(chunk)
+                    if size > limit:
+                        adapter.fail(f"upstream answer larger than {limit} bytes")
+                        break
+                    adapter.feed(chunk)
+                    if adapter.ended:
+                        break
             adapter.close()
         except asyncio.CancelledError:
-            cause = _cancelled_by(watch, idle, "while the upstream answered")
+            cause = _cancelled_by(watch, idle, "while the upstream answered", self.cut)
             if cause is None:
                 raise
             if cause == "client":
@@ -1001,19 +1055,20 @@ class _Exchange:
         drain = False
         pushing = False
         try:
-            # Held until the stream shows content: an error before it is then an HTTP error.
-            await session.start(200, headers, hold=True)
-            async for chunk in chunks:
-                idle.touch()
-                pushing = True
-                await session.push(chunk)
-                pushing = False
-                if session.finished:
-                    # The upstream's own last event ended the client's stream: the rest of its
-                    # body (normally just the chunked terminator) is read below, so that the
-                    # connection goes back to the pool instead of being closed.
-                    drain = not session.disconnected
-                    break
+            with self.cuttable():
+                # Held until the stream shows content: an error before it is then an HTTP error.
+                await session.start(200, headers, hold=True)
+                async for chunk in chunks:
+                    idle.touch()
+                    pushing = True
+                    await session.push(chunk)
+                    pushing = False
+                    if session.finished:
+                        # The upstream's own last event ended the client's stream: the rest of
+                        # its body (normally just the chunked terminator) is read below, so that
+                        # the connection goes back to the pool instead of being closed.
+                        drain = not session.disconnected
+                        break
             await session.close()
         except asyncio.CancelledError:
             if idle.fired and pushing:
@@ -1031,6 +1086,13 @@ class _Exchange:
                 await session.bounded(session.fail(reason))
             elif session.disconnected:
                 uncancel(task)  # our watcher's cancellation: the client left
+            elif self.cut is not None:
+                uncancel(task)
+                logger.warning("stream ended before the upstream's: %s", self.cut)
+                idle.cancel()  # (the ending's send is bounded: no other cancellation of ours)
+                watch.stop()
+                error = StreamError(type="api_error", message=self.cut, status=503)
+                await session.bounded(session.fail(error), seconds=CUT_SEND_TIMEOUT)
             else:
                 raise
         except httpx.HTTPError as exc:
@@ -1051,6 +1113,13 @@ class _Exchange:
             await _drain(chunks)
 
     # -- error answers ----------------------------------------------------------------------
+
+    async def _answer_cut(self) -> StreamError:
+        """``end_streams`` ended this exchange before its answer began: the client format's
+        503, which the SDKs retry (on another server, behind a load balancer)."""
+        assert self.cut is not None
+        logger.warning("request ended before the upstream answered: %s", self.cut)
+        return await self._error(503, "api_error", self.cut)
 
     async def _error(
         self, status: int, type_: str, message: str, *, param: str | None = None
@@ -1167,10 +1236,12 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         await within(DRAIN_SECONDS, read())
 
 
-def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["client", "idle"] | None:
+def _cancelled_by(
+    watch: _ClientWatch, idle: _Idle, doing: str, cut: str | None = None
+) -> Literal["client", "idle", "cut"] | None:
     """Which of ours cancelled a read that ``watch`` and ``idle`` guarded, its cancellation then
-    taken back: the client leaving (logged), the idle timeout, or neither (``None``: the caller
-    re-raises, the cancellation is someone else's)."""
+    taken back: the client leaving (logged), the idle timeout, ``end_streams`` (``cut``: its
+    reason), or none (``None``: the caller re-raises, the cancellation is someone else's)."""
     if watch.left:
         uncancel(idle.task)
         logger.info("client disconnected %s", doing)
@@ -1178,6 +1249,9 @@ def _cancelled_by(watch: _ClientWatch, idle: _Idle, doing: str) -> Literal["clie
     if idle.fired:
         uncancel(idle.task)
         return "idle"
+    if cut is not None:
+        uncancel(idle.task)
+        return "cut"
     return None
 
 

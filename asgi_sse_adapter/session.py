@@ -300,15 +300,19 @@ class StreamSession:
             await self._final(self.adapter.fail(reason))
 
     async def bounded(
-        self, ending: Awaitable[None], what: str = "stream end not delivered"
+        self,
+        ending: Awaitable[None],
+        what: str = "stream end not delivered",
+        *,
+        seconds: float | None = None,
     ) -> None:
         """Await ``ending``, a send of ours (a keep-alive; ``fail`` or ``close``: the ending sent
         after the app or upstream is done, with no one left to bound it), for at most
-        ``HEARTBEAT_SEND_TIMEOUT``: a client that stopped reading must not hold the request, and
-        what it holds, open (sse-and-asgi.md §3.4 rule 6; sse-starlette's ``send_timeout``
-        raises in the app, and its error tail then waited on that client for good). Then the
-        stream is abandoned, ``what`` logged."""
-        if not await within(HEARTBEAT_SEND_TIMEOUT, ending):
+        ``seconds`` (default ``HEARTBEAT_SEND_TIMEOUT``): a client that stopped reading must not
+        hold the request, and what it holds, open (sse-and-asgi.md §3.4 rule 6; sse-starlette's
+        ``send_timeout`` raises in the app, and its error tail then waited on that client for
+        good). Then the stream is abandoned, ``what`` logged."""
+        if not await within(HEARTBEAT_SEND_TIMEOUT if seconds is None else seconds, ending):
             logger.warning("%s: client not reading; stream abandoned", what)
             # As if the server's send had raised (ASGI 2.4): the app's next send raises, so it
             # stops generating, and an upstream behind it with it.

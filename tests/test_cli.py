@@ -15,10 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -221,7 +224,7 @@ def test_defaults_zeroes_and_help() -> None:
     assert (zeroes.heartbeat, zeroes.shutdown_timeout, zeroes.port) == (0, 0, 0)
     text = " ".join(parser.format_help().split())
     assert "--shutdown-timeout SECONDS" in text
-    assert "before they are cut (default 10; 0: cut at once)" in text
+    assert "ended with the client's error (default 10; 0: at once)" in text
     assert "--upstream-path PATH" in text
     assert "seconds of silence before a keep-alive (default 15; 0: off)" in text
     assert defaults.default_max_tokens == 4096
@@ -255,35 +258,111 @@ def test_upstream_path_replaces_the_format_endpoint(fake: tuple[FakeUpstream, st
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_with_a_stream_open_stops_after_the_shutdown_timeout(
+def test_a_signal_ends_open_answers_at_the_shutdown_timeout(
     fake: tuple[FakeUpstream, str], signum: signal.Signals
 ) -> None:
-    """uvicorn alone waits for open streams forever: a stalled one would keep the gateway up
-    until its client left. ``--shutdown-timeout`` bounds that; the stream is then cut."""
+    """uvicorn alone waits for open streams until its graceful deadline, then cancels them: the
+    client saw a cut body (an SDK connection error), uvicorn logged a traceback for each, and
+    with SIGTERM the process could die before reporting them. At ``--shutdown-timeout`` the
+    proxy ends each open answer itself, the way its client's format says, closes its upstream
+    request and reports it; the process then exits. Four answers open at once: an OpenAI Chat
+    stream and an Anthropic Messages stream (identity) that have sent text, a Responses stream
+    whose upstream has sent no event yet (its head held: a 503 the SDK would retry), and a
+    non-streaming Chat request whose upstream has not answered (503 too)."""
     upstream, upstream_url = fake
     args = ["--upstream", upstream_url, "--upstream-format", "anthropic-messages"]
     args += ["--shutdown-timeout", "0.5"]
-    with (
-        gateway(args) as (process, base_url),
-        httpx.stream(
-            "POST",
+    stall = {"x-fake-stall": "4"}  # silent after the first text, until the client leaves
+    outcomes: dict[str, Any] = {}
+
+    def chat(base_url: str) -> None:
+        with openai.OpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0) as client:
+            stream = client.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+                extra_headers=stall,
+            )
+            text = ""
+            try:
+                for chunk in stream:
+                    text += chunk.choices[0].delta.content or "" if chunk.choices else ""
+            except openai.APIError as exc:
+                outcomes["chat"] = (type(exc), exc.message, text)
+
+    def messages(base_url: str) -> None:
+        with anthropic.Anthropic(base_url=base_url, api_key="k", max_retries=0) as client:
+            text = ""
+            try:
+                with client.messages.stream(
+                    model="m",
+                    max_tokens=64,
+                    messages=[{"role": "user", "content": "Hi"}],
+                    extra_headers=stall,
+                ) as stream:
+                    for piece in stream.text_stream:
+                        text += piece
+            except anthropic.APIStatusError as exc:
+                outcomes["messages"] = (type(exc), exc.body, text)
+
+    def responses(base_url: str) -> None:
+        with openai.OpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0) as client:
+            try:
+                for _ in client.responses.create(
+                    model="m", input="Hi", stream=True, extra_headers={"x-fake-delay": "30"}
+                ):
+                    pass
+            except openai.APIStatusError as exc:
+                outcomes["responses"] = (exc.status_code, exc.body)
+
+    def whole(base_url: str) -> None:
+        response = httpx.post(
             base_url + "/v1/chat/completions",
-            json=CHAT,
-            headers={"x-fake-stall": "4"},  # silent after the first text, until the client leaves
+            json={**CHAT, "stream": False},
+            headers={"x-fake-header-delay": "30"},
             timeout=10,
-        ) as response,
-    ):
-        assert response.status_code == 200
-        lines = response.iter_lines()  # (kept: a dropped iterator closes the connection)
-        assert next(lines).startswith("data: ")
-        time.sleep(0.2)
-        assert upstream.streams_in_progress == 1
+        )
+        outcomes["whole"] = (response.status_code, response.json())
+
+    with gateway(args) as (process, base_url):
+        answers = (chat, messages, responses, whole)
+        clients = [threading.Thread(target=f, args=(base_url,)) for f in answers]
+        for thread in clients:
+            thread.start()
+        started = time.monotonic()
+        while upstream.requests < 4 or upstream.streams_in_progress < 3:
+            assert time.monotonic() - started < STARTUP_TIMEOUT, "the answers did not start"
+            time.sleep(0.05)
+        time.sleep(0.3)  # the two stalled streams have sent their first text
         started = time.monotonic()
         process.send_signal(signum)
         output, _ = process.communicate(timeout=STOP_TIMEOUT)
         seconds = time.monotonic() - started
-        with pytest.raises(httpx.RemoteProtocolError):  # cut, not ended
-            list(lines)
+        for thread in clients:
+            thread.join(STOP_TIMEOUT)
     assert process.returncode in (0, -signum, 128 + signum), output
-    assert 0.5 <= seconds < STOP_TIMEOUT
-    assert "timeout graceful shutdown exceeded" in output
+    assert 0.5 <= seconds < 2.5, output
+    reason = "the server is shutting down"
+    chat_error, chat_message, chat_text = outcomes["chat"]
+    assert (chat_error, chat_message) == (openai.APIError, reason)
+    assert chat_text  # (what came before the end is kept)
+    messages_error, body, messages_text = outcomes["messages"]
+    assert messages_error is anthropic.APIStatusError
+    assert body == {"type": "error", "error": {"type": "api_error", "message": reason}}
+    assert messages_text
+    status, error = outcomes["responses"]
+    assert (status, error["message"], error["type"]) == (503, reason, "api_error")
+    status, payload = outcomes["whole"]
+    assert (status, payload["error"]["message"], payload["error"]["type"]) == (
+        503,
+        reason,
+        "api_error",
+    )
+    # Each upstream request was closed, each answer ended by the proxy and reported.
+    assert len(upstream.disconnects) == 4
+    assert upstream.streams_in_progress == 0
+    assert "Traceback" not in output
+    assert "timeout graceful shutdown exceeded" not in output
+    assert output.count("stream ended before the upstream's: " + reason) == 3
+    assert output.count("request ended before the upstream answered: " + reason) == 1
+    assert output.count(": failed, ") == 3, output

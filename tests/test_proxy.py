@@ -1842,6 +1842,134 @@ def test_on_complete_for_identity_json_reads_usage(
     assert report.usage.output_tokens == completion.usage.completion_tokens
 
 
+# -- end_streams: the server shutting down ----------------------------------------------------
+
+
+def _ends(proxy: UpstreamProxy, reason: str) -> Any:
+    """``proxy.end_streams(reason)`` as ``LiveServer.call`` runs it, on the server's loop."""
+
+    async def end() -> int:
+        return proxy.end_streams(reason)
+
+    return end
+
+
+def test_end_streams_ends_translated_streams_and_leaves_relays(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A translated stream gets its client format's error tail with the reason, is reported
+    failed and its upstream request closed; a relayed (untranslated) stream is the server's to
+    end, and goes on."""
+    reports: list[StreamReport] = []
+    upstream = servers(fake)
+    proxy = UpstreamProxy(
+        upstream.url,
+        upstream_format="anthropic-messages",
+        client_format="openai-chat",  # /v1/messages is relayed
+        heartbeat_interval=None,
+        on_complete=reports.append,
+    )
+    served = servers(proxy)
+    chat = {"model": "m", "messages": MESSAGES, "stream": True}
+    messages = {"model": "m", "max_tokens": 64, "messages": MESSAGES, "stream": True}
+    stall = {"x-fake-stall": "3"}
+    url = served.url
+    with (
+        httpx2.stream("POST", url + "/v1/chat/completions", json=chat, headers=stall) as translated,
+        httpx2.stream("POST", url + "/v1/messages", json=messages, headers=stall) as relayed,
+    ):
+        translated_bytes = translated.iter_raw()
+        head = next(translated_bytes)
+        relayed_bytes = relayed.iter_raw()
+        next(relayed_bytes)
+        assert fake.wait_for(lambda f: f.streams_in_progress == 2, timeout=3)
+        assert served.call(_ends(proxy, "maintenance")) == 1
+        events = SSEDecoder().feed(head + b"".join(translated_bytes))  # (ends: the body is whole)
+        assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=3)
+        assert fake.disconnects[0].path == "/v1/messages"  # (the translated request's path)
+        assert fake.streams_in_progress == 1  # the relayed stream goes on
+        assert served.call(_ends(proxy, "again")) == 0
+    assert events[-1].data == "[DONE]"
+    error = json.loads(events[-2].data)["error"]
+    assert (error["message"], error["type"]) == ("maintenance", "api_error")
+    deadline = time.monotonic() + 3  # (reported after the answer went out)
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(r.outcome, r.error.message if r.error else None) for r in reports] == [
+        ("failed", "maintenance")
+    ]
+
+
+def _half_answer(content_type: bytes, body: bytes, asked: threading.Event) -> Any:
+    """An upstream that answers 200 with the start of ``body`` and then nothing until the
+    client leaves."""
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        asked.set()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (b"application/json", b'{"id": "msg_1", "type": "message", "content": ['),
+        (b"text/event-stream", b'event: message_start\ndata: {"type": "message_start", '),
+    ],
+    ids=["json", "event stream"],
+)
+def test_end_streams_answers_a_whole_read_with_503(
+    servers: ServerFactory, content_type: bytes, body: bytes
+) -> None:
+    """A non-streaming request whose upstream answer is being read whole (JSON, or an event
+    stream read into the response) gets its client format's 503, which the SDKs retry; the
+    answer is reported failed."""
+    reports: list[StreamReport] = []
+    asked = threading.Event()
+    upstream = servers(_half_answer(content_type, body, asked))
+    proxy = UpstreamProxy(
+        upstream.url, upstream_format="anthropic-messages", on_complete=reports.append
+    )
+    served = servers(proxy)
+    answers: list[httpx2.Response] = []
+    request = {"model": "m", "messages": MESSAGES}
+    client = threading.Thread(
+        target=lambda: answers.append(
+            httpx2.post(served.url + "/v1/chat/completions", json=request, timeout=10)
+        )
+    )
+    client.start()
+    assert asked.wait(5)
+    time.sleep(0.1)  # (the proxy is reading the rest)
+    assert served.call(_ends(proxy, "maintenance")) == 1
+    client.join(5)
+    assert answers[0].status_code == 503
+    error = answers[0].json()["error"]
+    assert (error["message"], error["type"]) == ("maintenance", "api_error")
+    deadline = time.monotonic() + 3  # (reported after the answer went out)
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(r.outcome, r.error.message if r.error else None) for r in reports] == [
+        ("failed", "maintenance")
+    ]
+
+
 # -- a query in the upstream URL ------------------------------------------------------------
 
 
