@@ -22,7 +22,8 @@ from asgiref.sync import markcoroutinefunction
 from ._checks import check_count, check_seconds
 from .adapter import StreamAdapter, check_reasoning_options
 from .formats import get_format
-from .session import OnComplete, StreamSession
+from .parts import StreamError
+from .session import OnComplete, StreamSession, uncancel
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["SSEAdapterMiddleware", "Selector"]
@@ -53,6 +54,9 @@ _COMMITTED = frozenset({*_HOP_HEADERS, b"content-type", b"cache-control", b"x-ac
 # translating would corrupt.
 _NOT_ADAPTED = (204, 205, 206)
 _DECODABLE = (b"gzip", b"deflate", b"x-gzip")
+# How long the end of a stream ``end_streams`` cut may take to send (a client that stopped
+# reading must not hold the server's shutdown).
+CUT_SEND_TIMEOUT = 1.0
 
 
 class SSEAdapterMiddleware:
@@ -120,6 +124,30 @@ class SSEAdapterMiddleware:
             "native_keepalive": native_keepalive,
             "max_event_size": max_event_size,
         }
+        # The adapted streams ``end_streams`` may end: the task serving each. (The one state
+        # shared by requests: which of them are open, never anything of theirs.)
+        self._open: dict[asyncio.Task[Any], _Responder] = {}
+
+    def end_streams(self, reason: str = "the server is shutting down") -> int:
+        """End every adapted stream still open, now: the app is cancelled and the client gets
+        its format's error tail with ``reason`` as its message; each stream is reported
+        (outcome ``failed``). Call it, on the server's event loop, when the server's graceful
+        shutdown is about to run out: the server's own cancellation cuts the body instead,
+        which the client sees as a broken connection. Responses not adapted are left to the
+        server, and so are streams whose end went out (the app's work after its last event is
+        its own). Returns how many streams were ended."""
+        ended = 0
+        for task, responder in list(self._open.items()):
+            session = responder.session
+            if session is None or session.finished or session.adapter.ended or responder.cut:
+                continue
+            responder.cut = reason
+            # What the app sends from now on (a ``finally`` ending its body, say) is dropped:
+            # the stream's end is the error tail ``_finish`` sends.
+            responder.mode = "done"
+            task.cancel()
+            ended += 1
+        return ended
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") == "HEAD":
@@ -140,6 +168,7 @@ class _Responder:
     __slots__ = (
         "cancelled",
         "client",
+        "cut",
         "disconnected",
         "early",
         "error_body",
@@ -196,6 +225,7 @@ class _Responder:
         self.inflate: _Inflater | None = None
         self.disconnected = False
         self.cancelled = False
+        self.cut: str | None = None  # why ``end_streams`` ended the stream
         self.watcher: asyncio.Task[Message] | None = None  # ``_watch``
 
     # -- receive ----------------------------------------------------------------------------
@@ -292,15 +322,20 @@ class _Responder:
         try:
             await self.mw.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
-            # Server shutdown: no farewell send, which would hang on a client that stopped
-            # reading (sse-and-asgi.md §3.4 rule 6); report and re-raise.
-            self.cancelled = True
-            raise
+            if self.cut is None:
+                # Server shutdown: no farewell send, which would hang on a client that stopped
+                # reading (sse-and-asgi.md §3.4 rule 6); report and re-raise.
+                self.cancelled = True
+                raise
+            # ``end_streams``' own cancellation: ``_finish`` ends the stream.
         except Exception as exc:
             session = self.session
-            if session is None or not session.headers_sent or self.mode == "passthrough":
+            if self.cut is not None:
+                # (The app's answer to the cancellation ``end_streams`` caused.)
+                logger.debug("application raised as its stream was ended", exc_info=True)
+            elif session is None or not session.headers_sent or self.mode == "passthrough":
                 raise
-            if session.disconnected:
+            elif session.disconnected:
                 # Typically the app reacting to the client's disconnect (Starlette raises
                 # ClientDisconnect on an ASGI 2.4 OSError): routine, not an application error.
                 logger.debug("application raised after the client disconnected", exc_info=True)
@@ -337,7 +372,16 @@ class _Responder:
         session = self.session
         if session is None:
             return
-        if self.disconnected or self.cancelled:
+        task = asyncio.current_task()
+        assert task is not None
+        self.mw._open.pop(task, None)
+        if self.cut is not None:
+            uncancel(task)  # (taken back whatever the app did with it)
+            if not session.finished:
+                logger.warning("stream ended before the application's: %s", self.cut)
+                error = StreamError(type="api_error", message=self.cut, status=503)
+                await session.bounded(session.fail(error), seconds=CUT_SEND_TIMEOUT)
+        elif self.disconnected or self.cancelled:
             session.mark_disconnected()
         elif not session.finished and self.mode != "passthrough":
             # The app returned without ending its body: close() reports truncation if the
@@ -346,6 +390,9 @@ class _Responder:
         await session.report()
 
     def _new_session(self) -> StreamSession:
+        task = asyncio.current_task()
+        assert task is not None
+        self.mw._open[task] = self  # (for ``end_streams``; left in ``_finish``)
         adapter = StreamAdapter(
             upstream_format=self.upstream,
             client_format=self.client,
@@ -387,6 +434,8 @@ class _Responder:
         await session.close()
 
     async def _send(self, message: Message) -> None:
+        if self.cut is not None:
+            return  # (``end_streams``)
         mode = self.mode
         if mode == "adapt" and self.session is not None and self.session.finished:
             mode = "done"  # (the hot path leaves the mode as it is)

@@ -1572,6 +1572,131 @@ async def test_heartbeat_before_start_needs_a_streaming_request() -> None:
     assert exchange.messages == app.sent
 
 
+# -- end_streams: the server shutting down --------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_end_streams_ends_adapted_streams_and_leaves_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``end_streams`` cancels the app of each adapted stream still open and sends the client
+    format's error tail with the reason; the request then returns normally (the cancellation,
+    ours, taken back) and the stream is reported failed. A response not adapted (JSON) and a
+    stream already finished are left alone, and an app that turns the cancellation into an
+    exception of its own changes nothing (no "application raised" error)."""
+    reports: list[StreamReport] = []
+    events = anthropic_events()
+    seen: list[str] = []
+    waiting: list[str] = []
+    all_waiting = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        kind = SSE if path != "/json" else (b"content-type", b"application/json")
+        await send({"type": "http.response.start", "status": 200, "headers": [kind]})
+        await send({"type": "http.response.body", "body": events[0], "more_body": True})
+        try:
+            if path == "/done":
+                for event in events[1:]:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+            waiting.append(path)
+            if len(waiting) == 4:
+                all_waiting.set()
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append(path)
+            if path == "/converts":
+                raise RuntimeError("the app's own answer to being cancelled") from None
+            raise
+        finally:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    mw = middleware(app, ANTHROPIC, OPENAI, on_complete=reports.append)
+    paths = ["/stream", "/converts", "/json", "/done"]
+    tasks = {p: asyncio.ensure_future(drive(mw, path=p, request=chat_request())) for p in paths}
+    await asyncio.wait_for(all_waiting.wait(), 3)
+    with caplog.at_level(logging.DEBUG, LOG):
+        assert mw.end_streams("maintenance") == 2
+        assert mw.end_streams("again") == 0  # (each is ended once)
+        done, _ = await asyncio.wait([tasks["/stream"], tasks["/converts"]], timeout=3)
+    assert len(done) == 2
+    for path in ("/stream", "/converts"):
+        task = tasks[path]
+        assert not task.cancelled()
+        assert getattr(task, "cancelling", lambda: 0)() == 0  # ours, taken back (3.11+)
+        exchange = task.result()
+        exchange.assert_well_formed()
+        assert exchange.events[-1].data == "[DONE]"
+        assert error_message(exchange.events, OPENAI) == "maintenance"
+    assert sorted(seen) == ["/converts", "/stream"]
+    assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+    failed = [(r.outcome, r.error.message if r.error else None) for r in reports]
+    assert failed == [("failed", "maintenance")] * 2
+    # The others go on until the server ends them.
+    for path in ("/json", "/done"):
+        assert not tasks[path].done()
+        tasks[path].cancel()
+    await asyncio.wait([tasks["/json"], tasks["/done"]], timeout=3)
+    assert [r.outcome for r in reports[2:]] == ["complete"]
+
+
+@pytest.mark.anyio
+async def test_end_streams_before_the_app_answers() -> None:
+    """With ``heartbeat_before_start`` the stream is open before the app answers: ended then,
+    the client gets the error tail after its keep-alives."""
+    reports: list[StreamReport] = []
+    app = ScriptedApp(anthropic_events(), start_delay=30)
+    mw = early_heartbeats(app, reports)
+    task = asyncio.ensure_future(drive(mw, request=chat_request(), scripted=app))
+    await asyncio.sleep(0.1)
+    assert mw.end_streams("maintenance") == 1
+    exchange = await asyncio.wait_for(task, 3)
+    exchange.assert_well_formed(bare_pings=True)
+    assert exchange.body.startswith(b":")  # (its keep-alives first)
+    assert error_message(exchange.events, OPENAI) == "maintenance"
+    assert [r.outcome for r in reports] == ["failed"]
+
+
+def test_end_streams_under_uvicorn_with_starlette_and_the_sdk() -> None:
+    """On a real server, behind Starlette's ``StreamingResponse`` (whose task group sees the
+    cancellation): the OpenAI SDK raises the API error with the reason, after the text that came
+    before, and the generator is closed."""
+    closed: list[str] = []
+
+    async def agen() -> AsyncIterator[bytes]:
+        events = anthropic_events()
+        try:
+            yield b"".join(events[:-3])  # up to the text, no end
+            await asyncio.sleep(30)
+        finally:
+            closed.append("finally")
+
+    async def endpoint(request: Request) -> StreamingResponse:
+        return StreamingResponse(agen(), media_type="text/event-stream")
+
+    inner = Starlette(routes=[Route("/v1/chat/completions", endpoint, methods=["POST"])])
+    mw = SSEAdapterMiddleware(inner, upstream_format=ANTHROPIC, client_format=OPENAI)
+
+    async def end() -> int:
+        return mw.end_streams("maintenance")
+
+    with (
+        live_server(mw) as server,
+        openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0) as client,
+    ):
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        first = next(iter(stream))
+        assert server.call(end) == 1
+        with pytest.raises(openai.APIError) as raised:
+            for _ in stream:
+                pass
+    assert first.choices[0].delta.role == "assistant"
+    assert raised.value.message == "maintenance"
+    assert closed == ["finally"]
+
+
 # -- on_complete and logging -----------------------------------------------------------------
 
 
