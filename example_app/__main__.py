@@ -4,7 +4,8 @@ Two uvicorn servers share one asyncio loop: the fake upstream (``fake_upstream.F
 speaking Anthropic Messages here) on ``--upstream-port`` (default 8081) and the gateway
 (``demo.build_app``: the page at ``/`` plus an ``UpstreamProxy`` for the LLM endpoints) on
 ``--port`` (default 8080), both on ``--host`` (default 127.0.0.1). Ctrl-C (or SIGTERM) stops
-both; open streams get one second to finish before they are cancelled.
+both; open streams get one second to finish, then the gateway ends them with each client's
+error (``UpstreamProxy.end_streams``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -27,7 +28,7 @@ from .demo import MODEL, UPSTREAM_FORMAT, build_app
 from .fake_upstream import FakeUpstream, InjectedFailure
 
 GRACEFUL_SHUTDOWN = 1
-"""Seconds open streams get after Ctrl-C before they are cancelled."""
+"""Seconds open streams get after Ctrl-C before the gateway ends them."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,9 +131,17 @@ def _report(report: StreamReport) -> None:
 
 class _Server:
     """A ``uvicorn.Server`` that leaves signal handling to ``_run`` (uvicorn's own handler is
-    process-wide: with two servers, the second would replace the first's)."""
+    process-wide: with two servers, the second would replace the first's). ``end_streams``: called
+    ``GRACEFUL_SHUTDOWN`` seconds into its shutdown, as the command line does (uvicorn's own
+    cancellation, later, would cut the streams' bodies)."""
 
-    def __init__(self, app: Any, sock: socket.socket, log_level: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sock: socket.socket,
+        log_level: str,
+        end_streams: Callable[[], object] | None = None,
+    ) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -140,13 +149,24 @@ class _Server:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
+            async def shutdown(self, sockets: Any = None) -> None:
+                loop = asyncio.get_running_loop()
+                ending = end_streams
+                timer = None if ending is None else loop.call_later(GRACEFUL_SHUTDOWN, ending)
+                try:
+                    await super().shutdown(sockets)
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+
         host, port = sock.getsockname()[:2]
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level=log_level,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            # (Later than ``end_streams``: the ended streams' last sends take up to a second.)
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN + 2,
         )
         self.server = Server(config)
         self.sock = sock
@@ -176,7 +196,7 @@ async def _run(args: argparse.Namespace) -> int:
     gateway_app = build_app(upstream_url, heartbeat_interval=heartbeat, on_complete=_report)
     servers = [
         _Server(FakeUpstream(), upstream_sock, args.log_level),
-        _Server(gateway_app, gateway_sock, args.log_level),
+        _Server(gateway_app, gateway_sock, args.log_level, gateway_app.proxy.end_streams),
     ]
     # After uvicorn configured logging (creating a Config does).
     logging.getLogger("uvicorn.error").addFilter(_QuietInjectedFailures())

@@ -251,8 +251,16 @@ def test_python_m_example_app_stops_on_ctrl_c_with_a_stream_open() -> None:
             lines = response.iter_lines()  # kept: a dropped iterator closes the connection
             next(lines)  # the stream is open
             status, seconds, output = interrupt(process)
+            rest = [line for line in lines if line]
     assert status in (0, 130), output
-    assert seconds < STOP_TIMEOUT
+    assert 1 <= seconds < STOP_TIMEOUT
+    # Ended by the gateway, as the client's format says (not cut by uvicorn), and reported.
+    assert rest[-1] == "data: [DONE]"
+    assert json.loads(rest[-2].removeprefix("data: "))["error"]["message"] == (
+        "the server is shutting down"
+    )
+    assert "failed" in output
+    assert "(the server is shutting down)" in output
 
 
 def test_python_m_example_app_reports_a_busy_port() -> None:
