@@ -4,7 +4,8 @@ Implements WHATWG HTML §9.2.5-§9.2.6 "Parsing an event stream" (the reference 
 ``shared/reference/sse-and-asgi.md`` §1):
 
 - a line ends at CRLF, at a lone LF, or at a lone CR; a CR ending one ``feed`` ends its line at
-  once and a LF starting the next ``feed`` is swallowed, so a split CRLF counts once;
+  once and a LF starting the next ``feed`` is swallowed, so a split CRLF counts once (the raw
+  framer passes that LF on: its output keeps the upstream's bytes);
 - one leading U+FEFF BOM is stripped, even when it arrives split across feeds;
 - the stream is decoded as UTF-8 with invalid sequences replaced by U+FFFD; byte framing is safe
   because UTF-8 never puts CR or LF inside a multi-byte sequence;
@@ -77,9 +78,13 @@ class ServerSentEvent:
 
 
 class _Framing:
-    """Finds event boundaries in raw bytes: the part ``SSEFramer`` and ``SSEDecoder`` share."""
+    """Finds event boundaries in raw bytes: the part ``SSEFramer`` and ``SSEDecoder`` share.
 
-    def __init__(self, max_event_size: int | None) -> None:
+    ``keep_split_lf`` (the framer): the LF completing a CRLF split across feeds is kept, at the
+    start of the next region, rather than swallowed: passed on, the bytes stay the upstream's.
+    """
+
+    def __init__(self, max_event_size: int | None, *, keep_split_lf: bool = False) -> None:
         if max_event_size is not None and max_event_size < 1:
             raise ValueError("max_event_size must be positive or None")
         self._max = max_event_size
@@ -93,6 +98,7 @@ class _Framing:
         self._scan_from = 0
         self._has_cr = False
         self._skip_lf = False
+        self._keep_split_lf = keep_split_lf
         self._at_start = True
         self._broken = False
         # Whether ``_take`` may use its fast path (see there); false until the start is behind.
@@ -207,7 +213,7 @@ class _Framing:
                 data = data[3:]
         if self._skip_lf and data:
             self._skip_lf = False
-            if data[0] == 0x0A:
+            if data[0] == 0x0A and not self._keep_split_lf:
                 data = data[1:]
         if not data:
             self._lf_only = not (self._has_cr or self._skip_lf)
@@ -364,12 +370,14 @@ class SSEFramer:
 
     Same line-end, BOM and size rules as ``SSEDecoder``, at the speed of a byte search. Blocks keep
     the upstream's bytes (line endings included); a lone blank line between events is a block of
-    its own. A LF that completes a CRLF split across feeds is dropped, because the CR already ended
-    the block that went out.
+    its own. A LF that completes a CRLF split across feeds comes first in the next result (a
+    block of its own in ``feed``): the CR already ended the block that went out, and a WHATWG
+    parser skips that LF, but parsers that hold a CR back until they see what follows it
+    (eventsource-parser, in the Vercel AI SDK) would otherwise never end that block.
     """
 
     def __init__(self, *, max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE) -> None:
-        self._framing = _Framing(max_event_size)
+        self._framing = _Framing(max_event_size, keep_split_lf=True)
         self._truncated = False
 
     def feed(self, data: bytes) -> list[bytes]:
