@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from .parts import (
     StreamError,
     TextRun,
     ToolCallDelta,
+    ToolCallStart,
     Unrepresentable,
     Usage,
     text_delta,
@@ -135,6 +136,9 @@ class StreamAdapter:
             it by then (an OpenAI-family upstream says it at the end): clients read the prompt's
             size there (Claude Code's context meter). The upstream's count follows in
             ``message_delta``, as always.
+        tool_names: the name the upstream calls a tool by → the client's name for it, where the
+            request gave the upstream other names (``TranslatedRequest.tool_names``: names longer
+            than OpenAI's limit); the client's calls carry the client's names.
     """
 
     # Slots: a shell builds one per stream (its construction is part of every stream's cost)
@@ -161,6 +165,7 @@ class StreamAdapter:
         "_seen_id",
         "_special",
         "_text_runs",
+        "_tool_names",
         "_visible_errors",
         "_writer",
         "_writes_runs",
@@ -188,6 +193,7 @@ class StreamAdapter:
         native_keepalive: bool = False,
         collect_response: bool | None = None,
         input_tokens_estimate: int | None = None,
+        tool_names: Mapping[str, str] | None = None,
     ) -> None:
         check_reasoning_options(reasoning, reasoning_field)
         if max_event_size is not DEFAULT_MAX_EVENT_SIZE:  # (per stream: the default is valid)
@@ -212,6 +218,9 @@ class StreamAdapter:
         collect = self._collect = not identity if collect_response is None else collect_response
         # The part types ``_apply`` does not simply fold in and write.
         self._special = _SPECIAL | _REASONING if reasoning == "drop" else _SPECIAL
+        self._tool_names = tool_names or None
+        if self._tool_names is not None:
+            self._special |= _RENAMED
         # What the reader and the writer can do beyond one event at a time (flags, not bound
         # methods: an open stream holds the adapter, and idle streams are held by the thousand).
         self._text_runs = self._argument_runs = self._block_runs = False
@@ -400,10 +409,12 @@ class StreamAdapter:
             logger.warning("malformed upstream response: %s", exc.__class__.__name__)
             parts = [_error(MALFORMED_RESPONSE, f"malformed upstream response: {_describe(exc)}")]
         content = self.content
-        dropped = self._special - _SPECIAL
+        dropped = self._special & _REASONING
         try:
             for part in parts:
                 kind = type(part)
+                if kind is ToolCallStart:
+                    part = self._named(part)  # type: ignore[arg-type]
                 if kind is StreamError:
                     self._end_with_error(part, "failed", out)  # type: ignore[arg-type]
                     return b"".join(out)
@@ -598,12 +609,20 @@ class StreamAdapter:
                         if self._unrepresentable(part, out):  # type: ignore[arg-type]
                             return
                         continue
-                    continue  # reasoning dropped
+                    if kind is not ToolCallStart:
+                        continue  # reasoning dropped
+                    part = self._named(part)  # type: ignore[arg-type]
                 content.add(part)
                 writer.write(part, out)
         except Unwritable as exc:
             self._events -= exc.unread
             self._end_with_error(exc.error, "failed", out)
+
+    def _named(self, part: ToolCallStart) -> ToolCallStart:
+        """``part`` with its tool's name as the client knows it (``tool_names``)."""
+        names = self._tool_names
+        name = names.get(part.name) if names is not None else None
+        return part if name is None else replace(part, name=name)
 
     def _unrepresentable(self, part: Unrepresentable, out: list[bytes]) -> bool:
         """End the stream for ``part`` (``True``), unless its choice is one the client does not
@@ -843,6 +862,8 @@ _SPECIAL: frozenset[type[Part]] = frozenset(
 _REASONING: frozenset[type[Part]] = frozenset(
     {ReasoningDelta, ReasoningSignature, RedactedReasoning}
 )
+# With ``tool_names``: the parts that carry a tool's name.
+_RENAMED: frozenset[type[Part]] = frozenset({ToolCallStart})
 
 
 # From this size on, a read is worth looking for a run at its start (``Reader.read_blocks``).

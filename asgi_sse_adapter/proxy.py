@@ -442,6 +442,8 @@ class _Exchange:
         # An Anthropic client's prompt size for its ``message_start``, when the upstream (of
         # another format) says it only at the end.
         self.input_estimate: int | None = None
+        # Tools the upstream knows by other names (``TranslatedRequest.tool_names``).
+        self.tool_names: Mapping[str, str] | None = None
         self.cut: str | None = None  # why ``end_streams`` ended this exchange
 
     @contextlib.contextmanager
@@ -504,6 +506,7 @@ class _Exchange:
                 await self._error(400, "invalid_request_error", str(exc), param=exc.param)
                 return
             dropped = translated.dropped
+            self.tool_names = translated.tool_names or None
             stream = translated.stream
             include_usage = translated.include_usage
             if (
@@ -867,6 +870,7 @@ class _Exchange:
         return StreamAdapter(
             upstream_format=proxy.upstream,
             client_format=client_format,
+            tool_names=self.tool_names,
             **{**proxy.adapter_options, **options},
         )
 

@@ -78,11 +78,16 @@ Mappings that are not one-to-one:
 - Tools: a ``tool_choice`` goes only with the tools it is about (OpenAI and Anthropic refuse it
   alone): when no tool it could pick is sent, ``auto`` and ``none`` are left out and a forced call
   is named. A tool call left out while reading (a Chat custom tool) takes its result with it.
+  Into OpenAI, a name over 64 characters is shortened (``_shorten_tool_names``; the client's
+  names come back through ``TranslatedRequest.tool_names``) and an object schema without
+  ``properties`` gets an empty one. A call's arguments given as an object are carried as its
+  text.
 - Structured output: a JSON schema (Chat ``response_format``, Responses ``text.format``) ↔
   Anthropic ``output_config.format``, always enforced there; OpenAI needs a name, ``response``
   where the client gave none; JSON mode without a schema has no Anthropic form. Anthropic
   ``output_config.effort`` is OpenAI's reasoning effort (the same words), except with thinking
-  disabled, which sends no effort (named).
+  disabled, which sends no effort (named). Into Anthropic the schema (and a strict tool's) is put
+  in the subset Anthropic enforces (``_anthropic_schema``; what moves is named).
 - Documents: Chat ``file`` (``file_data`` as a base64 data URL, OpenAI's form) ↔ Responses
   ``input_file`` (also ``file_url``) ↔ Anthropic ``document`` (a PDF, base64 or by URL, or
   plain text; its ``title`` is the file name). An OpenAI upload's ``file_id`` travels between
@@ -98,14 +103,15 @@ Mappings that are not one-to-one:
   else is dropped and named.
 - Sampling: Anthropic's temperature stops at 1 (a higher one is named, not clamped); with
   thinking on (``enabled`` or ``adaptive``) Anthropic takes only temperature 1, top_p >= 0.95
-  and no top_k, so other values are named. ``top_k`` exists only at Anthropic. Stop sequences:
+  and no top_k, so other values are named; into Messages temperature and top_p do not go
+  together (top_p is named unless 1). ``top_k`` exists only at Anthropic. Stop sequences:
   at most four for Chat/Completions, none at all in Responses, none empty or whitespace-only in
   Anthropic Messages (the others are kept). The Anthropic SDK dropped temperature/top_p/top_k
   from its typed parameters in 1.0; the wire API still takes them on models that sample (newer
   models answer a non-default value with a 400, passed to the client).
 - Storage: a request translated into Responses (which stores by default) says ``store: false``
   unless the client asked for storage (Chat ``store: true``). Responses' own ``store`` is no
-  loss where the target never stores.
+  loss where the target never stores; its ``metadata`` goes to Chat only with ``store: true``.
 - Tool-call ids sent to Anthropic are made to match ``^[a-zA-Z0-9_-]+$`` (other characters
   become ``_``), the same way in ``tool_use`` and ``tool_result``. Tool-call arguments that are
   no JSON object (a call cut by the token limit) go to Anthropic as ``{}``, named
@@ -172,6 +178,9 @@ _FORMATS = (CHAT, TEXT, RESPONSES, MESSAGES, ATEXT)
 # OpenAI Responses refuses a smaller ``max_output_tokens`` (vectorize-io/hindsight#58 quotes
 # the error; braintrustdata/lingua#186 clamps it the same way).
 RESPONSES_MIN_OUTPUT_TOKENS = 16
+# OpenAI's longest tool name (``^[a-zA-Z0-9_-]{1,64}$``, the SDK's ``FunctionDefinition``);
+# Anthropic takes 128 (mrexodia/ida-pro-mcp#129: Claude Code's MCP tools through a proxy).
+MAX_OPENAI_TOOL_NAME = 64
 
 EFFORT_BUDGETS: Mapping[str, int] = {
     "minimal": 1024,
@@ -245,6 +254,9 @@ class TranslatedRequest:
             ``stream_options.include_usage``.
         model: the model the client asked for (before mapping).
         dropped: fields dropped because the target cannot express them (for a warning header).
+        tool_names: the names tools were sent by where the target could not take the client's
+            (longer than OpenAI's 64 characters) → the client's names: give it to
+            ``StreamAdapter(tool_names=...)``, so the client's calls carry its own names.
     """
 
     body: dict[str, Any]
@@ -252,6 +264,7 @@ class TranslatedRequest:
     include_usage: bool
     model: str | None
     dropped: tuple[str, ...]
+    tool_names: Mapping[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,6 +442,8 @@ _NOOP: dict[str, Any] = {
     "background": False,
     "truncation": "disabled",
     "include": [],
+    "service_tier": "auto",
+    "modalities": ["text"],
 }
 
 # A source's own defaults where they differ from ``_NOOP``. Responses stores by default
@@ -531,8 +546,9 @@ def translate_request(
     canonical = _parse(body, source, losses)
     if model is not None and model_map:
         canonical.model = model_map.get(model, model)
+    names = _shorten_tool_names(canonical) if target in (CHAT, RESPONSES) else {}
     out = _render(canonical, target, losses, default_max_tokens)
-    return TranslatedRequest(out, stream, include_usage, model, tuple(losses.names))
+    return TranslatedRequest(out, stream, include_usage, model, tuple(losses.names), names)
 
 
 def parse_request(body: dict[str, Any], source: str) -> tuple[CanonicalRequest, tuple[str, ...]]:
@@ -593,6 +609,11 @@ def _render(
             out[key] = value
         elif not _is_noop(key, value, req.source):
             losses.add(key)
+    if target == CHAT and "metadata" in out and out.get("store") is not True:
+        # Chat answers 400 "The 'metadata' parameter is only allowed when 'store' is enabled"
+        # (spiceai/spiceai#5231); Responses stores by default, so its clients send it freely.
+        del out["metadata"]
+        losses.add("metadata", "Chat takes metadata only with store: true")
     return out
 
 
@@ -747,6 +768,19 @@ def _dumps(value: Any) -> str:
     # (The shells parse request bodies with the standard library, which reads a lone surrogate
     # escape that orjson refuses to write: ``_json``.)
     return _json.dumps_lenient(value).decode()
+
+
+def _arguments_text(value: Any, losses: _Losses) -> str:
+    """A call's arguments as the JSON text the model carries: an object given as one (a common
+    client slip, and some servers' shape) as its text; anything else that is no string is named
+    (``messages.tool_calls.arguments``) and sent as no arguments."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return _dumps(value)
+    if value is not None:
+        losses.add("messages.tool_calls.arguments", "a tool call's arguments are JSON text")
+    return ""
 
 
 def _arguments_object(call: ToolCall, losses: _Losses) -> dict[str, Any]:
@@ -971,10 +1005,9 @@ def _chat_assistant_parts(message: dict[str, Any], losses: _Losses) -> list[Part
             continue
         function = _obj(call.get("function"), "tool_calls[].function")
         call_id, name = call.get("id"), function.get("name")
-        arguments = function.get("arguments")
         if not isinstance(call_id, str) or not isinstance(name, str):
             raise _bad("every tool call needs an id and a function name")
-        parts.append(ToolCall(call_id, name, arguments if isinstance(arguments, str) else ""))
+        parts.append(ToolCall(call_id, name, _arguments_text(function.get("arguments"), losses)))
     if message.get("function_call") is not None:
         losses.add("messages.function_call")
     if message.get("audio") is not None:
@@ -1075,7 +1108,7 @@ def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses
         arguments = item.get("arguments")
         if not isinstance(call_id, str) or not isinstance(name, str):
             raise _bad("every function_call item needs a call_id and a name")
-        call = ToolCall(call_id, name, arguments if isinstance(arguments, str) else "")
+        call = ToolCall(call_id, name, _arguments_text(arguments, losses))
         _append(req, "assistant", [call])
     elif kind == "function_call_output":
         call_id = item.get("call_id")
@@ -1099,7 +1132,7 @@ def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses
     elif kind == "reasoning":
         summary = [
             entry.get("text", "")
-            for entry in item.get("summary") or []
+            for entry in _list(item.get("summary") or [], "reasoning summary")
             if isinstance(entry, dict) and isinstance(entry.get("text"), str)
         ]
         _append(req, "assistant", [Thinking("\n\n".join(summary), item=dict(item))])
@@ -1173,7 +1206,9 @@ def _parse_messages(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses
             req.tool_choice = ToolChoice(kind)
         elif kind == "any":
             req.tool_choice = ToolChoice("required")
-        elif kind == "tool" and isinstance(choice.get("name"), str):
+        elif kind == "tool":
+            if not isinstance(choice.get("name"), str):
+                raise _bad("tool_choice of type 'tool' needs the tool's name")
             req.tool_choice = ToolChoice("function", choice["name"])
         else:
             raise _bad(f"tool_choice has an unknown type {kind!r}")
@@ -1275,7 +1310,9 @@ def _anthropic_parts(content: Any, losses: _Losses) -> list[Part]:
             if document is not None:
                 parts.append(document)
         elif kind == "tool_result":
-            if block.get("tool_use_id") in losses.dropped_calls:
+            if not isinstance(block.get("tool_use_id"), str):
+                raise _bad("every tool_result block needs a tool_use_id")
+            if block["tool_use_id"] in losses.dropped_calls:
                 # Sent without its call, the result would be refused (Chat, Responses).
                 losses.add("messages.tool_results", "its tool call is not sent")
             else:
@@ -1323,9 +1360,7 @@ def _anthropic_document(block: dict[str, Any], losses: _Losses) -> Document | No
 
 
 def _anthropic_tool_result(block: dict[str, Any], losses: _Losses) -> ToolResult:
-    call_id = block.get("tool_use_id")
-    if not isinstance(call_id, str):
-        raise _bad("every tool_result block needs a tool_use_id")
+    call_id = block["tool_use_id"]  # (a string: ``_anthropic_parts``)
     content: list[Text | Image] = []
     for part in _anthropic_parts(block.get("content") or [], losses):
         if isinstance(part, (Text, Image)):
@@ -1396,6 +1431,10 @@ def _render_chat(req: CanonicalRequest, out: dict[str, Any], losses: _Losses) ->
         else:
             turn = _chat_user(message, losses)
         messages.extend(turn)
+    if not messages:
+        # OpenAI refuses an empty ``messages``; saying so here is clearer than its 400.
+        dropped = f" (dropped: {', '.join(losses.names)})" if losses.names else ""
+        raise _bad(f"{CHAT} needs at least one message{dropped}")
     _check_last_turn(req, bool(turn), losses)
     _prefill_loss(req, losses)
     out["messages"] = messages
@@ -1521,6 +1560,43 @@ def _part_loss(part: Part) -> str:
     return "messages.text"  # pragma: no cover - text is expressible everywhere
 
 
+def _shorten_tool_names(req: CanonicalRequest) -> dict[str, str]:
+    """Give the tools whose names OpenAI refuses (over 64 characters; Anthropic takes 128, and
+    Claude Code's MCP tools, ``mcp__<server>__<tool>``, often pass 64) a name it takes: the
+    first 55 characters, ``_`` and 8 hex digits of the name's SHA-256, the same in every turn.
+    Renamed in the tools, the tool choice and the conversation's calls; returns the names sent
+    → the client's."""
+    long = {tool.name for tool in req.tools if len(tool.name) > MAX_OPENAI_TOOL_NAME}
+    for message in req.messages:
+        long.update(
+            part.name
+            for part in message.parts
+            if isinstance(part, ToolCall) and len(part.name) > MAX_OPENAI_TOOL_NAME
+        )
+    if not long:
+        return {}
+    short = {name: f"{name[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}" for name in long}
+    for tool in req.tools:
+        tool.name = short.get(tool.name, tool.name)
+    for message in req.messages:
+        for part in message.parts:
+            if isinstance(part, ToolCall):
+                part.name = short.get(part.name, part.name)
+    choice = req.tool_choice
+    if choice is not None and choice.name is not None:
+        choice.name = short.get(choice.name, choice.name)
+    return {sent: name for name, sent in short.items()}
+
+
+def _openai_parameters(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A tool's parameters as OpenAI takes them: an object schema without ``properties`` (a tool
+    that takes nothing, as MCP servers describe it; Anthropic takes it) is refused ("object
+    schema missing properties"), so it gets an empty one."""
+    if schema is not None and schema.get("type") == "object" and "properties" not in schema:
+        return {**schema, "properties": {}}
+    return schema
+
+
 def _openai_tools(req: CanonicalRequest, out: dict[str, Any], losses: _Losses, flat: bool) -> None:
     if req.tools:
         tools: list[dict[str, Any]] = []
@@ -1528,13 +1604,14 @@ def _openai_tools(req: CanonicalRequest, out: dict[str, Any], losses: _Losses, f
             spec: dict[str, Any] = {"name": tool.name}
             if tool.description is not None:
                 spec["description"] = tool.description
+            parameters = _openai_parameters(tool.parameters)
             if flat:
-                spec["parameters"] = tool.parameters
+                spec["parameters"] = parameters
                 spec["strict"] = bool(tool.strict)  # Responses defaults to strict; Chat does not
                 tools.append({"type": "function", **spec})
             else:
-                if tool.parameters is not None:
-                    spec["parameters"] = tool.parameters
+                if parameters is not None:
+                    spec["parameters"] = parameters
                 if tool.strict is not None:
                     spec["strict"] = tool.strict
                 tools.append({"type": "function", "function": spec})
@@ -1708,8 +1785,11 @@ def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losse
     if reasoning:
         out["reasoning"] = reasoning
     text: dict[str, Any] = {}
-    if req.response_format is not None:
-        fmt = req.response_format
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_schema" and fmt.schema is None:
+        # (Optional in Chat's ``json_schema``, required in Responses' ``text.format``.)
+        losses.add(_name(req, "response_format"), "Responses needs the JSON schema itself")
+    elif fmt is not None:
         text["format"] = (
             {"type": "json_schema", **_schema_fields(fmt)}
             if fmt.type == "json_schema"
@@ -1828,15 +1908,21 @@ def _render_messages(
             spec: dict[str, Any] = {"name": tool.name}
             if tool.description is not None:
                 spec["description"] = tool.description
-            spec["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
+            schema = tool.parameters or {"type": "object", "properties": {}}
             if tool.strict:
+                # Strict tool use takes the structured-output subset of JSON Schema.
+                schema, moved = _anthropic_schema(schema)
+                if moved:
+                    losses.add("tools.parameters", _SCHEMA_MOVED)
                 spec["strict"] = True
+            spec["input_schema"] = schema
             tools.append(spec)
         out["tools"] = tools
     if choice is not None:
         out["tool_choice"] = choice
     enabled = thinking is not None and thinking["type"] != "disabled"
-    _anthropic_sampling_out(req, out, losses, thinking=enabled, stops=_messages_stops(req, losses))
+    stops = _messages_stops(req, losses)
+    _anthropic_sampling_out(req, out, losses, thinking=enabled, stops=stops, exclusive=True)
     if req.stream:
         out["stream"] = True
     if thinking is not None:
@@ -1861,7 +1947,94 @@ def _anthropic_output_format(req: CanonicalRequest, losses: _Losses) -> dict[str
         return {}
     if fmt.description is not None:
         losses.add(f"{_name(req, 'response_format')}.description")
-    return {"format": {"type": "json_schema", "schema": fmt.schema}}
+    schema, moved = _anthropic_schema(fmt.schema)
+    if moved:
+        losses.add(f"{_name(req, 'response_format')}.schema", _SCHEMA_MOVED)
+    return {"format": {"type": "json_schema", "schema": schema}}
+
+
+# Anthropic's structured outputs (and strict tools) take a subset of JSON Schema and refuse the
+# rest with a 400 ("For 'object' type, 'additionalProperties' must be explicitly set to false",
+# "property 'minimum' is not supported": BerriAI/litellm#35808, agentjido/req_llm#302). The
+# Anthropic SDK rewrites the schemas it makes the same way (``lib/_parse/_transform.py``).
+_SCHEMA_MOVED = "Anthropic enforces only part of JSON Schema: the rest is in descriptions"
+_SCHEMA_STRING_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+)
+_SCHEMA_KEPT = frozenset({"description", "title"})
+
+
+def _anthropic_schema(schema: Any) -> tuple[dict[str, Any], bool]:
+    """``schema`` in the subset Anthropic enforces, and whether anything had to move: every
+    object closed (``additionalProperties: false``), ``oneOf`` as ``anyOf``, and what the subset
+    lacks (``minimum``, ``pattern``, another string ``format``, ``minItems`` above 1…) written
+    into the ``description`` for the model to follow, as the Anthropic SDK does."""
+    if not isinstance(schema, dict):
+        return {}, True
+    rest = dict(schema)
+    out: dict[str, Any] = {}
+    moved = False
+
+    def sub(value: Any) -> dict[str, Any]:
+        nonlocal moved
+        converted, inner = _anthropic_schema(value)
+        moved = moved or inner
+        return converted
+
+    defs = rest.pop("$defs", None)
+    if isinstance(defs, dict):
+        out["$defs"] = {name: sub(value) for name, value in defs.items()}
+    ref = rest.pop("$ref", None)
+    if isinstance(ref, str):
+        out["$ref"] = ref
+    kind = rest.pop("type", None)
+    for key in ("enum", "const"):
+        if key in rest and _primitive_values(rest[key], key):
+            out[key] = rest.pop(key)
+    variants = rest.pop("anyOf", None) or rest.pop("oneOf", None)
+    if isinstance(variants, list):
+        out["anyOf"] = [sub(variant) for variant in variants]
+    every = rest.pop("allOf", None)
+    if isinstance(every, list):
+        out["allOf"] = [sub(variant) for variant in every]
+    if kind is not None and not ("enum" in out or "const" in out):
+        out["type"] = kind
+    for key in _SCHEMA_KEPT:
+        if key in rest:
+            out[key] = rest.pop(key)
+    if kind == "object":
+        properties = rest.pop("properties", {})
+        if isinstance(properties, dict):
+            out["properties"] = {name: sub(value) for name, value in properties.items()}
+        extra = rest.pop("additionalProperties", False)
+        if extra is not False:
+            rest["additionalProperties"] = extra  # (closed now: said in the description)
+        out["additionalProperties"] = False
+        if "required" in rest:
+            out["required"] = rest.pop("required")
+    elif kind == "string" and rest.get("format") in _SCHEMA_STRING_FORMATS:
+        out["format"] = rest.pop("format")
+    elif kind == "array":
+        if "items" in rest:
+            out["items"] = sub(rest.pop("items"))
+        if rest.get("minItems") in (0, 1):
+            out["minItems"] = rest.pop("minItems")
+    if rest:
+        moved = True
+        said = ", ".join(f"{key}: {_dumps(value)}" for key, value in rest.items())
+        description = out.get("description")
+        out["description"] = f"{description}\n\n{{{said}}}" if description else f"{{{said}}}"
+    return out, moved
+
+
+def _primitive_values(value: Any, key: str) -> bool:
+    if key == "const":
+        return value is None or isinstance(value, (str, int, float, bool))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(v is None or isinstance(v, (str, int, float, bool)) for v in value)
+    )
 
 
 def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str, Any]]:
@@ -2006,8 +2179,10 @@ def _anthropic_sampling_out(
     *,
     thinking: bool,
     stops: list[str],
+    exclusive: bool = False,
 ) -> None:
-    """Sampling fields; with thinking on, Anthropic takes only temperature 1 and top_p >= 0.95."""
+    """Sampling fields; with thinking on, Anthropic takes only temperature 1 and top_p >= 0.95.
+    ``exclusive`` (Messages): temperature and top_p not both (below)."""
     if req.temperature is not None:
         if req.temperature > 1 or (thinking and req.temperature != 1):  # Anthropic's range: 0…1
             losses.add(_name(req, "temperature"))
@@ -2016,6 +2191,13 @@ def _anthropic_sampling_out(
     if req.top_p is not None:
         if thinking and req.top_p < 0.95:
             losses.add(_name(req, "top_p"))
+        elif exclusive and "temperature" in out:
+            # Anthropic's models since Sonnet 4.5 refuse the two together ("`temperature` and
+            # `top_p` cannot both be specified for this model", BerriAI/litellm#15097), and
+            # OpenAI clients often send both: the temperature is sent, top_p dropped (named
+            # unless it is the default, 1).
+            if req.top_p != 1:
+                losses.add(_name(req, "top_p"), "Anthropic takes temperature or top_p, not both")
         else:
             out["top_p"] = req.top_p
     if req.top_k is not None:

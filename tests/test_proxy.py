@@ -1842,6 +1842,71 @@ def test_on_complete_for_identity_json_reads_usage(
     assert report.usage.output_tokens == completion.usage.completion_tokens
 
 
+# -- tool names OpenAI refuses ----------------------------------------------------------------
+
+
+def test_long_tool_names_reach_an_openai_upstream_short_and_come_back_whole(
+    servers: ServerFactory,
+) -> None:
+    """Claude Code's MCP tools are often named beyond OpenAI's 64 characters (a 400 there): the
+    upstream gets a short name, and the Anthropic client's call, streamed or whole, carries the
+    name it knows."""
+    long = "mcp__kubernetes-mcp-server__resources_list_namespaced_custom_objects"
+    seen: list[str] = []
+
+    async def upstream(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body)
+        name = request["tools"][0]["function"]["name"]
+        seen.append(name)
+        call = {"index": 0, "id": "call_1", "type": "function"}
+        call["function"] = {"name": name, "arguments": '{"ns": "default"}'}
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        if request.get("stream"):
+            events = [
+                {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant",
+                                                             "tool_calls": [call]}}]},
+                {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+            ]  # fmt: skip
+            data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+            data += b"data: [DONE]\n\n"
+            kind = b"text/event-stream"
+        else:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {k: v for k, v in call.items() if k != "index"}]}  # fmt: skip
+            data = json.dumps(
+                {**chunk, "object": "chat.completion", "choices": [
+                    {"index": 0, "message": message, "finish_reason": "tool_calls"}]},
+            ).encode()  # fmt: skip
+            kind = b"application/json"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", kind)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": data})
+
+    served = servers(
+        UpstreamProxy(servers(upstream).url, upstream_format="openai-chat", heartbeat_interval=None)
+    )
+    client = _anthropic(served.url)
+    tools: Any = [{"name": long, "input_schema": {"type": "object"}}]
+    request: Any = {"model": "m", "max_tokens": 64, "messages": MESSAGES, "tools": tools}
+    with client.messages.stream(**request) as stream:
+        streamed = stream.get_final_message()
+    whole = client.messages.create(**request)
+    for message in (streamed, whole):
+        (block,) = message.content
+        assert isinstance(block, anthropic.types.ToolUseBlock)
+        assert (block.name, block.input) == (long, {"ns": "default"})
+    assert len(seen) == 2
+    assert all(len(name) <= 64 and name.startswith(long[:55]) for name in seen)
+
+
 # -- end_streams: the server shutting down ----------------------------------------------------
 
 

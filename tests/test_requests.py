@@ -146,7 +146,6 @@ CHAT_RICH: dict[str, Any] = {
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
-    "top_p": 0.95,
     "stop": "END",
     "stream": True,
     "stream_options": {"include_usage": True},
@@ -199,7 +198,6 @@ MESSAGES_FROM_CHAT_RICH: dict[str, Any] = {
     ],
     "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     "temperature": 1,
-    "top_p": 0.95,
     "stop_sequences": ["END"],
     "metadata": {"user_id": "user-42"},
     "stream": True,
@@ -259,7 +257,6 @@ MESSAGES_RICH: dict[str, Any] = {
     ],
     "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     "temperature": 1,
-    "top_p": 0.95,
     "stop_sequences": ["END", "STOP"],
     "stream": True,
     "thinking": {"type": "enabled", "budget_tokens": 16384},
@@ -317,7 +314,6 @@ CHAT_FROM_MESSAGES_RICH: dict[str, Any] = {
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
-    "top_p": 0.95,
     "user": "user-42",
     "stop": ["END", "STOP"],
     "stream": True,
@@ -385,7 +381,6 @@ RESPONSES_RICH: dict[str, Any] = {
     "parallel_tool_calls": False,
     "max_output_tokens": 20000,
     "temperature": 1,
-    "top_p": 0.95,
     "stream": True,
     "reasoning": {"effort": "low"},
     "user": "user-42",
@@ -446,7 +441,6 @@ CHAT_FROM_RESPONSES_RICH: dict[str, Any] = {
     "parallel_tool_calls": False,
     "max_completion_tokens": 20000,
     "temperature": 1,
-    "top_p": 0.95,
     "user": "user-42",
     "stream": True,
     "stream_options": {"include_usage": True},
@@ -835,7 +829,6 @@ def test_chat_to_responses_rich() -> None:
         "parallel_tool_calls": False,
         "max_output_tokens": 20000,
         "temperature": 1,
-        "top_p": 0.95,
         "user": "user-42",
         "stream": True,
         "reasoning": {"effort": "medium"},
@@ -974,13 +967,12 @@ def test_anthropic_text_to_messages() -> None:
             {"role": "user", "content": "How are you?"},
         ],
         "temperature": 0.5,
-        "top_p": 0.9,
         "top_k": 40,
         "stop_sequences": ["\n\nHuman:"],
         "metadata": {"user_id": "u-1"},
         "stream": True,
     }
-    assert result.dropped == ()
+    assert result.dropped == ("top_p",)  # (not with temperature: the sampling tests)
     assert_valid_messages_body(result.body)
 
 
@@ -1020,7 +1012,6 @@ def test_messages_to_anthropic_text() -> None:
         ),
         "max_tokens_to_sample": 20000,
         "temperature": 1,
-        "top_p": 0.95,
         "stop_sequences": ["END", "STOP"],
         "metadata": {"user_id": "user-42"},
         "stream": True,
@@ -1104,7 +1095,8 @@ ROUND_TRIP_CHAT_VARIANTS: list[dict[str, Any]] = [
     {"reasoning_effort": "low"},
     {"reasoning_effort": "high"},
     {"reasoning_effort": "none"},
-    {"temperature": 0.3, "top_p": 0.8, "reasoning_effort": None},
+    {"temperature": 0.3, "reasoning_effort": None},
+    {"temperature": None, "top_p": 0.8, "reasoning_effort": None},
     {"stream": False, "stream_options": None},
     {"stop": ["a", "b", "c", "d"]},
     {"max_completion_tokens": None, "max_tokens": 20000},
@@ -1150,7 +1142,8 @@ ROUND_TRIP_MESSAGES_VARIANTS: list[dict[str, Any]] = [
     {"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
     {"thinking": {"type": "enabled", "budget_tokens": 1024}},
     {"thinking": {"type": "enabled", "budget_tokens": 4096}},
-    {"thinking": None, "temperature": 0.3, "top_p": 0.8},
+    {"thinking": None, "temperature": 0.3},
+    {"thinking": None, "temperature": None, "top_p": 0.8},
     {"thinking": None, "stream": None, "metadata": None, "stop_sequences": None},
 ]
 
@@ -2444,7 +2437,8 @@ def test_response_format_between_chat_and_responses() -> None:
     assert back["verbosity"] == "low"
     result = translate_request(chat, CHAT, MESSAGES)
     assert "response_format" not in result.body
-    assert result.body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    closed = {**schema, "additionalProperties": False}  # (Anthropic's rule: the schema tests)
+    assert result.body["output_config"] == {"format": {"type": "json_schema", "schema": closed}}
     assert result.dropped == ("verbosity",)
     json_mode = {**chat, "response_format": {"type": "json_object"}}
     assert translate_request(json_mode, CHAT, RESPONSES).body["text"]["format"] == {
@@ -2560,7 +2554,7 @@ def test_anthropic_only_fields_are_named() -> None:
             }
         ],
         "cache_control": {"type": "ephemeral"},
-        "service_tier": "auto",
+        "service_tier": "standard_only",
         "container": "c",
         "output_config": {"effort": "low", "task_budget": 3},
     }
@@ -3079,7 +3073,8 @@ def test_structured_output_between_openai_and_anthropic() -> None:
     }
     assert_valid_responses_body(responses.body)
     back = translate_request(responses.body, RESPONSES, MESSAGES)
-    assert back.body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    closed = {**schema, "additionalProperties": False}  # (Anthropic's rule: the next test)
+    assert back.body["output_config"] == {"format": {"type": "json_schema", "schema": closed}}
     assert_valid_messages_body(back.body)
     described = {
         "model": "m",
@@ -3100,6 +3095,224 @@ def test_structured_output_between_openai_and_anthropic() -> None:
     bad = {**anthropic, "output_config": {"format": {"type": "regex"}}}
     with pytest.raises(RequestTranslationError, match="unknown type"):
         translate_request(bad, MESSAGES, CHAT)
+
+
+def test_schemas_anthropic_enforces_are_in_its_subset() -> None:
+    """Anthropic's structured output (and strict tools) refuse what its subset of JSON Schema
+    lacks (a 400: every object needs ``additionalProperties: false``; ``minimum``, ``pattern``,
+    ``minItems`` above 1, an unknown string ``format`` are not supported): each object is
+    closed, ``oneOf`` is ``anyOf``, and the rest is written into the description and named."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": "A person",
+        "properties": {
+            "age": {"type": "integer", "minimum": 0},
+            "email": {"type": "string", "format": "email"},
+            "code": {"type": "string", "pattern": "^[A-Z]+$"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "pet": {"oneOf": [{"$ref": "#/$defs/Pet"}, {"type": "null"}]},
+            "kind": {"enum": ["a", "b"]},
+        },
+        "required": ["age"],
+        "$defs": {"Pet": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    }
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": schema, "strict": True},
+            },
+            {"type": "function", "function": {"name": "g", "parameters": schema}},
+        ],
+    }
+    result = translate_request(chat, CHAT, MESSAGES)
+    closed = {
+        "$defs": {
+            "Pet": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+                "additionalProperties": False,
+            }
+        },
+        "type": "object",
+        "description": "A person",
+        "properties": {
+            "age": {"type": "integer", "description": "{minimum: 0}"},
+            "email": {"type": "string", "format": "email"},
+            "code": {"type": "string", "description": '{pattern: "^[A-Z]+$"}'},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "{minItems: 2}"},
+            "pet": {"anyOf": [{"$ref": "#/$defs/Pet"}, {"type": "null"}]},
+            "kind": {"enum": ["a", "b"]},
+        },
+        "additionalProperties": False,
+        "required": ["age"],
+    }
+    assert result.body["output_config"]["format"]["schema"] == closed
+    strict, loose = result.body["tools"]
+    assert strict["input_schema"] == closed
+    assert loose["input_schema"] == schema  # (a tool that is not strict: as it came)
+    assert result.dropped == ("tools.parameters", "response_format.schema")
+    assert_valid_messages_body(result.body)
+    with pytest.raises(RequestTranslationError, match="only part of JSON Schema"):
+        translate_request(chat, CHAT, MESSAGES, on_unsupported="error")
+    # What the subset has needs no mention.
+    simple = {**chat, "tools": [], "response_format": {"type": "json_schema", "json_schema": {
+        "name": "p", "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+    }}}  # fmt: skip
+    assert translate_request(simple, CHAT, MESSAGES).dropped == ()
+    assert schema["properties"]["age"] == {"type": "integer", "minimum": 0}  # (not mutated)
+
+
+def test_tool_names_openai_refuses_are_shortened_and_given_back() -> None:
+    """OpenAI takes tool names of at most 64 characters, Anthropic 128 (Claude Code's MCP tools
+    often pass 64): a longer name goes as a short one, the same in the tools, the tool choice
+    and the conversation's calls, and ``tool_names`` gives the client's name back."""
+    long = "mcp__kubernetes-mcp-server__resources_list_namespaced_custom_objects_v2"
+    assert len(long) > 64
+    body: dict[str, Any] = {
+        "model": "m",
+        "max_tokens": 100,
+        "tools": [
+            {"name": long, "input_schema": {"type": "object"}},
+            {"name": "short", "input_schema": {"type": "object", "properties": {}}},
+        ],
+        "tool_choice": {"type": "tool", "name": long},
+        "messages": [
+            {"role": "user", "content": "list them"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": long, "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "[]"}],
+            },
+        ],
+    }
+    for target in (CHAT, RESPONSES):
+        result = translate_request(body, MESSAGES, target)
+        ((sent, name),) = result.tool_names.items()
+        assert name == long
+        assert len(sent) == 64
+        assert sent.startswith(long[:55])
+        assert result.dropped == ()
+        text = json.dumps(result.body)
+        assert long not in text
+        assert text.count(sent) == 3  # the tool, the choice, the call
+        again = translate_request(body, MESSAGES, target)
+        assert again.tool_names == result.tool_names  # (the same in every turn)
+    chat = translate_request(body, MESSAGES, CHAT).body
+    # An object schema without properties, as MCP servers write it, gets an empty one.
+    assert chat["tools"][0]["function"]["parameters"] == {"type": "object", "properties": {}}
+    assert_valid_chat_body(chat)
+    assert translate_request(body, MESSAGES, MESSAGES).tool_names == {}  # (passed as it is)
+    short = {**body, "tools": body["tools"][1:], "tool_choice": {"type": "auto"}}
+    short["messages"] = body["messages"][:1]
+    assert translate_request(short, MESSAGES, CHAT).tool_names == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "dropped"),
+    [
+        (CHAT, {"temperature": 0.3, "top_p": 0.9}, ("top_p",)),
+        (CHAT, {"temperature": 0.3, "top_p": 1}, ()),  # (top_p's default: nothing lost)
+        (CHAT, {"top_p": 0.9}, ()),
+    ],
+)
+def test_temperature_and_top_p_are_not_both_sent_to_anthropic(
+    source: str, body: dict[str, Any], dropped: tuple[str, ...]
+) -> None:
+    """Anthropic's models since Sonnet 4.5 answer 400 to both ("cannot both be specified"):
+    the temperature is sent, top_p dropped (named unless it is its default)."""
+    request = {"model": "m", "messages": [{"role": "user", "content": "x"}], **body}
+    result = translate_request(request, source, MESSAGES)
+    assert not ("temperature" in result.body and "top_p" in result.body)
+    assert result.body.get("top_p") == (0.9 if "temperature" not in body else None)
+    assert result.dropped == dropped
+
+
+def test_responses_metadata_goes_to_chat_only_with_storage() -> None:
+    """Chat takes ``metadata`` only for a stored completion (a 400 otherwise); Responses stores
+    by default, so its clients send metadata freely."""
+    body = {"model": "m", "input": "x", "metadata": {"run": "1"}}
+    result = translate_request(body, RESPONSES, CHAT)
+    assert "metadata" not in result.body
+    assert result.dropped == ("metadata",)
+    stored = translate_request({**body, "store": True}, RESPONSES, CHAT)
+    assert stored.body["metadata"] == {"run": "1"}
+    assert stored.body["store"] is True
+    assert stored.dropped == ()
+
+
+def test_arguments_given_as_an_object_are_carried() -> None:
+    """A call's arguments sent as an object instead of its text (a common client slip) are
+    carried; another non-string is named, not replaced silently."""
+    responses = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "x"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": {"path": "a.py"}},
+            {"type": "function_call_output", "call_id": "c", "output": "ok"},
+        ],
+    }
+    result = translate_request(responses, RESPONSES, MESSAGES)
+    assert result.body["messages"][1]["content"][0]["input"] == {"path": "a.py"}
+    assert result.dropped == ()
+    chat = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": 5}},
+            ]},
+            {"role": "tool", "tool_call_id": "c", "content": "ok"},
+        ],
+    }  # fmt: skip
+    result = translate_request(chat, CHAT, MESSAGES)
+    assert result.body["messages"][1]["content"][0]["input"] == {}
+    assert "messages.tool_calls.arguments" in result.dropped
+
+
+def test_hostile_values_deep_in_a_request_are_refused_not_crashed() -> None:
+    """Found by mutation: a non-string ``tool_use_id`` and a non-list reasoning ``summary``
+    raised ``TypeError`` (through the proxy: a 500 and no answer in the client's format)."""
+    with pytest.raises(RequestTranslationError, match="tool_use_id"):
+        translate_request(
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": ["t"]},
+                        ],
+                    }
+                ],
+            },
+            MESSAGES,
+            CHAT,
+        )
+    with pytest.raises(RequestTranslationError, match="summary must be an array"):
+        translate_request(
+            {
+                "model": "m",
+                "input": [{"type": "reasoning", "summary": 1}, {"role": "user", "content": "x"}],
+            },
+            RESPONSES,
+            CHAT,
+        )
+    with pytest.raises(RequestTranslationError, match="needs the tool's name"):
+        translate_request(
+            {"model": "m", "max_tokens": 5, "messages": [], "tool_choice": {"type": "tool"}},
+            MESSAGES,
+            CHAT,
+        )
+    with pytest.raises(RequestTranslationError, match="openai-chat needs at least one message"):
+        translate_request({"model": "m", "max_tokens": 5, "messages": []}, MESSAGES, CHAT)
 
 
 def test_image_jpg_is_sent_to_anthropic_as_jpeg() -> None:

@@ -1623,3 +1623,46 @@ def test_parallel_calls_all_at_index_0_stay_apart() -> None:
         calls = [(b["id"], b["name"], b["input"]) for b in response["content"]]
         assert calls == [("call_1", "read", {"a": 1}), ("call_2", "write", {"b": 2})]
         assert response["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("client", ["anthropic-messages", "openai-responses", "openai-chat"])
+def test_tool_names_give_the_client_its_names_back(client: str) -> None:
+    """``tool_names`` (``TranslatedRequest.tool_names``: names the request shortened for an
+    OpenAI upstream): the client's calls, streamed or answered whole, carry its own names; a
+    tool the mapping does not name keeps the upstream's. (A Messages upstream for Chat clients:
+    the same format on both sides is passed through, its request never renamed.)"""
+    long = "mcp__server__" + "x" * 60
+    short = long[:55] + "_0123abcd"
+    calls = (Tool("call_1", short, ('{"a":', "1}")), Tool("call_2", "plain", ("{}",)))
+    if client == "openai-chat":
+        upstream, stream = "anthropic-messages", messages_stream(Scenario("r", calls, "tool_use"))
+    else:
+        upstream, stream = "openai-chat", chat_stream(Scenario("r", calls, "tool_calls"))
+    names = {short: long}
+
+    def called(text: str) -> list[str]:
+        return [n for n in (long, short, "plain") if f'"{n}"' in text]
+
+    adapter = StreamAdapter(upstream_format=upstream, client_format=client, tool_names=names)
+    out = adapter.feed(stream) + adapter.close()
+    assert called(out.decode()) == [long, "plain"]
+    assert called(json.dumps(adapter.result.response)) == [long, "plain"]
+    whole = StreamAdapter(
+        upstream_format="anthropic-messages", client_format=client, tool_names=names
+    )
+    response = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": short, "input": {"a": 1}}],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    out = whole.feed_response(response)
+    assert called(out.decode()) == [long]
+    assert called(json.dumps(whole.result.response)) == [long]
+    unnamed = StreamAdapter(upstream_format=upstream, client_format=client)
+    out = unnamed.feed(stream) + unnamed.close()
+    assert called(out.decode()) == [short, "plain"]
