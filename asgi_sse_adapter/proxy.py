@@ -24,6 +24,7 @@ import json
 import logging
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -160,6 +161,11 @@ class UpstreamProxy:
         default_max_tokens: the token limit sent to an Anthropic upstream (which requires one)
             when the client's request has none (OpenAI's formats do not require it).
         heartbeat_interval, and the ``StreamAdapter`` options: as in the middleware.
+        stored_items_bytes: the Responses output items the proxy wrote for a translated
+            upstream, kept (by their size as JSON, the least recently used dropped first) for
+            clients that refer to them in a later request (``item_reference``: the Vercel AI SDK
+            does unless ``store: false``); 0 keeps none. Per process: with several workers a
+            reference can reach one that never held the item (a 400 that says so).
         on_complete: called once for every answer the upstream gave on a translated endpoint,
             streamed or whole JSON, whatever the client got (a stream read whole, JSON written
             as a stream), with a ``StreamReport``: usage counted there misses nothing.
@@ -187,6 +193,7 @@ class UpstreamProxy:
         on_unsupported: Literal["drop", "error"] = "drop",
         default_max_tokens: int = 4096,
         heartbeat_interval: float | None = 15.0,
+        stored_items_bytes: int = 64 * 1024 * 1024,
         on_complete: OnComplete | None = None,
         reasoning: Literal["emit", "drop"] = "emit",
         reasoning_field: str = "reasoning_content",
@@ -257,6 +264,8 @@ class UpstreamProxy:
         self.default_max_tokens = default_max_tokens
         self.heartbeat_interval = heartbeat_interval
         self.on_complete = on_complete
+        check_count("stored_items_bytes", stored_items_bytes, minimum=0)
+        self.stored_items = _ItemStore(stored_items_bytes)
         check_reasoning_options(reasoning, reasoning_field)
         self.adapter_options: dict[str, Any] = {
             "reasoning": reasoning,
@@ -445,6 +454,7 @@ class _Exchange:
         # Tools the upstream knows by other names (``TranslatedRequest.tool_names``).
         self.tool_names: Mapping[str, str] | None = None
         self.cut: str | None = None  # why ``end_streams`` ended this exchange
+        self.keeps_items = False  # (``run``)
 
     @contextlib.contextmanager
     def cuttable(self) -> Iterator[None]:
@@ -501,12 +511,19 @@ class _Exchange:
                     model_map=proxy.model_map,
                     on_unsupported=proxy.on_unsupported,
                     default_max_tokens=proxy.default_max_tokens,
+                    stored_items=proxy.stored_items,
                 )
             except RequestTranslationError as exc:
                 await self._error(400, "invalid_request_error", str(exc), param=exc.param)
                 return
             dropped = translated.dropped
             self.tool_names = translated.tool_names or None
+            # Items a Responses client may refer to later, where OpenAI never saw them.
+            self.keeps_items = (
+                client_format.name == "openai-responses"
+                and client_format is not proxy.upstream
+                and payload.get("store") is not False
+            )
             stream = translated.stream
             include_usage = translated.include_usage
             if (
@@ -880,6 +897,7 @@ class _Exchange:
         """``on_complete`` and the INFO line for an answer sent whole (a stream has its
         session's): the upstream answered, so its usage counts whatever the client got.
         ``response``: the response the client got, where it is not the adapter's."""
+        self._keep_items(adapter)
         on_complete = self.proxy.on_complete
         if on_complete is None and not logger.isEnabledFor(logging.INFO):
             return
@@ -1112,9 +1130,17 @@ class _Exchange:
         finally:
             idle.cancel()
             watch.stop()
+            self._keep_items(adapter)
             await session.report()
         if drain:
             await _drain(chunks)
+
+    def _keep_items(self, adapter: StreamAdapter) -> None:
+        """Keep the output items of a complete Responses answer (``UpstreamProxy.stored_items``)."""
+        if self.keeps_items and adapter.result.outcome == "complete":
+            response = adapter.result.response
+            if response is not None:
+                self.proxy.stored_items.keep(response.get("output") or ())
 
     # -- error answers ----------------------------------------------------------------------
 
@@ -1149,6 +1175,47 @@ class _Exchange:
         ]
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class _ItemStore(Mapping[str, Mapping[str, Any]]):
+    """Responses output items by id, bounded by their size as JSON: the least recently used
+    (written or read) go first. A lookup (``get``) counts as a use."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: OrderedDict[str, tuple[Mapping[str, Any], int]] = OrderedDict()
+        self._max = max_bytes
+        self._size = 0
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]:
+        item, _ = self._items[key]
+        self._items.move_to_end(key)
+        return item
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def keep(self, items: Iterable[Any]) -> None:
+        """Add ``items`` (those with an id), then drop the oldest beyond the bound."""
+        if not self._max:
+            return
+        for item in items:
+            key = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(key, str):
+                continue
+            size = len(json.dumps(item))
+            if size > self._max:
+                continue
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= old[1]
+            self._items[key] = (item, size)
+            self._size += size
+        while self._size > self._max:
+            _, (_, size) = self._items.popitem(last=False)
+            self._size -= size
 
 
 class _ClientWatch:

@@ -485,14 +485,21 @@ _BAD_TOOL_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 class _Losses:
-    """Collects what the target cannot express; raises at the first one in ``error`` mode."""
+    """Collects what the target cannot express; raises at the first one in ``error`` mode. (Also
+    what reading needs to know across the body: the calls left out, the items stored.)"""
 
-    def __init__(self, target: str, on_unsupported: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        on_unsupported: str,
+        stored_items: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.target = target
         self.error = on_unsupported == "error"
         self.names: dict[str, None] = {}
         # Ids of tool calls left out while reading: their results go with them.
         self.dropped_calls: set[str] = set()
+        self.stored_items = stored_items
 
     def add(self, name: str, why: str | None = None) -> None:
         """Record ``name``; ``why`` (said only when refusing) explains a non-obvious loss."""
@@ -516,8 +523,14 @@ def translate_request(
     model_map: Mapping[str, str] | None = None,
     on_unsupported: Literal["drop", "error"] = "drop",
     default_max_tokens: int = 4096,
+    stored_items: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TranslatedRequest:
     """Translate a ``source``-format request body into a ``target``-format one.
+
+    ``stored_items``: Responses output items by id, as the caller gave them to its clients; a
+    Responses ``item_reference`` input to one of them is read as the item itself (clients that
+    store responses refer to their earlier output this way: the Vercel AI SDK does unless told
+    ``store: false``). A reference to any other item is refused.
 
     Raises ``UnknownFormat`` for an unknown format name and ``RequestTranslationError`` (a
     client error: its message can be shown) for a body that cannot be translated, or for any
@@ -542,7 +555,7 @@ def translate_request(
         if model is not None and model_map and model in model_map:
             out["model"] = model_map[model]
         return TranslatedRequest(out, stream, include_usage, model, ())
-    losses = _Losses(target, on_unsupported)
+    losses = _Losses(target, on_unsupported, stored_items)
     canonical = _parse(body, source, losses)
     if model is not None and model_map:
         canonical.model = model_map.get(model, model)
@@ -1124,11 +1137,17 @@ def _responses_item(item: dict[str, Any], req: CanonicalRequest, losses: _Losses
                 losses.add("tool_result.content")
         _append(req, "user", [result])
     elif kind == "item_reference":
-        raise RequestTranslationError(
-            f"input item_reference refers to an item stored by OpenAI, which {losses.target} "
-            "cannot read: send the item itself",
-            param="input",
-        )
+        ref = item.get("id")
+        stored = losses.stored_items
+        found = stored.get(ref) if stored is not None and isinstance(ref, str) else None
+        if found is None or found.get("type") == "item_reference":
+            raise RequestTranslationError(
+                f"input item_reference {str(ref)[:64]!r} refers to an item stored by OpenAI (or "
+                f"one this proxy no longer holds), which {losses.target} cannot read: send the "
+                "item itself (the Vercel AI SDK does with providerOptions.openai.store = false)",
+                param="input",
+            )
+        _responses_item(dict(found), req, losses)
     elif kind == "reasoning":
         summary = [
             entry.get("text", "")

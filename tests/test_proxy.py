@@ -1907,6 +1907,78 @@ def test_long_tool_names_reach_an_openai_upstream_short_and_come_back_whole(
     assert all(len(name) <= 64 and name.startswith(long[:55]) for name in seen)
 
 
+# -- Responses clients that refer to earlier output ---------------------------------------------
+
+
+def test_responses_clients_may_refer_to_the_items_the_proxy_wrote(
+    servers: ServerFactory, fake: FakeUpstream
+) -> None:
+    """A Responses client that stores its responses (the Vercel AI SDK, by default) sends its
+    earlier output back as ``item_reference``s to the items' ids. With a translated upstream
+    OpenAI never saw those items: the proxy keeps them, streamed or whole, and sends the
+    upstream the items themselves (a tool loop included). ``store: false`` keeps nothing, and a
+    reference the proxy cannot resolve is a 400 that says what to do."""
+    _, proxy = _proxy(servers, fake, "anthropic-messages")
+    client = _openai(proxy.url, **{"x-fake-scenario": "tools"})
+    first = client.responses.create(model="m", input="weather?")
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert calls
+    with client.responses.stream(model="m", input="and now?") as stream:
+        streamed = stream.get_final_response()
+    assert any(item.type == "function_call" for item in streamed.output)
+    references: Any = [
+        {"role": "user", "content": "weather?"},
+        *({"type": "item_reference", "id": item.id} for item in first.output),
+        *(
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+            for call in calls
+        ),
+        *({"type": "item_reference", "id": getattr(item, "id", None)} for item in streamed.output),
+        {"role": "user", "content": "thanks"},
+    ]
+    client.responses.create(model="m", input=references)
+    sent = fake.last_json
+    assert sent is not None
+    uses = [
+        block
+        for message in sent["messages"]
+        if message["role"] == "assistant" and isinstance(message["content"], list)
+        for block in message["content"]
+        if block["type"] == "tool_use"
+    ]
+    assert [use["name"] for use in uses][: len(calls)] == [call.name for call in calls]
+    assert len(uses) == len(calls) + sum(i.type == "function_call" for i in streamed.output)
+    results = [
+        block
+        for message in sent["messages"]
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for block in message["content"]
+        if block["type"] == "tool_result"
+    ]
+    assert [r["tool_use_id"] for r in results] == [u["id"] for u in uses[: len(calls)]]
+    unstored = client.responses.create(model="m", input="x", store=False)
+    reference: Any = [{"type": "item_reference", "id": getattr(unstored.output[0], "id", None)}]
+    with pytest.raises(openai.BadRequestError, match="store = false") as refused:
+        client.responses.create(model="m", input=reference)
+    assert refused.value.status_code == 400
+
+
+def test_the_item_store_is_bounded() -> None:
+    """The items are kept by their size as JSON, the least recently used dropped first."""
+    store = proxy_module._ItemStore(300)
+    items = [{"id": f"msg_{n}", "type": "message", "text": "x" * 50} for n in range(5)]
+    store.keep(items[:3])
+    assert list(store) == ["msg_0", "msg_1", "msg_2"]
+    assert store.get("msg_0") == items[0]  # (a use)
+    store.keep(items[3:])
+    assert list(store) == ["msg_0", "msg_3", "msg_4"]  # (each about 86 bytes)
+    store.keep([{"id": "huge", "text": "x" * 400}, {"type": "no id"}])
+    assert list(store) == ["msg_0", "msg_3", "msg_4"]
+    nothing = proxy_module._ItemStore(0)
+    nothing.keep(items)
+    assert len(nothing) == 0
+
+
 # -- end_streams: the server shutting down ----------------------------------------------------
 
 

@@ -3756,3 +3756,56 @@ def test_estimate_input_tokens_counts_text_and_images() -> None:
     strings = "abcd" + "user" + "text" + "x" * 40 + "image" + "document" + "f" + "object"
     assert estimate_input_tokens(body) == -(-len(strings) // 4) + 1600
     assert estimate_input_tokens({"messages": []}) == 0
+
+
+def test_item_references_resolve_to_the_stored_items() -> None:
+    """``stored_items``: an ``item_reference`` to an item the caller holds (the proxy keeps the
+    Responses items it wrote) reads as that item; to any other, it is refused as before."""
+    stored: dict[str, Any] = {
+        "msg_1": {
+            "id": "msg_1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Let me look.", "annotations": []}],
+        },
+        "fc_1": {
+            "id": "fc_1",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "call_1",
+            "name": "lookup",
+            "arguments": '{"q": "x"}',
+        },
+        "rs_1": {"id": "rs_1", "type": "reasoning", "summary": []},
+    }
+    body = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "find x"},
+            {"type": "item_reference", "id": "rs_1"},
+            {"type": "item_reference", "id": "msg_1"},
+            {"type": "item_reference", "id": "fc_1"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "found"},
+        ],
+    }
+    result = translate_request(body, RESPONSES, MESSAGES, stored_items=stored)
+    assert result.body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "call_1", "name": "lookup", "input": {"q": "x"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "found"}],
+        },
+    ]
+    assert result.dropped == ("input.reasoning",)  # (provider-bound: formats.md §8)
+    known: dict[str, Any] | None
+    for known in (None, {}):
+        with pytest.raises(RequestTranslationError, match="store = false") as info:
+            translate_request(body, RESPONSES, MESSAGES, stored_items=known)
+        assert info.value.param == "input"
