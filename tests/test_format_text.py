@@ -650,15 +650,10 @@ FINISH_CASES: list[tuple[str, str, str | None, str, str, str | None]] = [
     ("anthropic-text", "max_tokens", None, "openai-text", "length", None),
     ("anthropic-text", "stop_sequence", "\n\nHuman:", "openai-chat", "stop", None),
     ("anthropic-text", "max_tokens", None, "openai-chat", "length", None),
-    # The matched sequence reaches Messages clients.
-    (
-        "anthropic-text",
-        "stop_sequence",
-        "\n\nHuman:",
-        "anthropic-messages",
-        "stop_sequence",
-        "\n\nHuman:",
-    ),
+    # The matched sequence reaches Messages clients; the API's own turn delimiter, which ends
+    # every normal answer, is an end of turn.
+    ("anthropic-text", "stop_sequence", "###", "anthropic-messages", "stop_sequence", "###"),
+    ("anthropic-text", "stop_sequence", "\n\nHuman:", "anthropic-messages", "end_turn", None),
     ("anthropic-text", "stop_sequence", None, "anthropic-messages", "end_turn", None),
     ("anthropic-text", "max_tokens", None, "anthropic-messages", "max_tokens", None),
 ]
@@ -958,13 +953,13 @@ def test_cumulative_input_yields_deltas(client: str) -> None:
     body, a = run("anthropic-text", client, cumulative_upstream(texts))
     seen = observe(client, body)
     assert seen.text == "Hello 世界 🚀"
-    assert seen.finish in ("stop", "stop_sequence")
+    assert seen.finish == ("end_turn" if client == "anthropic-messages" else "stop")
     assert a.result.outcome == "complete"
     assert response_view(client, a.result.response)[0] == {0: "Hello 世界 🚀"}
     if client == "openai-text":
         assert sdk_read(body).texts == {0: "Hello 世界 🚀"}
     if client == "anthropic-messages":
-        assert seen.stop == "\n\nHuman:"
+        assert seen.stop is None  # (the API's turn delimiter: an end of turn)
 
 
 def test_cumulative_done_without_stop_reason_is_a_normal_stop() -> None:
@@ -1450,14 +1445,14 @@ def test_text_completions_response_parts(response: dict[str, Any]) -> None:
     assert (text["id"], text["choices"][0]["text"]) == ("cmpl-7", " Hi\n")
     assert text["choices"][0]["finish_reason"] == "stop"
     messages = _render(parts, "anthropic-messages")
-    assert (messages["stop_reason"], messages["stop_sequence"]) == ("stop_sequence", "\n\nHuman:")
+    assert (messages["stop_reason"], messages["stop_sequence"]) == ("end_turn", None)
     own = _render(parts, "anthropic-text")
     assert own == {
         "type": "completion",
         "id": "compl_7",
         "completion": " Hi\n",
         "stop_reason": "stop_sequence",
-        "stop": "\n\nHuman:",
+        "stop": None,  # (an end of turn, as this writer says it: the finish-reason tests)
         "model": "claude-2.0",
     }
 

@@ -17,8 +17,9 @@ sent (the client already has the old text, and re-sending the whole text would d
 a warning is logged and the revised text becomes the base for the next events. Text never
 appears twice; after a revision the client's text may differ from the upstream's final text.
 
-``stop_reason`` ``stop_sequence`` becomes a ``stop_sequence`` finish carrying ``stop`` (or
-``end_turn`` when no sequence is named: Text Completions has no other word for a natural end);
+``stop_reason`` ``stop_sequence`` becomes a ``stop_sequence`` finish carrying ``stop``, or
+``end_turn`` when no sequence is named or it is the API's own turn delimiter ``"\n\nHuman:"``
+(Text Completions has no other word for a natural end);
 ``max_tokens`` stays ``max_tokens``; a ``2023-01-01`` ``truncated: true`` without a stop reason is
 ``max_tokens``; a non-null ``exception`` is an error. There is no usage in this format.
 
@@ -93,6 +94,8 @@ __all__ = [
 logger = logging.getLogger("asgi_sse_adapter")
 
 PREFIX = "compl_"
+# The legacy API's turn delimiter: always a stop sequence, the one a normal answer ends at.
+HUMAN_TURN = "\n\nHuman:"
 _LEGACY_KEYS = ("log_id", "truncated", "exception")
 _PING = frame({"type": "ping"}, "ping")
 _DONE = b"data: [DONE]\n\n"
@@ -184,7 +187,12 @@ class TextCompletionsReader(JSONReader):
         stop_reason = as_str(obj.get("stop_reason"))
         if stop_reason == "stop_sequence":
             matched = as_str(obj.get("stop"))
-            return Finish("stop_sequence", matched) if matched else Finish("end_turn")
+            # The API's own turn delimiter, always in force, ends every normal answer: an end of
+            # turn (the writer says ``end_turn`` as that stop, the other way round), not a stop
+            # sequence the client asked for.
+            if not matched or matched == HUMAN_TURN:
+                return Finish("end_turn")
+            return Finish("stop_sequence", matched)
         if stop_reason:
             return Finish(_anthropic.stop_in(stop_reason))
         if obj.get("truncated") is True:
