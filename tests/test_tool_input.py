@@ -380,6 +380,159 @@ def test_whatever_passes_is_a_prefix_the_sdk_parses(text: str) -> None:
     assert isinstance(complete, dict)
 
 
+# Fragments cut at the edges where the check has to remember something (a held comma, an escape,
+# a number, a literal, a surrogate half): what is sent of each, and whether the object is whole.
+FRAGMENT_EDGES = {
+    "a held comma dropped before the bracket": (['{"a": 1,', " }"], ['{"a": 1', " }"]),
+    "a held comma and its whitespace sent before a key": (
+        ['{"a": "x", ', '"b": 2}'],
+        ['{"a": "x"', ', "b": 2}'],
+    ),
+    "a held comma across a whitespace-only fragment": (
+        ['{"a": "x",', "\n", ' "b": [1,', "2,", "]}"],
+        ['{"a": "x"', "", ',\n "b": [1', ",2", "]}"],
+    ),
+    "a comma held after brackets closed in the same fragment": (
+        ['{"a": {"b": [1]}', ",", "}"],
+        ['{"a": {"b": [1]}', "", "}"],
+    ),
+    "an escape cut after its backslash, in a value and in a key": (
+        ['{"a\\', 't": "x\\', '"y"}'],
+        ['{"a\\', 't": "x\\', '"y"}'],
+    ),
+    "a unicode escape cut in its digits": (['{"q": "\\u00', 'e9"}'], ['{"q": "\\u00', 'e9"}']),
+    "a surrogate pair's escapes cut between them": (
+        ['{"q": "\\ud83d', '\\ude00"}'],
+        ['{"q": "\\ud83d', '\\ude00"}'],
+    ),
+    "a surrogate pair cut between its halves": (
+        ['{"q": "a\ud83d', '\ude00b"}'],
+        ['{"q": "a', '\ud83d\ude00b"}'],
+    ),
+    "a number cut anywhere": (
+        ['{"n": -', "0", ".5", "E+", "2,", "}"],
+        ['{"n": -', "0", ".5", "E+", "2", "}"],
+    ),
+    "a number that ends a fragment, then a comma before the bracket": (
+        ['{"n": 12', ",}"],
+        ['{"n": 12', "}"],
+    ),
+    "integers of as many digits as a run reads, and one more": (
+        ['{"a": ' + "9" * 99, ', "b": ' + "9" * 100 + "}"],
+        ['{"a": ' + "9" * 99, ', "b": ' + "9" * 100 + "}"],
+    ),
+    "literals cut": (
+        ['{"a": tr', "ue, ", '"b": nu', "ll}"],
+        ['{"a": tr', "ue", ', "b": nu', "ll}"],
+    ),
+    "raw control characters in a key and a value, cut between": (
+        ['{"a\nb": "c', '\td\x01\x1f"}'],
+        ['{"a\\nb": "c', '\\td\\u0001\\u001f"}'],
+    ),
+    "brackets nested and closed in one fragment": (
+        ['{"a": [1, {"b": [true, null]}], "c": {}, "d": [[]]}'],
+        ['{"a": [1, {"b": [true, null]}], "c": {}, "d": [[]]}'],
+    ),
+    "whitespace before the object, and after it": (
+        ["  ", ' {"a"', ":", '"b"}', " \n"],
+        ["", '{"a"', ":", '"b"}', " \n"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FRAGMENT_EDGES)
+def test_fragments_cut_at_a_runs_edges(case: str) -> None:
+    fragments, expected = FRAGMENT_EDGES[case]
+    check = ToolInputCheck()
+    assert [check.feed(fragment) for fragment in fragments] == expected
+    assert check.complete
+    assert json.loads("".join(expected)) == json.loads(repaired("".join(fragments)))
+
+
+# Refused at such an edge: the character and its place (counted over every fragment) are named.
+REFUSED_AT_EDGES = {
+    "after the object": (['{"a": 1', "}x"], "'x' after the object at character 9"),
+    "the wrong bracket": (['{"a": "b"', " ]"], "']' after a value at character 11"),
+    "an object's bracket closing an array": (['{"a": [1', "}"], "'}' after a value at character 9"),
+    "a comma after a held one": (
+        ['{"a": 1,', ",}"],
+        "',' where a key or a colon should be at character 9",
+    ),
+    "an escape": (['{"a": "\\', "x"], "'x' in an escape at character 9"),
+    "a high surrogate's escape alone": (
+        ['{"a": "\\ud83d', '"}'],
+        "'\"' after a lone surrogate escape at character 14",
+    ),
+    "a number cut at its point": (['{"a": 1.', "}"], "'}' in a number at character 9"),
+    "a leading zero": (['{"a": 0', "1}"], "'1' after a value at character 8"),
+    "nested too deep in one fragment": (
+        ['{"a": [' + "[" * 198, "[[]]"],
+        "'\\[' nested deeper than 201 at character 207",
+    ),
+    "an integer too long across fragments": (
+        ['{"n": ' + "9" * 4299, "9", "9"],
+        "'9' in an integer over 4300 digits at character 4307",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_AT_EDGES)
+def test_refused_where_a_run_hands_over(case: str) -> None:
+    fragments, where = REFUSED_AT_EDGES[case]
+    check = ToolInputCheck()
+    for fragment in fragments[:-1]:
+        check.feed(fragment)
+    with pytest.raises(ArgumentsError, match=where):
+        check.feed(fragments[-1])
+
+
+def test_positions_after_double_encoded_arguments_count_every_fragment() -> None:
+    """Found by the review of this module: the double-encoded path counted none of its
+    characters, so an error after it named the wrong place."""
+    with pytest.raises(ArgumentsError, match="'x' after the string at character 6"):
+        ToolInputCheck().feed('"{}" x')
+    check = ToolInputCheck()
+    check.feed('"{\\"a\\"')
+    check.feed(': 1}"')
+    with pytest.raises(ArgumentsError, match="'x' after the object at character 14"):
+        check.feed(" x")
+
+
+def test_every_control_character_is_sent_as_its_escape() -> None:
+    controls = "".join(map(chr, range(0x20)))
+    short = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    escaped = "".join(short.get(char, f"\\u{ord(char):04x}") for char in controls)
+    text = '{"a' + controls + 'é": "😀' + controls + controls + 'b"}'
+    expected = '{"a' + escaped + 'é": "😀' + escaped + escaped + 'b"}'
+    assert repaired(text) == expected
+    for cut in range(len(text) + 1):
+        check = ToolInputCheck()
+        assert check.feed(text[:cut]) + check.feed(text[cut:]) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _values, max_size=6), st.data())
+def test_valid_json_passes_unchanged_in_any_fragments(obj: dict[str, Any], data: Any) -> None:
+    """What a model writes as valid JSON (compact, spaced, indented, escaped or not) goes out
+    as it came, cut anywhere, every prefix parses as the SDK parses it, and it is the object."""
+    text = json.dumps(
+        obj,
+        ensure_ascii=data.draw(st.booleans()),
+        indent=data.draw(st.sampled_from([None, 0, 2])),
+        separators=data.draw(st.sampled_from([None, (",", ":"), (", ", ": ")])),
+    )
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
+    check = ToolInputCheck()
+    sent = []
+    for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
+        sent.append(check.feed(text[start:end]))
+        if "".join(sent):
+            jiter.from_json("".join(sent).encode(), partial_mode=True)
+    assert "".join(sent) == text
+    assert check.complete
+    assert json.loads("".join(sent)) == obj
+
+
 @pytest.mark.parametrize("client", [MESSAGES, "openai-responses"])
 def test_arguments_sent_as_an_object_are_the_calls_arguments(client: str) -> None:
     """Some OpenAI-compatible servers send ``function.arguments`` as a JSON object instead of

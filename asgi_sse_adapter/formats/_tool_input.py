@@ -272,13 +272,14 @@ class ToolInputCheck:
         if end == len(text) or text[end] != '"':  # not closed (maybe a backslash at the end)
             self._escaping = end < len(text) or (begin > len(text) and self._escaping)
             parts.append(text)
+            self._seen += len(text)
             return ""
         held = "".join(parts) + text[: end + 1]
         parts.clear()
         after = text[end + 1 :]  # whitespace: sent after an object, as in ``_END``
-        rest = after.strip(" \t\n\r")
+        rest = after.lstrip(" \t\n\r")
         if rest:
-            raise self._error(end + 1, rest[0], "after the string")
+            raise self._error(len(text) - len(rest), rest[0], "after the string")
         try:
             inner = json.loads(held, strict=False)
         except ValueError:
@@ -293,6 +294,7 @@ class ToolInputCheck:
             ) from None
         if not check.complete:  # (the string is whole: so must the object in it be)
             raise ArgumentsError("arguments are a string holding an object that stops short")
+        self._seen += len(text)
         self._state = _END if sent else _EMPTY_END
         return sent + after if sent else ""
 
