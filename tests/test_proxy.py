@@ -1939,22 +1939,20 @@ def test_responses_clients_may_refer_to_the_items_the_proxy_wrote(
     client.responses.create(model="m", input=references)
     sent = fake.last_json
     assert sent is not None
-    uses = [
-        block
-        for message in sent["messages"]
-        if message["role"] == "assistant" and isinstance(message["content"], list)
-        for block in message["content"]
-        if block["type"] == "tool_use"
-    ]
+
+    def blocks(role: str, kind: str) -> list[dict[str, Any]]:
+        return [
+            block
+            for message in sent["messages"]
+            if message["role"] == role and isinstance(message["content"], list)
+            for block in message["content"]
+            if block["type"] == kind
+        ]
+
+    uses = blocks("assistant", "tool_use")
     assert [use["name"] for use in uses][: len(calls)] == [call.name for call in calls]
     assert len(uses) == len(calls) + sum(i.type == "function_call" for i in streamed.output)
-    results = [
-        block
-        for message in sent["messages"]
-        if message["role"] == "user" and isinstance(message["content"], list)
-        for block in message["content"]
-        if block["type"] == "tool_result"
-    ]
+    results = blocks("user", "tool_result")
     assert [r["tool_use_id"] for r in results] == [u["id"] for u in uses[: len(calls)]]
     unstored = client.responses.create(model="m", input="x", store=False)
     reference: Any = [{"type": "item_reference", "id": getattr(unstored.output[0], "id", None)}]
