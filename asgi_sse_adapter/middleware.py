@@ -390,9 +390,6 @@ class _Responder:
         await session.report()
 
     def _new_session(self) -> StreamSession:
-        task = asyncio.current_task()
-        assert task is not None
-        self.mw._open[task] = self  # (for ``end_streams``; left in ``_finish``)
         adapter = StreamAdapter(
             upstream_format=self.upstream,
             client_format=self.client,
@@ -400,7 +397,7 @@ class _Responder:
             collect_response=True if self.mw.on_complete is not None else None,
             **self.mw.adapter_options,
         )
-        return StreamSession(
+        session = StreamSession(
             adapter,
             self.real_send,
             heartbeat_interval=self.mw.heartbeat_interval,
@@ -408,6 +405,10 @@ class _Responder:
             started_at=self.started_at,
             end_on_close=True,  # the app's response ends when the app ends it
         )
+        task = asyncio.current_task()
+        assert task is not None
+        self.mw._open[task] = self  # (for ``end_streams``; left in ``_finish``)
+        return session
 
     # -- send -------------------------------------------------------------------------------
 
