@@ -201,11 +201,15 @@ _IMAGE_TOKENS = 1600
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     """A rough count of an Anthropic Messages request's prompt tokens, for ``message_start``
-    when the upstream says the real count only at the end (never for billing): every string of
-    its system prompt, messages and tool definitions (an image URL too) at four characters a
-    token, an inline (base64) image as 1,600, other inline data (a PDF) not counted."""
+    when the upstream says the real count only at the end, and for ``count_tokens`` where the
+    upstream has none (never for billing): every string of its system prompt and messages, and
+    the tool definitions as JSON (a schema's property names are read too), at four characters a
+    token; an image, inline or by URL, as 1,600; other inline data (a PDF) not counted."""
     chars = images = 0
-    stack: list[Any] = [body.get("system"), body.get("messages"), body.get("tools")]
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        chars += len(_json.dumps_lenient(tools))
+    stack: list[Any] = [body.get("system"), body.get("messages")]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
@@ -213,9 +217,10 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
         elif isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, dict):
-            if value.get("type") == "base64" and isinstance(value.get("data"), str):
-                images += str(value.get("media_type", "")).startswith("image/")
-            else:
+            kind = value.get("type")
+            if kind == "image":
+                images += 1
+            elif kind != "base64" or not isinstance(value.get("data"), str):
                 stack.extend(value.values())
     return -(-chars // _CHARS_PER_TOKEN) + images * _IMAGE_TOKENS
 

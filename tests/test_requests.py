@@ -3729,8 +3729,10 @@ def test_nonsense_options_are_refused() -> None:
 
 
 def test_estimate_input_tokens_counts_text_and_images() -> None:
-    """Four characters a token over the system prompt, messages and tool definitions (rounded
-    up); an image as 1,600; a PDF's bytes are not text and count nothing."""
+    """Four characters a token over the system prompt, messages and tool definitions as JSON
+    (rounded up); an image, inline or by URL, as 1,600; a PDF's bytes are not text and count
+    nothing. (A tool's schema counted only by its strings missed its property names: a tool of
+    200 properties came to an eighth of its size.)"""
     body = {
         "model": "a-model-name-not-counted",
         "max_tokens": 10_000,
@@ -3744,6 +3746,7 @@ def test_estimate_input_tokens_counts_text_and_images() -> None:
                         "type": "image",
                         "source": {"type": "base64", "media_type": "image/png", "data": PNG * 99},
                     },
+                    {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
                     {
                         "type": "document",
                         "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
@@ -3753,8 +3756,12 @@ def test_estimate_input_tokens_counts_text_and_images() -> None:
         ],
         "tools": [{"name": "f", "input_schema": {"type": "object"}}],
     }
-    strings = "abcd" + "user" + "text" + "x" * 40 + "image" + "document" + "f" + "object"
-    assert estimate_input_tokens(body) == -(-len(strings) // 4) + 1600
+    tools = json.dumps(body["tools"], separators=(",", ":"))
+    strings = "abcd" + "user" + "text" + "x" * 40 + "document" + tools
+    assert estimate_input_tokens(body) == -(-len(strings) // 4) + 2 * 1600
+    schema = {"type": "object", "properties": {f"p{n:03}": {"type": "string"} for n in range(200)}}
+    many = {"messages": [], "tools": [{"name": "f", "input_schema": schema}]}
+    assert estimate_input_tokens(many) >= len(json.dumps(schema)) // 5
     assert estimate_input_tokens({"messages": []}) == 0
 
 
