@@ -119,6 +119,7 @@ Mappings that are not one-to-one:
 - End-user ids: one the target would refuse (OpenAI ``user`` over 64 characters, such as Claude
   Code's ``metadata.user_id``; an Anthropic ``user_id`` outside ``^[a-zA-Z0-9_-]+$``, such as
   an e-mail address) goes as its SHA-256 in hex, as stable per end user as the id itself.
+  OpenAI's ``safety_identifier`` is Anthropic's ``user_id`` where there is no ``user``.
 
 Names in ``dropped``: the client's own top-level field name (``n``, ``seed``, ``top_k``,
 ``stop``, ``reasoning_effort`` …), a nested field as a dotted path (``text.format``,
@@ -609,6 +610,10 @@ def _render(
     out: dict[str, Any] = {}
     if req.model is not None:
         out["model"] = req.model
+    safety = req.extras.get("safety_identifier")
+    if target in (MESSAGES, ATEXT) and req.user is None and isinstance(safety, str):
+        # OpenAI's successor to ``user`` (an end user's stable id) is Anthropic's ``user_id``.
+        req.user = req.extras.pop("safety_identifier")
     if target == CHAT:
         _render_chat(req, out, losses)
     elif target == TEXT:

@@ -3234,6 +3234,20 @@ def test_temperature_and_top_p_are_not_both_sent_to_anthropic(
     assert result.dropped == dropped
 
 
+def test_safety_identifier_is_anthropics_user_id() -> None:
+    """OpenAI's ``safety_identifier`` (its successor to ``user``: a stable id of the end user)
+    goes to Anthropic as ``metadata.user_id`` when there is no ``user``; with both, ``user``
+    wins and the other is named."""
+    body = {"model": "m", "input": "x", "safety_identifier": "user-42"}
+    result = translate_request(body, RESPONSES, MESSAGES)
+    assert result.body["metadata"] == {"user_id": "user-42"}
+    assert result.dropped == ()
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": "u-1"}
+    both = translate_request({**chat, "safety_identifier": "s-2"}, CHAT, MESSAGES)
+    assert both.body["metadata"] == {"user_id": "u-1"}
+    assert both.dropped == ("safety_identifier",)
+
+
 def test_responses_metadata_goes_to_chat_only_with_storage() -> None:
     """Chat takes ``metadata`` only for a stored completion (a 400 otherwise); Responses stores
     by default, so its clients send metadata freely."""
