@@ -21,7 +21,10 @@ the reason where it is not obvious (``on_unsupported="error"``). Unknown top-lev
 treated the same way: never forwarded.
 Values equal to the API default (``n: 1``, ``echo: false``, ``presence_penalty: 0``,
 ``store: false`` …) and ``null`` values carry no meaning and are dropped without a mention; so
-are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"``.
+are pure hints: Anthropic ``cache_control`` and an image ``detail`` of ``"auto"``. (The other way
+round, the ``cache_control`` breakpoints OpenAI-format clients put on content parts, messages and
+tools for Anthropic models, LiteLLM's and OpenRouter's convention, reach Anthropic where they
+were, the last four: Anthropic refuses more.)
 
 Some requests cannot be translated at all, in either mode (a 400 for the client): a malformed
 body, a batch or token prompt in OpenAI Completions, a multi-turn
@@ -279,9 +282,10 @@ class TranslatedRequest:
 
 @dataclass
 class Text:
-    """Plain text."""
+    """Plain text; ``cache_control``: an Anthropic prompt-caching breakpoint after it."""
 
     text: str
+    cache_control: dict[str, Any] | None = None
 
 
 @dataclass
@@ -364,6 +368,7 @@ class Tool:
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    cache_control: dict[str, Any] | None = None
 
 
 @dataclass
@@ -402,6 +407,7 @@ class CanonicalRequest:
     source: str
     model: str | None = None
     system: list[str] = field(default_factory=list)
+    system_cache: dict[str, Any] | None = None  # a caching breakpoint after the system prompt
     messages: list[Message] = field(default_factory=list)
     tools: list[Tool] = field(default_factory=list)
     tool_choice: ToolChoice | None = None
@@ -773,6 +779,16 @@ def _data_url(part: Image | Document) -> str:
     return f"data:{part.media_type or 'application/octet-stream'};base64,{part.data}"
 
 
+def _cache_hint(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An OpenAI-format part's ``cache_control`` (the Anthropic prompt-caching breakpoint that
+    LiteLLM and OpenRouter take in OpenAI requests, and clients such as Cline send), if it is
+    one Anthropic knows."""
+    value = item.get("cache_control")
+    if isinstance(value, dict) and value.get("type") == "ephemeral":
+        return dict(value)
+    return None
+
+
 def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
     """A string, or the text parts of a content list joined (other parts are losses)."""
     if isinstance(value, str):
@@ -883,10 +899,12 @@ def _parse_chat(rest: dict[str, Any], req: CanonicalRequest, losses: _Losses) ->
         if tool.get("type") != "function":
             losses.add(f"tools.{tool.get('type')}")
             continue
-        for key in tool.keys() - {"type", "function"}:
+        for key in tool.keys() - {"type", "function", "cache_control"}:
             losses.add(f"tools.{key}")
         function = _obj(tool.get("function"), "tools[].function")
-        req.tools.append(_tool(function, "parameters", losses))
+        spec = _tool(function, "parameters", losses)
+        spec.cache_control = _cache_hint(tool) or _cache_hint(function)
+        req.tools.append(spec)
     _tool_choice_from_openai(rest.pop("tool_choice", None), req, losses)
     req.parallel_tool_calls = _opt_bool(
         rest.pop("parallel_tool_calls", None), "parallel_tool_calls"
@@ -940,8 +958,15 @@ def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losse
     content = message.get("content")
     if message.get("name") is not None:
         losses.add("messages.name")
+    if isinstance(content, str) and _cache_hint(message) is not None:
+        # (LiteLLM's spelling of a breakpoint on a whole message's text.)
+        content = [{"type": "text", "text": content, "cache_control": message["cache_control"]}]
+        message = {**message, "content": content}
     if role in ("system", "developer"):
         req.system.append(_text_of(content, "system content", losses, "messages.system"))
+        if isinstance(content, list):
+            hints = [_cache_hint(item) for item in content if isinstance(item, dict)]
+            req.system_cache = next((h for h in reversed(hints) if h), req.system_cache)
     elif role == "user":
         _append(req, "user", _chat_user_parts(content, losses))
     elif role == "assistant":
@@ -956,7 +981,13 @@ def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losse
             _append(req, "user", [])  # (still the client's turn: see ``_check_last_turn``)
             return
         text = _text_of(content if content is not None else "", "tool content", losses, "tool")
-        result = ToolResult(call_id, [Text(text)] if text else [])
+        hints = (
+            [_cache_hint(i) for i in content if isinstance(i, dict)]
+            if isinstance(content, list)
+            else []
+        )
+        hint = next((h for h in reversed(hints) if h), None)
+        result = ToolResult(call_id, [Text(text, hint)] if text else [])
         _append(req, "user", [result])
     elif role == "function":
         losses.add("messages.function")
@@ -975,7 +1006,7 @@ def _chat_user_parts(content: Any, losses: _Losses) -> list[Part]:
         item = _obj(item, "user content part")
         kind = item.get("type")
         if kind == "text":
-            parts.append(Text(_opt_str(item.get("text"), "text") or ""))
+            parts.append(Text(_opt_str(item.get("text"), "text") or "", _cache_hint(item)))
         elif kind == "image_url":
             image = _obj(item.get("image_url"), "image_url")
             url = image.get("url")
@@ -1011,7 +1042,7 @@ def _chat_assistant_parts(message: dict[str, Any], losses: _Losses) -> list[Part
         for item in _list(content, "assistant content"):
             item = _obj(item, "assistant content part")
             if item.get("type") == "text":
-                parts.append(Text(_opt_str(item.get("text"), "text") or ""))
+                parts.append(Text(_opt_str(item.get("text"), "text") or "", _cache_hint(item)))
             elif item.get("type") == "refusal":
                 parts.append(Text(_opt_str(item.get("refusal"), "refusal") or ""))
             else:
@@ -1929,7 +1960,11 @@ def _render_messages(
         max_tokens += thinking["budget_tokens"]
     out["max_tokens"] = max_tokens
     if req.system:
-        out["system"] = "\n\n".join(req.system)
+        system = "\n\n".join(req.system)
+        cache = req.system_cache
+        out["system"] = (
+            system if cache is None else [{"type": "text", "text": system, "cache_control": cache}]
+        )
     out["messages"] = messages
     if req.tools:
         tools: list[dict[str, Any]] = []
@@ -1945,8 +1980,11 @@ def _render_messages(
                     losses.add("tools.parameters", _SCHEMA_MOVED)
                 spec["strict"] = True
             spec["input_schema"] = schema
+            if tool.cache_control is not None:
+                spec["cache_control"] = tool.cache_control
             tools.append(spec)
         out["tools"] = tools
+    _cap_cache_points(out)
     if choice is not None:
         out["tool_choice"] = choice
     enabled = thinking is not None and thinking["type"] != "disabled"
@@ -1961,6 +1999,30 @@ def _render_messages(
         out["output_config"] = output_config
     if req.verbosity is not None:
         losses.add(_name(req, "verbosity"))
+
+
+# Anthropic refuses a request with more prompt-caching breakpoints than this.
+MAX_CACHE_POINTS = 4
+
+
+def _cap_cache_points(out: dict[str, Any]) -> None:
+    """Keep the last ``MAX_CACHE_POINTS`` caching breakpoints, in Anthropic's order of the
+    prompt (tools, system, messages): a later one caches everything before it, so the earlier
+    are the ones to spare. (A hint: none is named.)"""
+    marked: list[dict[str, Any]] = [t for t in out.get("tools", ()) if "cache_control" in t]
+    system = out.get("system")
+    if isinstance(system, list):
+        marked += [block for block in system if "cache_control" in block]
+    for message in out["messages"]:
+        content = message["content"]
+        if isinstance(content, list):
+            for block in content:
+                inner = block.get("content")  # (a tool result's blocks)
+                for each in [block, *inner] if isinstance(inner, list) else [block]:
+                    if "cache_control" in each:
+                        marked.append(each)
+    for block in marked[: max(0, len(marked) - MAX_CACHE_POINTS)]:
+        del block["cache_control"]
 
 
 def _anthropic_output_format(req: CanonicalRequest, losses: _Losses) -> dict[str, Any]:
@@ -2089,8 +2151,8 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
         # Tool results must open their user message; a stable sort keeps the rest in order.
         content = turn["content"]
         content.sort(key=lambda block: block["type"] != "tool_result")
-        if len(content) == 1 and content[0]["type"] == "text":
-            turn["content"] = content[0]["text"]
+        if len(content) == 1 and content[0]["type"] == "text" and len(content[0]) == 2:
+            turn["content"] = content[0]["text"]  # (a text alone, no caching breakpoint)
     return messages
 
 
@@ -2296,6 +2358,8 @@ def _anthropic_content(
         if isinstance(part, Text):
             if part.text.strip():  # Anthropic refuses an empty or whitespace-only text block
                 out.append({"type": "text", "text": part.text})
+                if part.cache_control is not None:
+                    out[-1]["cache_control"] = part.cache_control
             continue
         source = _anthropic_image_source(part)
         if source is None:
@@ -2385,8 +2449,8 @@ def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]
                 "tool_use_id": _tool_id(part.tool_call_id),
             }
             content = _anthropic_content(part.content, losses, "tool_result.image")
-            if len(content) == 1 and content[0]["type"] == "text":
-                block["content"] = content[0]["text"]
+            if len(content) == 1 and content[0]["type"] == "text" and len(content[0]) == 2:
+                block["content"] = content[0]["text"]  # (a text alone, no caching breakpoint)
             elif content:
                 block["content"] = content
             if part.is_error:

@@ -3830,3 +3830,53 @@ def test_item_references_resolve_to_the_stored_items() -> None:
         with pytest.raises(RequestTranslationError, match="store = false") as info:
             translate_request(body, RESPONSES, MESSAGES, stored_items=known)
         assert info.value.param == "input"
+
+
+def test_caching_breakpoints_reach_anthropic() -> None:
+    """Prompt-caching breakpoints in an OpenAI-format request (``cache_control`` on a content
+    part, a message, or a tool: LiteLLM's and OpenRouter's convention, which Cline sends) reach
+    Anthropic where they were, at most the last four of them (Anthropic refuses more); no
+    other target has them, and they are hints: never named."""
+    ephemeral = {"type": "ephemeral"}
+    chat: dict[str, Any] = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "rules"},
+                {"type": "text", "text": "more rules", "cache_control": ephemeral},
+            ]},
+            {"role": "user", "content": "a long document", "cache_control": ephemeral},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": [
+                {"type": "text", "text": "result", "cache_control": ephemeral},
+            ]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "question", "cache_control": {"type": "ephemeral",
+                                                                       "ttl": "1h"}},
+            ]},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {}}}, "cache_control": ephemeral}],
+    }  # fmt: skip
+    result = translate_request(chat, CHAT, MESSAGES)
+    body = result.body
+    assert result.dropped == ()
+    assert body["system"] == [
+        {"type": "text", "text": "rules\n\nmore rules", "cache_control": ephemeral}
+    ]
+    user, _, results = body["messages"]
+    assert user["content"] == [
+        {"type": "text", "text": "a long document", "cache_control": ephemeral}
+    ]
+    assert results["content"] == [
+        {"type": "tool_result", "tool_use_id": "c1", "content": [
+            {"type": "text", "text": "result", "cache_control": ephemeral}]},
+        {"type": "text", "text": "question", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+    ]  # fmt: skip
+    assert_valid_messages_body(body)
+    # Five breakpoints: the first (the tool's) gives way.
+    assert json.dumps(body).count('"cache_control"') == 4
+    assert "cache_control" not in body["tools"][0]
+    assert "cache_control" not in json.dumps(translate_request(chat, CHAT, RESPONSES).body)
