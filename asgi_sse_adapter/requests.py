@@ -1928,9 +1928,10 @@ def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
             if part.is_error:
                 losses.add("tool_result.is_error")
             output: str | list[dict[str, Any]]
-            if all(isinstance(p, Text) for p in part.content):
-                output = "\n\n".join(p.text for p in part.content if isinstance(p, Text))
-            else:
+            first = part.content[0] if part.content else Text("")
+            if len(part.content) <= 1 and isinstance(first, Text):
+                output = first.text
+            else:  # (as parts: joined, they would hold whitespace the client never sent)
                 output = _responses_content(part.content, False)
             out.append(
                 {"type": "function_call_output", "call_id": part.tool_call_id, "output": output}

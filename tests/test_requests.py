@@ -3880,3 +3880,31 @@ def test_caching_breakpoints_reach_anthropic() -> None:
     assert json.dumps(body).count('"cache_control"') == 4
     assert "cache_control" not in body["tools"][0]
     assert "cache_control" not in json.dumps(translate_request(chat, CHAT, RESPONSES).body)
+
+
+def test_a_tool_result_of_several_texts_goes_to_responses_as_parts() -> None:
+    """Responses takes a tool's output as a list of parts: several text blocks go as they are,
+    rather than joined with whitespace the client never sent."""
+    body = {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+                {"type": "text", "text": "abc"}, {"type": "text", "text": "def"}]}]},
+        ],
+    }  # fmt: skip
+    result = translate_request(body, MESSAGES, RESPONSES)
+    (output,) = [i for i in result.body["input"] if i.get("type") == "function_call_output"]
+    assert output["output"] == [
+        {"type": "input_text", "text": "abc"},
+        {"type": "input_text", "text": "def"},
+    ]
+    assert_valid_responses_body(result.body)
+    back = translate_request(result.body, RESPONSES, MESSAGES)
+    assert back.body["messages"][2]["content"][0]["content"] == [
+        {"type": "text", "text": "abc"},
+        {"type": "text", "text": "def"},
+    ]
