@@ -94,9 +94,9 @@ Mappings that are not one-to-one:
 - Documents: Chat ``file`` (``file_data`` as a base64 data URL, OpenAI's form) ↔ Responses
   ``input_file`` (also ``file_url``) ↔ Anthropic ``document`` (a PDF, base64 or by URL, or
   plain text; its ``title`` is the file name). An OpenAI upload's ``file_id`` travels between
-  the OpenAI formats and is named for Anthropic; a text document goes to OpenAI as text, a
-  ``text/plain`` data URL not in base64 is text (RFC 2397; another type not in base64 is
-  named); Chat takes no file by URL.
+  the OpenAI formats and is named for Anthropic; a text document goes to OpenAI as text (its
+  title named), a ``text/plain`` data URL not in base64 is text (RFC 2397; another type not in
+  base64 is named); Chat takes no file by URL.
 - Images: a base64 data URL (RFC 2397, media-type parameters allowed and not kept) becomes base64
   data with its bare media type. Anthropic takes only http(s) URLs and base64 JPEG, PNG, GIF and
   WebP; any other image (a data URL not in base64, another type, another scheme) is named.
@@ -1470,6 +1470,8 @@ def _chat_content(parts: list[Content], losses: _Losses) -> str | list[dict[str,
             out.append({"type": "image_url", "image_url": image_url})
         elif part.text is not None:
             out.append({"type": "text", "text": part.text})
+            if part.filename:
+                losses.add("messages.document.title", "OpenAI takes a text document as text")
         elif part.file_id is not None:
             out.append({"type": "file", "file": {"file_id": part.file_id}})
         elif part.data is not None:
@@ -1861,7 +1863,9 @@ def _render_responses(req: CanonicalRequest, out: dict[str, Any], losses: _Losse
         out["text"] = text
 
 
-def _responses_content(parts: Sequence[Content], assistant: bool) -> list[dict[str, Any]]:
+def _responses_content(
+    parts: Sequence[Content], assistant: bool, losses: _Losses
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part, Text):
@@ -1879,6 +1883,8 @@ def _responses_content(parts: Sequence[Content], assistant: bool) -> list[dict[s
             )
         elif part.text is not None:
             out.append({"type": "input_text", "text": part.text})
+            if part.filename:
+                losses.add("messages.document.title", "OpenAI takes a text document as text")
         else:
             item: dict[str, Any] = {"type": "input_file"}
             if part.url is not None:
@@ -1904,7 +1910,7 @@ def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
             if assistant and len(pending) == 1 and isinstance(pending[0], Text):
                 content = pending[0].text  # EasyInputMessage: no output item id needed
             else:
-                content = _responses_content(pending, assistant)
+                content = _responses_content(pending, assistant, losses)
             out.append({"type": "message", "role": message.role, "content": content})
             pending.clear()
 
@@ -1932,7 +1938,7 @@ def _responses_items(message: Message, losses: _Losses) -> list[dict[str, Any]]:
             if len(part.content) <= 1 and isinstance(first, Text):
                 output = first.text
             else:  # (as parts: joined, they would hold whitespace the client never sent)
-                output = _responses_content(part.content, False)
+                output = _responses_content(part.content, False, losses)
             out.append(
                 {"type": "function_call_output", "call_id": part.tool_call_id, "output": output}
             )

@@ -2675,7 +2675,7 @@ def test_documents_travel_between_every_format_that_takes_them() -> None:
         ],
     }
     into_responses = translate_request(anthropic, MESSAGES, RESPONSES)
-    assert into_responses.dropped == ()
+    assert into_responses.dropped == ("messages.document.title",)  # (the text's title)
     assert into_responses.body["input"][0]["content"] == [
         {"type": "input_file", "file_url": "https://x/a.pdf"},
         {"type": "input_text", "text": "notes"},  # (a text document is its text)
@@ -2695,7 +2695,7 @@ def test_documents_travel_between_every_format_that_takes_them() -> None:
     assert_valid_messages_body(into_messages.body)
     # Chat takes no file by URL: that one is named, the others go.
     into_chat = translate_request(anthropic, MESSAGES, CHAT)
-    assert into_chat.dropped == ("messages.document",)
+    assert into_chat.dropped == ("messages.document", "messages.document.title")
     assert [part["type"] for part in into_chat.body["messages"][0]["content"]] == [
         "text",
         "file",
