@@ -199,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from uvicorn.config import STARTUP_FAILURE
     except ImportError:  # pragma: no cover - depends on the installed extras
         sys.exit("asgi-sse-adapter needs uvicorn: pip install 'asgi-sse-adapter[cli]'")
-    from .proxy import CUT_SEND_TIMEOUT, UpstreamProxy
+    from .proxy import UpstreamProxy
+    from .session import CUT_SEND_TIMEOUT
 
     api_key = None
     if args.api_key_env and args.forward_credentials:

@@ -22,7 +22,6 @@ from asgiref.sync import markcoroutinefunction
 from ._checks import check_count, check_seconds
 from .adapter import StreamAdapter, check_reasoning_options
 from .formats import get_format
-from .parts import StreamError
 from .session import OnComplete, StreamSession, uncancel
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
@@ -54,9 +53,6 @@ _COMMITTED = frozenset({*_HOP_HEADERS, b"content-type", b"cache-control", b"x-ac
 # translating would corrupt.
 _NOT_ADAPTED = (204, 205, 206)
 _DECODABLE = (b"gzip", b"deflate", b"x-gzip")
-# How long the end of a stream ``end_streams`` cut may take to send (a client that stopped
-# reading must not hold the server's shutdown).
-CUT_SEND_TIMEOUT = 1.0
 
 
 class SSEAdapterMiddleware:
@@ -379,8 +375,7 @@ class _Responder:
             uncancel(task)  # (taken back whatever the app did with it)
             if not session.finished:
                 logger.warning("stream ended before the application's: %s", self.cut)
-                error = StreamError(type="api_error", message=self.cut, status=503)
-                await session.bounded(session.fail(error), seconds=CUT_SEND_TIMEOUT)
+                await session.cut(self.cut)
         elif self.disconnected or self.cancelled:
             session.mark_disconnected()
         elif not session.finished and self.mode != "passthrough":

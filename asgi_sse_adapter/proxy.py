@@ -107,9 +107,6 @@ DRAIN_BYTES = 64 * 1024
 # The most of an upstream answer read whole: JSON, or an event stream answering a request that
 # did not ask for one (``_aggregate``).
 MAX_AGGREGATED_BODY = 64 * MAX_ERROR_BODY
-# How long the end of an answer ``end_streams`` cut may take to send (a client that stopped
-# reading must not hold the server's shutdown).
-CUT_SEND_TIMEOUT = 1.0
 _SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -1113,8 +1110,7 @@ class _Exchange:
                 logger.warning("stream ended before the upstream's: %s", self.cut)
                 idle.cancel()  # (the ending's send is bounded: no other cancellation of ours)
                 watch.stop()
-                error = StreamError(type="api_error", message=self.cut, status=503)
-                await session.bounded(session.fail(error), seconds=CUT_SEND_TIMEOUT)
+                await session.cut(self.cut)
             else:
                 raise
         except httpx.HTTPError as exc:

@@ -49,6 +49,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 # A send of ours to a client that stopped reading must not hang: bound each heartbeat send, and
 # the ending sent after the app or upstream is done (``StreamSession.bounded``).
 HEARTBEAT_SEND_TIMEOUT = 10.0
+# How long the end of a stream that ``end_streams`` cut may take to send (``StreamSession.cut``):
+# a client that stopped reading must not hold the server's shutdown.
+CUT_SEND_TIMEOUT = 1.0
 # How late a heartbeat may go out, at most: deadlines are rounded up to buckets this wide (or an
 # eighth of the interval, if that is shorter), so that streams share loop timers.
 HEARTBEAT_SLACK = 0.1
@@ -317,6 +320,13 @@ class StreamSession:
             # As if the server's send had raised (ASGI 2.4): the app's next send raises, so it
             # stops generating, and an upstream behind it with it.
             self.mark_disconnected(ConnectionAbortedError("client not reading"))
+
+    async def cut(self, reason: str) -> None:
+        """End the stream now for ``reason`` (the server shutting down: ``end_streams``) with
+        the client format's error tail, or its 503 if nothing went out yet (the SDKs retry it),
+        the send bounded by ``CUT_SEND_TIMEOUT``."""
+        error = StreamError(type="api_error", message=reason, status=503)
+        await self.bounded(self.fail(error), seconds=CUT_SEND_TIMEOUT)
 
     async def _body(self, data: bytes, *, more: bool) -> None:
         # The per-event hot path: one send at a time (a keep-alive may be waiting on the client),
