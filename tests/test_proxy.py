@@ -1980,6 +1980,16 @@ def test_the_item_store_is_bounded() -> None:
 # -- end_streams: the server shutting down ----------------------------------------------------
 
 
+def _assert_ended_and_reported(reports: list[StreamReport]) -> None:
+    """The one answer was reported failed with the reason (once it went out: reports follow)."""
+    deadline = time.monotonic() + 3
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(r.outcome, r.error.message if r.error else None) for r in reports] == [
+        ("failed", "maintenance")
+    ]
+
+
 def _ends(proxy: UpstreamProxy, reason: str) -> Any:
     """``proxy.end_streams(reason)`` as ``LiveServer.call`` runs it, on the server's loop."""
 
@@ -2027,12 +2037,7 @@ def test_end_streams_ends_translated_streams_and_leaves_relays(
     assert events[-1].data == "[DONE]"
     error = json.loads(events[-2].data)["error"]
     assert (error["message"], error["type"]) == ("maintenance", "api_error")
-    deadline = time.monotonic() + 3  # (reported after the answer went out)
-    while not reports and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert [(r.outcome, r.error.message if r.error else None) for r in reports] == [
-        ("failed", "maintenance")
-    ]
+    _assert_ended_and_reported(reports)
 
 
 def _half_answer(content_type: bytes, body: bytes, asked: threading.Event) -> Any:
@@ -2097,12 +2102,7 @@ def test_end_streams_answers_a_whole_read_with_503(
     assert answers[0].status_code == 503
     error = answers[0].json()["error"]
     assert (error["message"], error["type"]) == ("maintenance", "api_error")
-    deadline = time.monotonic() + 3  # (reported after the answer went out)
-    while not reports and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert [(r.outcome, r.error.message if r.error else None) for r in reports] == [
-        ("failed", "maintenance")
-    ]
+    _assert_ended_and_reported(reports)
 
 
 # -- a query in the upstream URL ------------------------------------------------------------
