@@ -22,6 +22,7 @@ from asgiref.sync import markcoroutinefunction
 from ._checks import check_count, check_seconds
 from .adapter import StreamAdapter, check_reasoning_options
 from .formats import get_format
+from .requests import estimate_input_tokens
 from .session import OnComplete, StreamSession, uncancel
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
@@ -175,6 +176,7 @@ class _Responder:
         "error_status",
         "include_usage",
         "inflate",
+        "input_estimate",
         "mode",
         "mw",
         "real_receive",
@@ -207,6 +209,7 @@ class _Responder:
         # this object, and idle streams are held by the thousand.
         self.replay: list[Message] | None = None
         self.include_usage = bool(mw.include_usage)
+        self.input_estimate: int | None = None  # an Anthropic client's prompt size (translated)
         self.wants_stream = False
         self.mode: Literal["pending", "passthrough", "adapt", "error", "done"] = "pending"
         self.session: StreamSession | None = None
@@ -248,8 +251,9 @@ class _Responder:
         return message
 
     async def _inspect_request(self) -> None:
-        """Read the request body (bounded) when usage negotiation or early heartbeats need it;
-        the app later receives exactly the same messages."""
+        """Read the request body (bounded) when usage negotiation, an Anthropic client's prompt
+        estimate or early heartbeats need it; the app later receives exactly the same
+        messages."""
         headers = _headers(self.scope)
         accept = headers.get(b"accept", b"").lower()
         self.wants_stream = b"text/event-stream" in accept
@@ -259,7 +263,10 @@ class _Responder:
             and self.client in _OPENAI_USAGE_CLIENTS
             and self.upstream != self.client
         )
-        if not (need_usage or self.mw.heartbeat_before_start):
+        # An Anthropic client reads its prompt's size in ``message_start`` (Claude Code's context
+        # meter), which an upstream of another format says only at the end: estimated here.
+        need_estimate = self.client == "anthropic-messages" and self.upstream != self.client
+        if not (need_usage or need_estimate or self.mw.heartbeat_before_start):
             return
         content_type = headers.get(b"content-type", b"").lower()
         if self.scope.get("method") != "POST" or b"json" not in content_type:
@@ -299,6 +306,8 @@ class _Responder:
         options = payload.get("stream_options")
         if need_usage and isinstance(options, dict) and options.get("include_usage") is True:
             self.include_usage = True
+        if need_estimate:
+            self.input_estimate = estimate_input_tokens(payload)
 
     # -- the request ------------------------------------------------------------------------
 
@@ -389,6 +398,7 @@ class _Responder:
             upstream_format=self.upstream,
             client_format=self.client,
             include_usage=self.include_usage,
+            input_tokens_estimate=self.input_estimate,
             collect_response=True if self.mw.on_complete is not None else None,
             **self.mw.adapter_options,
         )

@@ -44,6 +44,7 @@ from starlette.websockets import WebSocket
 from asgi_sse_adapter import ServerSentEvent, SSEDecoder, SSEFramer
 from asgi_sse_adapter import session as session_module
 from asgi_sse_adapter.middleware import SSEAdapterMiddleware
+from asgi_sse_adapter.requests import estimate_input_tokens
 from asgi_sse_adapter.session import StreamReport
 from tests.reliability._support import http_scope
 from tests.servers import LiveServer, ServerFactory, live_server, serve, server_pool
@@ -1570,6 +1571,35 @@ async def test_heartbeat_before_start_needs_a_streaming_request() -> None:
     request = [request_message(json.dumps({"model": "m", "stream": False}).encode())]
     exchange = await drive(mw, request=request, scripted=app)
     assert exchange.messages == app.sent
+
+
+# -- an Anthropic client's prompt size --------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_anthropic_client_gets_its_prompts_size_at_the_start() -> None:
+    """Claude Code's context meter reads the prompt's size in ``message_start``; an OpenAI
+    upstream says it only at the end (``message_delta`` carries it then). The middleware reads
+    the request to estimate it, as the proxy does, and the app gets the same request."""
+    request = {
+        "model": "m",
+        "max_tokens": 100,
+        "stream": True,
+        "system": "You are terse." * 50,
+        "messages": [{"role": "user", "content": "Summarise this: " + "lorem ipsum " * 400}],
+        "tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}],
+    }
+    body = json.dumps(request).encode()
+    app = ScriptedApp(openai_events())
+    exchange = await drive(
+        middleware(app, OPENAI, ANTHROPIC), request=[request_message(body)], scripted=app
+    )
+    start = json.loads(exchange.events[0].data)
+    assert start["type"] == "message_start"
+    assert start["message"]["usage"]["input_tokens"] == estimate_input_tokens(request) > 1000
+    assert [m.get("body") for m in app.received] == [body]  # (replayed as it came)
+    (last,) = [json.loads(e.data) for e in exchange.events if e.event == "message_delta"]
+    assert last["usage"]["input_tokens"] == 5  # (the upstream's own count, at the end)
 
 
 # -- end_streams: the server shutting down --------------------------------------------------
