@@ -789,6 +789,15 @@ def _cache_hint(item: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _last_cache_hint(content: Any) -> dict[str, Any] | None:
+    """The last ``_cache_hint`` of a content list whose text is read joined (``_text_of``): the
+    breakpoint goes after the whole text."""
+    if not isinstance(content, list):
+        return None
+    hints = [_cache_hint(item) for item in content if isinstance(item, dict)]
+    return next((hint for hint in reversed(hints) if hint), None)
+
+
 def _text_of(value: Any, what: str, losses: _Losses, loss_prefix: str) -> str:
     """A string, or the text parts of a content list joined (other parts are losses)."""
     if isinstance(value, str):
@@ -964,9 +973,7 @@ def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losse
         message = {**message, "content": content}
     if role in ("system", "developer"):
         req.system.append(_text_of(content, "system content", losses, "messages.system"))
-        if isinstance(content, list):
-            hints = [_cache_hint(item) for item in content if isinstance(item, dict)]
-            req.system_cache = next((h for h in reversed(hints) if h), req.system_cache)
+        req.system_cache = _last_cache_hint(content) or req.system_cache
     elif role == "user":
         _append(req, "user", _chat_user_parts(content, losses))
     elif role == "assistant":
@@ -981,13 +988,7 @@ def _chat_message(message: dict[str, Any], req: CanonicalRequest, losses: _Losse
             _append(req, "user", [])  # (still the client's turn: see ``_check_last_turn``)
             return
         text = _text_of(content if content is not None else "", "tool content", losses, "tool")
-        hints = (
-            [_cache_hint(i) for i in content if isinstance(i, dict)]
-            if isinstance(content, list)
-            else []
-        )
-        hint = next((h for h in reversed(hints) if h), None)
-        result = ToolResult(call_id, [Text(text, hint)] if text else [])
+        result = ToolResult(call_id, [Text(text, _last_cache_hint(content))] if text else [])
         _append(req, "user", [result])
     elif role == "function":
         losses.add("messages.function")
@@ -2158,8 +2159,9 @@ def _anthropic_messages(req: CanonicalRequest, losses: _Losses) -> list[dict[str
         # Tool results must open their user message; a stable sort keeps the rest in order.
         content = turn["content"]
         content.sort(key=lambda block: block["type"] != "tool_result")
-        if len(content) == 1 and content[0]["type"] == "text" and len(content[0]) == 2:
-            turn["content"] = content[0]["text"]  # (a text alone, no caching breakpoint)
+        text = _lone_text(content)
+        if text is not None:
+            turn["content"] = text
     return messages
 
 
@@ -2379,6 +2381,15 @@ def _anthropic_content(
     return out
 
 
+def _lone_text(blocks: list[dict[str, Any]]) -> str | None:
+    """The text of ``blocks`` when they are one text block and nothing more (no caching
+    breakpoint): Anthropic takes it as a plain string."""
+    if len(blocks) == 1 and blocks[0].keys() == {"type", "text"} and blocks[0]["type"] == "text":
+        text: str = blocks[0]["text"]
+        return text
+    return None
+
+
 def _anthropic_image_source(image: Image) -> dict[str, Any] | None:
     """The Anthropic image source for ``image``, or ``None`` where Anthropic would refuse it.
 
@@ -2456,8 +2467,9 @@ def _anthropic_blocks(message: Message, losses: _Losses) -> list[dict[str, Any]]
                 "tool_use_id": _tool_id(part.tool_call_id),
             }
             content = _anthropic_content(part.content, losses, "tool_result.image")
-            if len(content) == 1 and content[0]["type"] == "text" and len(content[0]) == 2:
-                block["content"] = content[0]["text"]  # (a text alone, no caching breakpoint)
+            text = _lone_text(content)
+            if text is not None:
+                block["content"] = text
             elif content:
                 block["content"] = content
             if part.is_error:
